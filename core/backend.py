@@ -1,0 +1,90 @@
+"""The backend plugin contract.
+
+A backend is a class registered under the entry-point group `ack_secrets_provider.backends`; the
+entry-point name is the SecretProviderClass `objectType` users write. The core instantiates it once
+at start-up with the provider settings and then calls:
+
+- `validate(spec)` while parsing (pure: no I/O) to refuse bad fields early;
+- `endpoint(spec, region)` to learn where the object lives (part of cache and client keys);
+- `fetch(spec, ctx)` for one attempt at one object, or `fetch_batch(specs, ctx)` when the
+  backend can fetch several objects of one endpoint in one call (`max_batch > 1`).
+
+A backend makes exactly one upstream attempt per call and raises a `ProviderError` subclass on
+failure; the core owns retries, backoff, deadlines, concurrency and caching.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.spec import ObjectSpec
+
+if TYPE_CHECKING:
+    from ack_secrets_provider.core.credentials import Identity
+
+ENTRY_POINT_GROUP = "ack_secrets_provider.backends"
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """The bytes of one object and its upstream version id (never derived from content)."""
+
+    data: bytes = field(repr=False)
+    version: str
+
+
+@dataclass(frozen=True)
+class FetchContext:
+    """What a backend gets for one call besides the object: who is asking and until when."""
+
+    identity: Identity
+    deadline: Deadline
+    endpoint: Endpoint
+    settings: ProviderSettings
+
+    def timeouts_ms(self, *, connect_cap: float = 5.0, read_cap: float = 30.0) -> tuple[int, int]:
+        """SDK connect/read timeouts (milliseconds) that fit in the remaining deadline."""
+        remaining = self.deadline.remaining()
+        connect = max(1, int(min(connect_cap, remaining) * 1000))
+        read = max(1, int(min(read_cap, remaining) * 1000))
+        return connect, read
+
+
+class Backend(abc.ABC):
+    """Base class of secret backends. Subclasses set `object_type` and `service`."""
+
+    #: the objectType users write (also the entry-point name)
+    object_type: ClassVar[str]
+    #: the endpoint-override service name (`kms`, `oos`, or the plugin's own)
+    service: ClassVar[str]
+    #: how many objects `fetch_batch` accepts in one call; 1 = no batching
+    max_batch: ClassVar[int] = 1
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.settings = settings
+
+    def validate(self, spec: ObjectSpec) -> None:  # noqa: B027 - optional hook
+        """Refuse fields this backend cannot use (raise InvalidArgument). Must be pure."""
+
+    @abc.abstractmethod
+    def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+        """Where `spec` is fetched from, after endpoint overrides (no I/O)."""
+
+    @abc.abstractmethod
+    def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+        """Fetch one object with one upstream attempt; raise a ProviderError on failure."""
+
+    def fetch_batch(
+        self, specs: Sequence[ObjectSpec], ctx: FetchContext
+    ) -> Sequence[SecretValue]:
+        """Fetch several objects of one endpoint; the result is in the order of `specs`."""
+        return [self.fetch(spec, ctx) for spec in specs]
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients and pools at shutdown."""

@@ -1,0 +1,206 @@
+"""The credential plugin host: identities, the pluggy chain, and the provider-identity rule."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from ack_secrets_provider.core import hookspecs
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.errors import (
+    FailedPrecondition,
+    PermissionDenied,
+    PluginError,
+    ProviderError,
+)
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.spec import MountRequest
+
+log = logging.getLogger(__name__)
+
+#: built-in credential plugins, in the order they are tried (the existing provider's order)
+BUILTIN_ORDER = (
+    "pod-rrsa",
+    "provider-rrsa",
+    "ak-assume-role",
+    "node-publish-secret",
+    "static-ak",
+    "ecs-ram-role",
+    "cross-account",
+)
+
+
+@dataclass(frozen=True)
+class IdentityKey:
+    """What the cloud authorizes on. Values, clients and credentials are cached under it.
+
+    Holds no secret: the AccessKey id is an identifier, not a secret (still shown truncated).
+    """
+
+    mode: str
+    role_arn: str | None = None
+    #: OIDC subject for pod-level RRSA: `namespace/serviceaccount`
+    subject: str | None = None
+    access_key_id: str | None = None
+    cross_account_role: str | None = None
+
+    def describe(self) -> str:
+        parts = [self.mode]
+        if self.role_arn:
+            parts.append(f"role {self.role_arn}")
+        if self.subject:
+            parts.append(f"serviceaccount {self.subject}")
+        if self.access_key_id:
+            parts.append(f"AccessKey {self.access_key_id[:6]}…")
+        if self.cross_account_role:
+            parts.append(f"assuming {self.cross_account_role}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A resolved identity: its key and an alibabacloud_credentials client to sign with.
+
+    `credential` is an `alibabacloud_credentials.client.Client` built around an explicit
+    provider (never the library's default chain). `provider_level` marks the provider's own
+    identities (modes 2-6), which the namespace allow-list restricts.
+    """
+
+    key: IdentityKey
+    credential: Any = field(repr=False, compare=False)
+    provider_level: bool = True
+
+    def describe(self) -> str:
+        return self.key.describe()
+
+
+@dataclass(frozen=True)
+class CredentialContext:
+    request: MountRequest
+    settings: ProviderSettings
+    deadline: Deadline
+
+
+@dataclass(frozen=True)
+class PluginLoadFailure:
+    name: str
+    distribution: str | None
+    reason: str
+
+
+@dataclass
+class CredentialHost:
+    """Loads credential plugins and resolves identities through the first-result chain."""
+
+    settings: ProviderSettings
+    manager: pluggy.PluginManager = field(init=False)
+    failures: list[PluginLoadFailure] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT)
+        self.manager.add_hookspecs(hookspecs)
+
+    def load(self, *, autoload_third_party: bool = True, extra: Iterable[object] = ()) -> None:
+        """Register plugins from entry points (failure-tolerant) and check hook names.
+
+        Third-party plugins are registered first and built-ins last in reverse order, because
+        pluggy calls the most recently registered implementation first.
+        """
+        from importlib.metadata import entry_points
+
+        found = {ep.name: ep for ep in entry_points(group=hookspecs.ENTRY_POINT_GROUP)}
+        builtin_dist = "csi-secrets-store-provider-alibabacloud"
+
+        def dist_name(ep: Any) -> str | None:
+            return ep.dist.name if getattr(ep, "dist", None) else None
+
+        third_party = [
+            ep for name, ep in sorted(found.items())
+            if name not in BUILTIN_ORDER or dist_name(ep) != builtin_dist
+        ]
+        builtins = [found[name] for name in BUILTIN_ORDER if name in found
+                    and dist_name(found[name]) == builtin_dist]
+        ordered = (third_party if autoload_third_party else []) + list(reversed(builtins))
+        for plugin in extra:
+            self.manager.register(plugin)
+        for ep in ordered:
+            try:
+                plugin = ep.load()
+                self.manager.register(plugin, name=ep.name)
+            except Exception as exc:  # a broken plugin is reported, not fatal to the others
+                reason = f"{type(exc).__name__}: {exc}"
+                self.failures.append(PluginLoadFailure(ep.name, dist_name(ep), reason))
+                log.error("credential plugin %r failed to load: %s", ep.name, reason)
+        try:
+            self.manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(
+                f"a credential plugin implements a hook that does not exist ({exc}); hook names "
+                "start with ack_ and are listed in ack_secrets_provider.core.hookspecs"
+            ) from None
+
+    def plugin_names(self) -> list[str]:
+        """Registered plugins in the order they are tried."""
+        impls = self.manager.hook.ack_resolve_identity.get_hookimpls()
+        return [impl.plugin_name for impl in reversed(impls)]
+
+    def resolve(self, context: CredentialContext) -> Identity:
+        """The base identity of a mount; raises when no plugin applies or one fails."""
+        try:
+            identity = self.manager.hook.ack_resolve_identity(context=context)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            log.exception("credential plugin crashed")
+            raise PluginError(
+                f"a credential plugin failed unexpectedly ({type(exc).__name__}); see the "
+                "provider's logs"
+            ) from exc
+        if identity is None:
+            raise FailedPrecondition(
+                "no credential is configured: set usePodServiceAccountToken: \"true\" with a "
+                "role annotation, enable RRSA (rrsa.enable), provide ACCESS_KEY_ID / "
+                "SECRET_ACCESS_KEY, a nodePublishSecretRef with access_key / access_secret, or "
+                "give the node a RAM role"
+            )
+        self._check_namespace(identity, context)
+        return identity
+
+    def assume_role(self, base: Identity, role_arn: str, context: CredentialContext) -> Identity:
+        try:
+            identity = self.manager.hook.ack_assume_role(
+                base=base, role_arn=role_arn, context=context
+            )
+        except ProviderError:
+            raise
+        except Exception as exc:
+            log.exception("credential plugin crashed in ack_assume_role")
+            raise PluginError(
+                f"assuming {role_arn} failed unexpectedly ({type(exc).__name__}); see the "
+                "provider's logs"
+            ) from exc
+        if identity is None:
+            raise FailedPrecondition(
+                f"crossAccountRoleArn {role_arn!r} is set but no installed credential plugin "
+                "can assume roles (the built-in cross-account plugin is missing or disabled)"
+            )
+        return identity
+
+    def _check_namespace(self, identity: Identity, context: CredentialContext) -> None:
+        allowed = context.settings.provider_identity_namespaces
+        if not identity.provider_level or allowed is None:
+            return
+        namespace = context.request.pod.namespace
+        if namespace is None or namespace not in allowed:
+            raise PermissionDenied(
+                f"pod {context.request.pod.describe()} may not use the provider's own identity "
+                f"({identity.key.mode}): its namespace is not in the provider's allow-list "
+                "(--provider-identity-namespaces / Helm value "
+                "providerIdentity.allowedNamespaces); use pod-level RRSA "
+                "(usePodServiceAccountToken: \"true\") or ask the cluster operator to add the "
+                "namespace"
+            )

@@ -1,0 +1,143 @@
+"""Endpoints: the form users may write, and the one explicit override map.
+
+Every network address the provider dials comes from `EndpointOverrides.resolve`. Without an
+override, an endpoint is the real Alibaba Cloud host over HTTPS. An override maps a whole service
+(`kms=http://127.0.0.1:8080`) or a single host (`kms.cn-hangzhou.aliyuncs.com=https://...`) to a
+base URL: that is how tests, demos and air-gapped proxies point the provider elsewhere, and the
+only way. Overrides come from `--endpoint-override` (repeatable) or the environment variable
+`ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES` (comma-separated), and are logged at start-up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+from ack_secrets_provider.core.errors import InvalidArgument
+
+ENV_OVERRIDES = "ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES"
+SERVICES = ("kms", "oos", "sts", "metadata")
+
+_HOST = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?$"
+)
+_PLACEHOLDER = re.compile(r"\{[^}]*\}|<[^>]*>")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one call really goes.
+
+    `host` is the logical endpoint (what the user wrote or the default rule built); `address`
+    (`host:port`), `protocol` and `ca_file` say how it is dialled after overrides.
+    """
+
+    service: str
+    host: str
+    address: str
+    protocol: str = "https"
+    overridden: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"{self.protocol}://{self.address}"
+
+    def describe(self) -> str:
+        return self.host if not self.overridden else f"{self.host} (overridden to {self.url})"
+
+
+def check_endpoint_host(host: str, *, where: str, field_name: str, example: str) -> None:
+    """Refuse an endpoint that is not a bare host name, before any network call.
+
+    Catches what users copy from documentation: placeholders (`{region}`, `{kms-instance-id}`),
+    a scheme (`https://...`), a path or spaces. The message shows the corrected form.
+    """
+    text = host.strip()
+    if _PLACEHOLDER.search(text):
+        raise InvalidArgument(
+            f"{where}: field {field_name} {host!r} still contains a documentation placeholder "
+            f"({', '.join(_PLACEHOLDER.findall(text))}); replace it with the real value, for "
+            f"example {example!r}"
+        )
+    if "://" in text:
+        bare = urlsplit(text).netloc or text.split("://", 1)[1]
+        raise InvalidArgument(
+            f"{where}: field {field_name} {host!r} must be a host name without a scheme; "
+            f"write {bare.rstrip('/')!r}"
+        )
+    if "/" in text:
+        raise InvalidArgument(
+            f"{where}: field {field_name} {host!r} must be a host name without a path; "
+            f"write {text.split('/', 1)[0]!r}"
+        )
+    if not _HOST.match(text):
+        raise InvalidArgument(
+            f"{where}: field {field_name} {host!r} is not a valid host name; "
+            f"expected something like {example!r}"
+        )
+
+
+@dataclass(frozen=True)
+class EndpointOverrides:
+    """The explicit map from a service or a host to a base URL (`http(s)://host:port`)."""
+
+    by_service: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    by_host: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> EndpointOverrides:
+        """Parse `service=URL` or `host=URL` entries; raise ValueError with the fix."""
+        by_service: dict[str, str] = {}
+        by_host: dict[str, str] = {}
+        for raw in entries:
+            for entry in (part.strip() for part in raw.split(",")):
+                if not entry:
+                    continue
+                key, sep, url = entry.partition("=")
+                key, url = key.strip(), url.strip()
+                parts = urlsplit(url)
+                if not sep or not key or parts.scheme not in ("http", "https") or not parts.netloc:
+                    raise ValueError(
+                        f"endpoint override {entry!r} must look like kms=http://127.0.0.1:8080 or "
+                        "kms.cn-hangzhou.aliyuncs.com=https://proxy.internal:8443 (service is one "
+                        f"of {', '.join(SERVICES)}, or a full endpoint host)"
+                    )
+                base = f"{parts.scheme}://{parts.netloc}"
+                if key in SERVICES:
+                    by_service[key] = base
+                elif "." in key:
+                    by_host[key.lower()] = base
+                else:
+                    raise ValueError(
+                        f"endpoint override {entry!r}: {key!r} is neither a service "
+                        f"({', '.join(SERVICES)}) nor an endpoint host name"
+                    )
+        return cls(MappingProxyType(by_service), MappingProxyType(by_host))
+
+    @classmethod
+    def from_sources(cls, flags: Iterable[str], environ: Mapping[str, str]) -> EndpointOverrides:
+        """Flags win over the environment variable for the same key."""
+        env_value = environ.get(ENV_OVERRIDES, "")
+        return cls.parse([env_value, *flags])
+
+    def __bool__(self) -> bool:
+        return bool(self.by_service or self.by_host)
+
+    def resolve(self, service: str, host: str) -> Endpoint:
+        """Where a call to `host` of `service` goes. Host overrides win over service ones."""
+        base = self.by_host.get(host.lower()) or self.by_service.get(service)
+        if base is None:
+            return Endpoint(service=service, host=host, address=host, protocol="https")
+        parts = urlsplit(base)
+        return Endpoint(
+            service=service, host=host, address=parts.netloc, protocol=parts.scheme,
+            overridden=True,
+        )
+
+    def describe(self) -> list[str]:
+        """Lines for the start-up log."""
+        return [f"{key} -> {url}" for key, url in {**self.by_service, **self.by_host}.items()]

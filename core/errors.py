@@ -1,0 +1,105 @@
+"""One exception hierarchy for the provider, each class mapped once to a gRPC status.
+
+Every message must name the object and the field involved and say what to do. No message may
+contain a secret value, a token or an AccessKey secret: messages reach pod events and logs.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class ProviderError(Exception):
+    """Base class of every error the provider reports to the driver."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    #: short, stable, low-cardinality name; used as the metric label and MountResponse error code
+    reason: str = "Internal"
+    #: True when the same call may succeed if tried again (throttling, 5xx, network)
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: seconds the server asked us to wait before retrying (x-acs-retry-after), if any
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgument(ProviderError):
+    """The SecretProviderClass, the pod's volume attributes or the request is malformed."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "InvalidArgument"
+
+
+class NotFound(ProviderError):
+    """The secret or parameter does not exist (or not in the requested version/stage)."""
+
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NotFound"
+
+
+class PermissionDenied(ProviderError):
+    """The identity used is not allowed to read the object (names the missing RAM action)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PermissionDenied"
+
+
+class Unauthenticated(ProviderError):
+    """The credential was rejected: unknown AccessKey, bad signature, expired token."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "Unauthenticated"
+
+
+class FailedPrecondition(ProviderError):
+    """No usable identity: a required token, annotation or setting is missing."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "FailedPrecondition"
+
+
+class Unavailable(ProviderError):
+    """The upstream service throttled us or is down, and retries did not help in time."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "Unavailable"
+    retryable = True
+
+
+class Throttled(Unavailable):
+    """The upstream service throttled the call (retryable)."""
+
+    reason = "Throttled"
+
+
+class DeadlineExceeded(ProviderError):
+    """The caller's deadline passed before the mount could finish."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "DeadlineExceeded"
+
+
+class ResourceExhausted(ProviderError):
+    """The response would exceed what the driver accepts (gRPC message size)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "ResourceExhausted"
+
+
+class PluginError(ProviderError):
+    """A plugin is missing, failed to load, or broke its contract."""
+
+    code = grpc.StatusCode.INTERNAL
+    reason = "PluginError"
+
+
+class InternalError(ProviderError):
+    """An unexpected failure inside the provider (a bug): reported without its details."""
+
+    code = grpc.StatusCode.INTERNAL
+    reason = "Internal"

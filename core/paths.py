@@ -1,0 +1,142 @@
+"""File names: pathTranslation, the driver's own path rules, and file permissions.
+
+Everything here is pure. The path rules are the ones the Secrets Store CSI driver (v1.6) applies to
+every `File.path` it receives; a path that breaks them would fail the whole mount on the node, so
+we refuse it earlier with a message that names the object.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+MAX_PATH_LENGTH = 4096
+MAX_ELEMENT_LENGTH = 255
+
+#: pathTranslation value that keeps `/` as a directory separator
+_KEEP_VALUES = frozenset({"false"})
+
+
+@dataclass(frozen=True)
+class PathTranslation:
+    """How `/` in an object name or alias becomes part of a file name.
+
+    `replacement` is the single character that replaces `/`, or None to keep sub-directories.
+    """
+
+    replacement: str | None = "_"
+
+    def apply(self, name: str) -> str:
+        if self.replacement is None:
+            # As the existing provider does: `/` makes sub-directories, a leading `/` is dropped.
+            return name.lstrip("/")
+        return name.replace("/", self.replacement)
+
+
+def parse_path_translation(value: str | None) -> PathTranslation:
+    """Parse the SecretProviderClass `pathTranslation` parameter.
+
+    Unset or "" → `_`; `False` in any case → keep sub-directories; any other single character
+    replaces `/`. Raises ValueError with a user-facing explanation otherwise.
+    """
+    if value is None or value == "":
+        return PathTranslation("_")
+    if value.lower() in _KEEP_VALUES:
+        return PathTranslation(None)
+    if len(value) != 1:
+        raise ValueError(
+            f"pathTranslation {value!r} must be a single character that replaces '/' in file "
+            "names (for example \"_\" or \"-\"), or \"False\" to keep sub-directories"
+        )
+    if value == "/":
+        raise ValueError(
+            "pathTranslation \"/\" would not translate anything; use \"False\" to keep "
+            "sub-directories, or another single character such as \"_\""
+        )
+    if not value.isprintable() or value in {"\\", "\x00"} or value.isspace():
+        raise ValueError(
+            f"pathTranslation {value!r} must be a printable, non-space character such as \"_\""
+        )
+    return PathTranslation(value)
+
+
+def driver_path_problem(path: str) -> str | None:
+    """Why the driver would refuse `path` as a File.path, or None when it is acceptable.
+
+    Mirrors the driver's checks: non-empty, relative, at most 4096 characters, no `..` element,
+    the first element not starting with `..`, each element at most 255 characters, and
+    `Clean(path) == path`.
+    """
+    if path == "":
+        return "the file name is empty"
+    if "\x00" in path:
+        return "the file name contains a NUL character"
+    if path.startswith("/"):
+        return "the file name must be relative (it starts with '/')"
+    if len(path) > MAX_PATH_LENGTH:
+        return f"the file name is longer than {MAX_PATH_LENGTH} characters"
+    elements = path.split("/")
+    if elements[0].startswith(".."):
+        return "the first path element must not start with '..'"
+    for element in elements:
+        if element == "..":
+            return "the file name must not contain a '..' element"
+        if len(element) > MAX_ELEMENT_LENGTH:
+            return f"a path element is longer than {MAX_ELEMENT_LENGTH} characters"
+    if posixpath.normpath(path) != path:
+        return (
+            "the file name is not in clean form (no './', '//', trailing '/' or '.' elements)"
+        )
+    return None
+
+
+_OCTAL = re.compile(r"^0[oO]?([0-7]{1,4})$")
+_DECIMAL = re.compile(r"^[1-9][0-9]{0,2}$")
+
+
+def parse_file_permission(value: str) -> int:
+    """Parse a `filePermission`: an octal string with a leading zero (`"0440"`, `"0o440"`)
+    or a decimal number (`288`, the Go/driver form), always between 0 and 0777.
+
+    Raises ValueError with a user-facing explanation otherwise.
+    """
+    text = value.strip()
+    match = _OCTAL.match(text)
+    if match:
+        mode = int(match.group(1), 8)
+    elif text == "0":
+        mode = 0
+    elif _DECIMAL.match(text):
+        mode = int(text, 10)
+    else:
+        raise ValueError(
+            f"filePermission {value!r} is not a file mode; write it in octal with a leading "
+            "zero, for example \"0440\" or \"0644\""
+        )
+    if mode > 0o777:
+        hint = ""
+        if _DECIMAL.match(text) and all(c in "01234567" for c in text):
+            hint = f" (did you mean \"0{text}\"?)"
+        raise ValueError(
+            f"filePermission {value!r} is out of range: a mode is between 0000 and 0777{hint}"
+        )
+    return mode
+
+
+def parse_driver_permission(value: str) -> int:
+    """Parse MountRequest.permission: JSON of a Go file mode, e.g. `"420"` (decimal 0644).
+
+    Raises ValueError when it is not a decimal number between 0 and 511.
+    """
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    if not text.isdigit() or len(text) > 4:
+        raise ValueError(
+            f"permission {value!r} from the driver is not a decimal file mode such as \"420\""
+        )
+    mode = int(text)
+    if mode > 0o777:
+        raise ValueError(f"permission {value!r} from the driver is above 511 (0777)")
+    return mode

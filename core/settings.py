@@ -1,0 +1,62 @@
+"""Provider-wide settings, built once at start-up from flags and the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from ack_secrets_provider.core.endpoints import EndpointOverrides
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Jittered exponential backoff for retryable upstream errors (throttling, 5xx, network)."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.1
+    max_delay: float = 5.0
+    #: retry tokens: each retry spends one, each success refunds `refund`; shared per endpoint
+    budget_tokens: float = 20.0
+    budget_refund: float = 0.2
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """Everything plugins and the core need to know about this provider process."""
+
+    #: default region (`--region`), used when a SecretProviderClass names none
+    region: str | None = None
+    endpoint_overrides: EndpointOverrides = field(default_factory=EndpointOverrides)
+    #: snapshot of the process environment taken at start-up; plugins read this, never os.environ
+    environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    #: CA bundle (file) or directory for dedicated KMS gateways; None = the bundled per-region CAs
+    kms_ca_file: str | None = None
+    kms_ca_dir: str | None = None
+    #: namespaces allowed to use provider-level identities (modes 2-6); None = every namespace
+    provider_identity_namespaces: frozenset[str] | None = None
+    #: STS endpoint host (regional or VPC); None = sts-vpc.<region>.aliyuncs.com when a region is
+    #: known, else sts.aliyuncs.com
+    sts_endpoint: str | None = None
+    #: allow the IMDSv1 fallback when the metadata service refuses an IMDSv2 token
+    imds_v1_fallback: bool = True
+    #: projected ServiceAccount token of the provider itself (provider RRSA)
+    rrsa_token_file: str = "/var/run/secrets/tokens/csi-secrets-store-provider-alibabacloud"
+    #: value cache: seconds a fetched value stays fresh (0 disables the cache)
+    cache_ttl: float = 0.0
+    #: seconds a value fetched with a pinned objectVersion stays fresh
+    cache_pinned_ttl: float = 3600.0
+    cache_max_entries: int = 10_000
+    cache_max_bytes: int = 64 * 1024 * 1024
+    #: objects of one mount fetched at once
+    fetch_concurrency: int = 8
+    #: upstream calls in flight per endpoint (0 = unlimited)
+    endpoint_concurrency: int = 16
+    #: upstream calls per second per service (the existing --max-concurrent-*-secret-pulls)
+    kms_rate_limit: float = 0.0
+    oos_rate_limit: float = 0.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: seconds a Mount may run when the caller gave no deadline (kubelet bounds CSI calls at ~2 m)
+    default_mount_timeout: float = 100.0
+    #: settings for third-party plugins (`--plugin-setting name=value`)
+    extra: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

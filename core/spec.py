@@ -1,0 +1,497 @@
+"""SecretProviderClass parsing: a pure, total function from the driver's strings to frozen data.
+
+`parse_mount_request` either returns a `MountRequest` or raises `InvalidArgument` whose message
+names the object and the field and says how to fix it. It never performs I/O.
+
+The `objects` YAML is read with PyYAML's BaseLoader, so every scalar keeps exactly the text the user
+wrote: `objectAlias: 0755` is the file `0755` and `objectAlias: no` is the file `no` (the existing
+provider's YAML 1.1 typing turns them into `493` and `false`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from ack_secrets_provider.core.errors import InvalidArgument
+from ack_secrets_provider.core.paths import (
+    PathTranslation,
+    driver_path_problem,
+    parse_driver_permission,
+    parse_file_permission,
+    parse_path_translation,
+)
+
+# Keys of the driver's attributes map.
+ATTR_OBJECTS = "objects"
+ATTR_REGION = "region"
+ATTR_PATH_TRANSLATION = "pathTranslation"
+ATTR_USE_POD_TOKEN = "usePodServiceAccountToken"
+ATTR_SPC = "secretProviderClass"
+ATTR_POD_NAME = "csi.storage.k8s.io/pod.name"
+ATTR_POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
+ATTR_POD_UID = "csi.storage.k8s.io/pod.uid"
+ATTR_SERVICE_ACCOUNT = "csi.storage.k8s.io/serviceAccount.name"
+ATTR_SA_TOKENS = "csi.storage.k8s.io/serviceAccount.tokens"
+
+#: SecretProviderClass parameters this provider reads (other attribute keys are ignored)
+PARAMETERS: Mapping[str, str] = MappingProxyType(
+    {
+        ATTR_OBJECTS: "YAML list of the objects to mount",
+        ATTR_REGION: "region id used for default endpoints (default: the provider's --region)",
+        ATTR_PATH_TRANSLATION: "character replacing '/' in file names; \"False\" keeps sub-directories",
+        ATTR_USE_POD_TOKEN: "\"true\": authenticate as the pod's own ServiceAccount (pod-level RRSA)",
+    }
+)
+
+#: object fields, with a one-line meaning each (the docs and the error messages use these)
+OBJECT_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        "objectName": "secret or parameter name, or its ARN (required)",
+        "objectType": "backend: kms (default), oos, or an installed plugin's type",
+        "objectAlias": "file name (default: objectName, translated)",
+        "objectVersion": "version to pin: KMS VersionId or OOS ParameterVersion",
+        "objectVersionLabel": "KMS VersionStage, e.g. ACSCurrent or ACSPrevious",
+        "jmesPath": "list of {path, objectAlias, filePermission}: one file per JSON expression",
+        "kmsEndpoint": "KMS endpoint host for this object (kms only)",
+        "oosEndpoint": "OOS endpoint host for this object (oos only)",
+        "crossAccountRoleArn": "RAM role to assume for this object on top of the resolved identity",
+        "filePermission": "file mode for this object's file, octal such as \"0440\"",
+    }
+)
+
+JMESPATH_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        "path": "JMESPath expression evaluated on the JSON secret (required)",
+        "objectAlias": "file name for the expression's result (required)",
+        "filePermission": "file mode for this file, octal such as \"0440\"",
+    }
+)
+
+DEFAULT_OBJECT_TYPE = "kms"
+
+_REGION = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
+
+
+@dataclass(frozen=True)
+class JmesPathEntry:
+    """One `jmesPath` entry: an expression and the file its result is written to."""
+
+    path: str
+    object_alias: str
+    file_name: str
+    file_permission: int | None = None
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One object of the SecretProviderClass, validated, with its final file name."""
+
+    index: int
+    object_name: str
+    object_type: str
+    file_name: str
+    object_alias: str | None = None
+    object_version: str | None = None
+    object_version_label: str | None = None
+    jmes_path: tuple[JmesPathEntry, ...] = ()
+    kms_endpoint: str | None = None
+    oos_endpoint: str | None = None
+    cross_account_role_arn: str | None = None
+    file_permission: int | None = None
+    #: every field as the user wrote it (for plugins with fields of their own: none today)
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def describe(self) -> str:
+        """How messages name this object: position, name and type."""
+        return f"object #{self.index + 1} ({self.object_type} {self.object_name!r})"
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """The pod the driver mounts for; every field is absent for the sync controller."""
+
+    name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    service_account: str | None = None
+
+    def describe(self) -> str:
+        if self.namespace and self.name:
+            return f"{self.namespace}/{self.name}"
+        return "(no pod)"
+
+
+@dataclass(frozen=True)
+class ServiceAccountToken:
+    token: str = field(repr=False)
+    expiration: str | None = None
+
+
+@dataclass(frozen=True)
+class MountRequest:
+    """Everything one Mount asks for, parsed. Secret material is kept out of repr()."""
+
+    objects: tuple[ObjectSpec, ...]
+    region: str | None
+    path_translation: PathTranslation
+    use_pod_identity: bool
+    pod: PodInfo
+    default_permission: int
+    secret_provider_class: str | None = None
+    #: the driver's attributes as received (partly pod-controlled)
+    attributes: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: the nodePublishSecretRef data (may hold AccessKeys and tokens)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def service_account_token(self, audience: str) -> ServiceAccountToken | None:
+        """The pod's token for `audience`, from `secrets` first, then `attributes`.
+
+        Raises InvalidArgument when the tokens field is present but malformed.
+        """
+        for source_name, source in (("secrets", self.secrets), ("attributes", self.attributes)):
+            raw = source.get(ATTR_SA_TOKENS)
+            if not raw:
+                continue
+            try:
+                tokens = json.loads(raw)
+            except ValueError:
+                raise InvalidArgument(
+                    f"{ATTR_SA_TOKENS} in the request's {source_name} is not valid JSON; "
+                    "check the CSIDriver tokenRequests configuration"
+                ) from None
+            entry = tokens.get(audience) if isinstance(tokens, dict) else None
+            if isinstance(entry, dict) and isinstance(entry.get("token"), str) and entry["token"]:
+                expiration = entry.get("expirationTimestamp")
+                return ServiceAccountToken(
+                    entry["token"], expiration if isinstance(expiration, str) else None
+                )
+        return None
+
+
+BackendValidator = Callable[[ObjectSpec], None]
+
+
+def _closest(name: str, choices: Collection[str]) -> str:
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    if not match:
+        lowered = {c.lower(): c for c in choices}
+        if name.lower() in lowered:
+            match = [lowered[name.lower()]]
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def _decode_json_map(text: str, what: str, *, allow_null: bool) -> dict[str, str]:
+    if text is None or text.strip() == "" or (allow_null and text.strip() == "null"):
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"the driver's {what} field is not valid JSON; this is a driver/provider version "
+            "mismatch, not a SecretProviderClass problem"
+        ) from None
+    if value is None and allow_null:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"the driver's {what} field must be a JSON object")
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        if isinstance(item, str):
+            result[str(key)] = item
+        elif isinstance(item, bool):
+            result[str(key)] = "true" if item else "false"
+        elif isinstance(item, int | float):
+            result[str(key)] = json.dumps(item)
+        elif item is None:
+            result[str(key)] = ""
+        else:
+            raise InvalidArgument(
+                f"{what} key {key!r} must be a string (quote the value in the "
+                "SecretProviderClass or the pod's volumeAttributes)"
+            )
+    return result
+
+
+def _bool_param(value: str | None, name: str) -> bool:
+    if value is None or value.strip() == "":
+        return False
+    lowered = value.strip().lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    raise InvalidArgument(f'parameter {name} is {value!r}; set it to "true" or "false"')
+
+
+def _scalar(where: str, name: str, value: Any) -> str | None:
+    """A scalar field as text, None when empty; refuse lists and maps."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(
+            f"{where}: field {name} must be a single value, not a "
+            f"{'list' if isinstance(value, list) else 'map'}"
+        )
+    return value if value != "" else None
+
+
+def _permission(where: str, name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_file_permission(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"{where}: field {name}: {exc}") from None
+
+
+def _file_name(where: str, field_name: str, name: str, translation: PathTranslation) -> str:
+    translated = translation.apply(name)
+    problem = driver_path_problem(translated)
+    if problem:
+        hint = ""
+        if translation.replacement is None and "/" in name:
+            hint = " (pathTranslation is False, so '/' makes sub-directories)"
+        raise InvalidArgument(
+            f"{where}: field {field_name} {name!r} gives the file name {translated!r}, which the "
+            f"driver would refuse: {problem}{hint}; choose another objectAlias"
+        )
+    return translated
+
+
+def _parse_jmes_path(
+    where: str, value: Any, translation: PathTranslation
+) -> tuple[JmesPathEntry, ...]:
+    if value is None or value == "":
+        return ()
+    if not isinstance(value, list):
+        raise InvalidArgument(
+            f"{where}: field jmesPath must be a list of entries like "
+            "'- {path: \"username\", objectAlias: \"db-user\"}'"
+        )
+    entries = []
+    for number, item in enumerate(value, start=1):
+        entry_where = f"{where}, jmesPath entry #{number}"
+        if not isinstance(item, dict):
+            raise InvalidArgument(
+                f"{entry_where} must be a map with the fields path and objectAlias"
+            )
+        for key in item:
+            if key not in JMESPATH_FIELDS:
+                raise InvalidArgument(
+                    f"{entry_where}: unknown field {key!r}; valid fields are "
+                    f"{', '.join(JMESPATH_FIELDS)}.{_closest(str(key), JMESPATH_FIELDS)}"
+                )
+        path = _scalar(entry_where, "path", item.get("path"))
+        alias = _scalar(entry_where, "objectAlias", item.get("objectAlias"))
+        if path is None:
+            raise InvalidArgument(f"{entry_where}: field path is required (a JMESPath expression)")
+        if alias is None:
+            raise InvalidArgument(
+                f"{entry_where}: field objectAlias is required (the file name for {path!r})"
+            )
+        _check_jmespath_syntax(entry_where, path)
+        entries.append(
+            JmesPathEntry(
+                path=path,
+                object_alias=alias,
+                file_name=_file_name(entry_where, "objectAlias", alias, translation),
+                file_permission=_permission(
+                    entry_where, "filePermission",
+                    _scalar(entry_where, "filePermission", item.get("filePermission")),
+                ),
+            )
+        )
+    return tuple(entries)
+
+
+def _check_jmespath_syntax(where: str, expression: str) -> None:
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        jmespath.compile(expression)
+    except JMESPathError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidArgument(
+            f"{where}: field path {expression!r} is not a valid JMESPath expression ({reason})"
+        ) from None
+
+
+def _parse_object(
+    index: int,
+    item: Any,
+    translation: PathTranslation,
+    known_types: Collection[str] | None,
+) -> ObjectSpec:
+    where = f"object #{index + 1}"
+    if not isinstance(item, dict):
+        raise InvalidArgument(
+            f"{where} in parameter objects must be a map with at least objectName, "
+            "for example '- objectName: \"db-password\"'"
+        )
+    name_preview = item.get("objectName")
+    if isinstance(name_preview, str) and name_preview:
+        where = f"object #{index + 1} ({name_preview!r})"
+    for key in item:
+        if key not in OBJECT_FIELDS:
+            raise InvalidArgument(
+                f"{where}: unknown field {key!r}; valid fields are "
+                f"{', '.join(OBJECT_FIELDS)}.{_closest(str(key), OBJECT_FIELDS)}"
+            )
+    values = {key: _scalar(where, key, item.get(key)) for key in OBJECT_FIELDS if key != "jmesPath"}
+    name = values["objectName"]
+    if name is None:
+        raise InvalidArgument(f"{where}: field objectName is required")
+    if name != name.strip():
+        raise InvalidArgument(
+            f"{where}: field objectName {name!r} has leading or trailing spaces; remove them"
+        )
+    object_type = values["objectType"] or DEFAULT_OBJECT_TYPE
+    if known_types is not None and object_type not in known_types:
+        installed = ", ".join(sorted(known_types)) or "none"
+        raise InvalidArgument(
+            f"{where}: field objectType {object_type!r} is not an installed backend; installed "
+            f"types are {installed}.{_closest(object_type, known_types)}"
+        )
+    alias = values["objectAlias"]
+    file_name = _file_name(where, "objectAlias" if alias else "objectName", alias or name,
+                           translation)
+    return ObjectSpec(
+        index=index,
+        object_name=name,
+        object_type=object_type,
+        file_name=file_name,
+        object_alias=alias,
+        object_version=values["objectVersion"],
+        object_version_label=values["objectVersionLabel"],
+        jmes_path=_parse_jmes_path(where, item.get("jmesPath"), translation),
+        kms_endpoint=values["kmsEndpoint"],
+        oos_endpoint=values["oosEndpoint"],
+        cross_account_role_arn=values["crossAccountRoleArn"],
+        file_permission=_permission(where, "filePermission", values["filePermission"]),
+        raw=MappingProxyType(dict(item)),
+    )
+
+
+def _check_collisions(objects: tuple[ObjectSpec, ...]) -> None:
+    """Refuse two files with the same path, or a file that is also another file's directory."""
+    owners: dict[str, str] = {}
+    for spec in objects:
+        names = [(spec.file_name, f"{spec.describe()}")]
+        names += [
+            (entry.file_name, f"{spec.describe()} jmesPath {entry.path!r}")
+            for entry in spec.jmes_path
+        ]
+        for path, owner in names:
+            if path in owners:
+                raise InvalidArgument(
+                    f"{owner} and {owners[path]} both write the file {path!r}; give one of "
+                    "them a different objectAlias"
+                )
+            owners[path] = owner
+    for path, owner in owners.items():
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            prefix = "/".join(parts[:depth])
+            if prefix in owners:
+                raise InvalidArgument(
+                    f"{owners[prefix]} writes the file {prefix!r}, but {owner} needs "
+                    f"{prefix!r} to be a directory for {path!r}; rename one of them with "
+                    "objectAlias"
+                )
+
+
+def parse_objects(
+    text: str | None,
+    translation: PathTranslation,
+    known_types: Collection[str] | None = None,
+    validators: Mapping[str, BackendValidator] | None = None,
+) -> tuple[ObjectSpec, ...]:
+    """Parse the `objects` parameter (a YAML list). Empty or absent → no objects."""
+    if text is None or text.strip() == "":
+        return ()
+    try:
+        loaded = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - BaseLoader builds no objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise InvalidArgument(
+            f"parameter objects is not valid YAML{where}: {problem}; it must be a YAML list "
+            "such as '- objectName: \"db-password\"'"
+        ) from None
+    if loaded is None or loaded == "":
+        return ()
+    if not isinstance(loaded, list):
+        raise InvalidArgument(
+            "parameter objects must be a YAML list of objects, each starting with '- ', for "
+            "example '- objectName: \"db-password\"'"
+        )
+    objects = tuple(
+        _parse_object(index, item, translation, known_types) for index, item in enumerate(loaded)
+    )
+    _check_collisions(objects)
+    for spec in objects:
+        validator = (validators or {}).get(spec.object_type)
+        if validator is not None:
+            validator(spec)
+    return objects
+
+
+def parse_mount_request(
+    attributes: str,
+    secrets: str,
+    permission: str,
+    *,
+    default_region: str | None = None,
+    known_types: Collection[str] | None = None,
+    validators: Mapping[str, BackendValidator] | None = None,
+) -> MountRequest:
+    """Parse the three JSON strings of a MountRequest into a frozen MountRequest.
+
+    `known_types`, when given, is the set of installed objectTypes; `validators` maps an
+    objectType to its backend's pure validation function (endpoint form, ARN form, versions).
+    Raises InvalidArgument, and nothing else, for any bad input.
+    """
+    attrs = _decode_json_map(attributes, "attributes", allow_null=True)
+    secret_map = _decode_json_map(secrets, "secrets", allow_null=True)
+    try:
+        mode = parse_driver_permission(permission) if permission.strip() else 0o644
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    try:
+        translation = parse_path_translation(attrs.get(ATTR_PATH_TRANSLATION))
+    except ValueError as exc:
+        raise InvalidArgument(f"parameter {exc}") from None
+    region = attrs.get(ATTR_REGION) or default_region or None
+    if region is not None and not _REGION.match(region):
+        raise InvalidArgument(
+            f"parameter region {region!r} is not a region id; use the form cn-hangzhou or "
+            "ap-southeast-1"
+        )
+    objects = parse_objects(attrs.get(ATTR_OBJECTS), translation, known_types, validators)
+    pod = PodInfo(
+        name=attrs.get(ATTR_POD_NAME) or None,
+        namespace=attrs.get(ATTR_POD_NAMESPACE) or None,
+        uid=attrs.get(ATTR_POD_UID) or None,
+        service_account=attrs.get(ATTR_SERVICE_ACCOUNT) or None,
+    )
+    return MountRequest(
+        objects=objects,
+        region=region,
+        path_translation=translation,
+        use_pod_identity=_bool_param(attrs.get(ATTR_USE_POD_TOKEN), ATTR_USE_POD_TOKEN),
+        pod=pod,
+        default_permission=mode,
+        secret_provider_class=attrs.get(ATTR_SPC) or None,
+        attributes=MappingProxyType(attrs),
+        secrets=MappingProxyType(secret_map),
+    )

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The project's two entry points, usable on a fresh clone with only Python 3.11+:
+
+    python3 tasks.py test    # create/reuse .venv, install, run lint, type checks and the tests
+    python3 tasks.py demo    # create/reuse .venv, install, run the whole job against the emulator
+
+Standard library only: this file runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".installed"
+
+
+def _install_inputs() -> str:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "tests/plugins/ack-test-backend/pyproject.toml"):
+        path = ROOT / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_env() -> None:
+    """Create .venv and install the project (with test extras) when inputs changed."""
+    if sys.version_info < (3, 11):
+        sys.exit("Python 3.11 or newer is required")
+    if not PY.exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    wanted = _install_inputs()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    print("installing the provider and its test tools into .venv ...", flush=True)
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
+    test_plugin = ROOT / "tests" / "plugins" / "ack-test-backend"
+    if test_plugin.exists():
+        subprocess.run([*pip, "-e", str(test_plugin)], check=True)
+    STAMP.write_text(wanted)
+
+
+def run(*cmd: str) -> int:
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def test(args: list[str]) -> int:
+    ensure_env()
+    for step in (
+        [str(BIN / "ruff"), "check", "core", "backends", "auth", "tests", "tasks.py"],
+    ):
+        code = run(*step)
+        if code:
+            return code
+    return run(str(PY), "-m", "pytest", *args)
+
+
+def demo(args: list[str]) -> int:
+    ensure_env()
+    return run(str(BIN / "ack-secrets-provider"), "demo", *args)
+
+
+def main() -> int:
+    commands = {"test": test, "demo": demo}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(__doc__)
+        return 2
+    return commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
