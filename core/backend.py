@@ -47,6 +47,9 @@ class FetchContext:
     deadline: Deadline
     endpoint: Endpoint
     settings: ProviderSettings
+    #: the mount's region (SecretProviderClass `region` or --region); backends use it for what
+    #: the endpoint does not carry, e.g. the default CA of a dedicated KMS gateway
+    region: str | None = None
 
     def timeouts_ms(self, *, connect_cap: float = 5.0, read_cap: float = 30.0) -> tuple[int, int]:
         """SDK connect/read timeouts (milliseconds) that fit in the remaining deadline."""

@@ -1,0 +1,218 @@
+"""`ack-secrets-provider`: the provider's single command-line entry point.
+
+Sub-commands: serve (the default, so the existing chart's flag-only arguments keep working),
+emulator, demo, version, plugins. Go-style single-dash long flags (`-provider-volume=/x`,
+`-v=5`) are accepted as the existing provider's klog/flag parsing accepts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType, MappingProxyType
+
+from ack_secrets_provider.core import __version__
+from ack_secrets_provider.core.durations import parse_duration
+from ack_secrets_provider.core.endpoints import EndpointOverrides
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
+
+log = logging.getLogger("ack_secrets_provider")
+
+DEFAULT_PROVIDER_VOLUME = "/var/run/secrets-store-csi-providers"
+SUBCOMMANDS = ("serve", "emulator", "demo", "version", "plugins", "lint", "mount")
+
+
+def _normalize_go_flags(argv: Sequence[str]) -> list[str]:
+    """`-provider-volume=/x` → `--provider-volume=/x`; `-v=5`/`-v 5` stay valid."""
+    result = []
+    for arg in argv:
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2 and arg[1] != "=":
+            name = arg[1:].split("=", 1)[0]
+            if len(name) > 1:
+                arg = "-" + arg
+        result.append(arg)
+    return result
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--provider-volume", default=DEFAULT_PROVIDER_VOLUME,
+        help="directory of the provider socket alibabacloud.sock")
+    add("--region", default=None, help="default region id for SecretProviderClasses without one")
+    add("--healthz-port", type=int, default=8989, help="HTTP health port (0 disables)")
+    add("--healthz-path", default="/healthz", help="HTTP liveness path")
+    add("--healthz-timeout", default="5s", help="timeout of the health check over the socket")
+    add("--healthz-addr", default="0.0.0.0", help="address the health server binds")
+    add("--metrics-port", type=int, default=8990, help="Prometheus metrics port (0 disables)")
+    add("--metrics-addr", default="0.0.0.0", help="address the metrics server binds")
+    add("-v", "--v", dest="verbosity", type=int, default=0,
+        help="log verbosity (klog levels: 0 info, 4 debug, 5+ trace)")
+    add("--log-format", choices=("text", "json"), default="text")
+    add("--endpoint-override", action="append", default=[], metavar="SVC_OR_HOST=URL",
+        help="send a service (kms, oos, sts, metadata) or one endpoint host to a base URL; "
+             "repeatable; also ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES")
+    add("--kms-ca-file", default=None, help="CA bundle for dedicated KMS gateways")
+    add("--kms-ca-dir", default=None, help="directory of <region>.pem CAs for dedicated gateways")
+    add("--provider-identity-namespaces", default="",
+        help="comma-separated namespaces allowed to use the provider's own identity "
+             "(empty: all namespaces)")
+    add("--sts-endpoint", default=None, help="STS endpoint host (regional or VPC)")
+    add("--rrsa-token-file", default=ProviderSettings.rrsa_token_file,
+        help="projected ServiceAccount token of the provider (provider RRSA)")
+    add("--disable-imds-v1", action="store_true",
+        help="never fall back to IMDSv1 when the metadata service refuses a v2 token")
+    add("--cache-ttl", default="0s", help="seconds a fetched value stays fresh (0 disables)")
+    add("--cache-max-entries", type=int, default=ProviderSettings.cache_max_entries)
+    add("--cache-max-bytes", type=int, default=ProviderSettings.cache_max_bytes)
+    add("--no-cache", action="store_true", help="disable the value cache (same as --cache-ttl 0)")
+    add("--fetch-concurrency", type=int, default=ProviderSettings.fetch_concurrency,
+        help="objects of one mount fetched at once")
+    add("--serial-fetch", action="store_true", help="fetch one object at a time")
+    add("--max-concurrent-kms-secret-pulls", type=float, default=10.0,
+        help="KMS calls per second (the existing provider's flag: a rate, not a concurrency)")
+    add("--max-concurrent-oos-secret-pulls", type=float, default=10.0,
+        help="OOS calls per second (a rate, as in the existing provider)")
+    add("--grace-period", default="30s", help="time in-flight mounts get on SIGTERM")
+    add("--events", action=argparse.BooleanOptionalAction, default=False,
+        help="emit Kubernetes Events on pods for failed republishes and rotations")
+    add("--no-plugin-autoload", action="store_true",
+        help="load only the built-in backends and credential plugins")
+
+
+def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> ProviderSettings:
+    namespaces = {ns.strip() for ns in args.provider_identity_namespaces.split(",") if ns.strip()}
+    cache_ttl = 0.0 if args.no_cache else parse_duration(args.cache_ttl)
+    return ProviderSettings(
+        region=args.region or None,
+        endpoint_overrides=EndpointOverrides.from_sources(args.endpoint_override, environ),
+        environ=MappingProxyType(dict(environ)),
+        kms_ca_file=args.kms_ca_file,
+        kms_ca_dir=args.kms_ca_dir,
+        provider_identity_namespaces=frozenset(namespaces) if namespaces else None,
+        sts_endpoint=args.sts_endpoint,
+        imds_v1_fallback=not args.disable_imds_v1,
+        rrsa_token_file=args.rrsa_token_file,
+        cache_ttl=cache_ttl,
+        cache_max_entries=args.cache_max_entries,
+        cache_max_bytes=args.cache_max_bytes,
+        fetch_concurrency=1 if args.serial_fetch else max(1, args.fetch_concurrency),
+        kms_rate_limit=args.max_concurrent_kms_secret_pulls,
+        oos_rate_limit=args.max_concurrent_oos_secret_pulls,
+        retry=RetryPolicy(),
+    )
+
+
+def configure_logging(verbosity: int, log_format: str) -> None:
+    from ack_secrets_provider.core.logs import configure
+
+    configure(verbosity, log_format)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ack_secrets_provider.core.app import build_app
+
+    configure_logging(args.verbosity, args.log_format)
+    try:
+        settings = build_settings(args, dict(os.environ))
+    except ValueError as exc:
+        print(f"ack-secrets-provider: {exc}", file=sys.stderr)
+        return 2
+    app = build_app(
+        settings, args.provider_volume,
+        autoload_third_party=not args.no_plugin_autoload,
+        grace_period=parse_duration(args.grace_period),
+        healthz=(args.healthz_addr, args.healthz_port, args.healthz_path,
+                 parse_duration(args.healthz_timeout)),
+        metrics=(args.metrics_addr, args.metrics_port),
+        events=args.events,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    app.start()
+    try:
+        stop.wait()
+    finally:
+        app.stop()
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    from ack_secrets_provider.core import RUNTIME_NAME
+
+    print(f"{RUNTIME_NAME} {__version__} (protocol v1alpha1, Python {sys.version.split()[0]})")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from ack_secrets_provider.core.app import describe_plugins
+
+    print(describe_plugins(ProviderSettings(environ=MappingProxyType(dict(os.environ)))))
+    return 0
+
+
+def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        result: int = getattr(importlib.import_module(module), function)(args)
+        return result
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ack-secrets-provider",
+        description="Alibaba Cloud provider for the Secrets Store CSI driver",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="serve the driver on the provider socket (default)")
+    _add_serve_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    emulator = sub.add_parser("emulator", help="run the loopback Alibaba Cloud emulator")
+    try:
+        from ack_secrets_provider.core.emulator import cli as emulator_cli
+
+        emulator_cli.add_arguments(emulator)
+        emulator.set_defaults(func=emulator_cli.run)
+    except ImportError:  # pragma: no cover - partial installs
+        emulator.set_defaults(func=lambda _args: 1)
+
+    demo = sub.add_parser("demo", help="run the whole job against the emulator, end to end")
+    demo.add_argument("--output", default="demo-mount", help="directory to write the files into")
+    demo.set_defaults(func=_lazy("ack_secrets_provider.core.demo", "run"))
+
+    version = sub.add_parser("version", help="print the provider version")
+    version.set_defaults(func=cmd_version)
+    plugins = sub.add_parser("plugins", help="list installed backends and credential plugins")
+    plugins.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = _normalize_go_flags(list(sys.argv[1:] if argv is None else argv))
+    # The existing chart runs the binary with flags only: that means `serve`.
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in
+                         ("-h", "--help", "--version")):
+        args_list = ["serve", *args_list]
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""From fetched values to the driver's files: jmesPath, modes, versions and size limits."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ack_secrets_provider.core.backend import SecretValue
+from ack_secrets_provider.core.errors import InvalidArgument, ResourceExhausted
+from ack_secrets_provider.core.paths import driver_path_problem
+from ack_secrets_provider.core.spec import MountRequest, ObjectSpec
+
+log = logging.getLogger(__name__)
+
+#: the driver's default gRPC receive limit (--max-call-recv-msg-size)
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+#: a synced Kubernetes Secret is capped at 1 MiB: above this the driver warns
+SECRET_SYNC_LIMIT_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    path: str
+    mode: int
+    contents: bytes = field(repr=False)
+    #: ObjectVersion for this file: id = path, version = the upstream version id
+    version: str
+
+
+def _jmespath_files(spec: ObjectSpec, value: SecretValue, default_mode: int) -> list[OutputFile]:
+    import jmespath
+
+    try:
+        document = json.loads(value.data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidArgument(
+            f"{spec.describe()}: field jmesPath is set but the secret's value is not JSON; "
+            "remove jmesPath or store the secret as a JSON object"
+        ) from None
+    files = []
+    for entry in spec.jmes_path:
+        result = jmespath.search(entry.path, document)
+        if result is None:
+            raise InvalidArgument(
+                f"{spec.describe()}: jmesPath {entry.path!r} (objectAlias "
+                f"{entry.object_alias!r}) matched nothing in the secret's JSON; check the "
+                "expression against the secret's keys"
+            )
+        if isinstance(result, str):
+            contents = result.encode("utf-8")
+        else:
+            contents = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
+        mode = entry.file_permission if entry.file_permission is not None else default_mode
+        files.append(OutputFile(entry.file_name, mode, contents, value.version))
+    return files
+
+
+def build_files(
+    request: MountRequest,
+    values: Mapping[int, SecretValue],
+) -> list[OutputFile]:
+    """All files of the mount, in object order, validated as the driver will validate them.
+
+    `values` maps ObjectSpec.index to its fetched value. The parent file of a jmesPath object is
+    written too, as the existing provider does.
+    """
+    files: list[OutputFile] = []
+    for spec in request.objects:
+        value = values[spec.index]
+        mode = spec.file_permission if spec.file_permission is not None else (
+            request.default_permission
+        )
+        files.append(OutputFile(spec.file_name, mode, value.data, value.version))
+        if spec.jmes_path:
+            files.extend(_jmespath_files(spec, value, request.default_permission))
+    check_files(files)
+    return files
+
+
+def check_files(files: Sequence[OutputFile]) -> None:
+    """Refuse a file set the driver would refuse; warn above the Secret sync limit."""
+    seen: set[str] = set()
+    total = 0
+    for item in files:
+        problem = driver_path_problem(item.path)
+        if problem is not None:  # parsing already refused these; this guards plugin bugs
+            raise InvalidArgument(f"file {item.path!r}: {problem}")
+        if item.path in seen:
+            raise InvalidArgument(f"two objects write the file {item.path!r}")
+        seen.add(item.path)
+        if not 0 <= item.mode <= 0o777:
+            raise InvalidArgument(f"file {item.path!r}: mode {item.mode:o} is out of range")
+        total += len(item.contents) + len(item.path) + 16
+    if total > MAX_RESPONSE_BYTES:
+        raise ResourceExhausted(
+            f"the mount's files add up to {total} bytes, above the driver's default gRPC receive "
+            f"limit of {MAX_RESPONSE_BYTES} bytes; split the objects across several "
+            "SecretProviderClasses or raise the driver's --max-call-recv-msg-size"
+        )
+    if total > SECRET_SYNC_LIMIT_BYTES:
+        log.warning(
+            "mount response is %d bytes: above 1 MiB a synced Kubernetes Secret "
+            "(secretObjects) cannot hold these files", total,
+        )

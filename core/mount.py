@@ -1,0 +1,213 @@
+"""One Mount, end to end: parse, resolve identities, fetch concurrently, build the files.
+
+All-or-nothing: if any object fails, the mount fails with that object's error and no files.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from ack_secrets_provider.core.backend import FetchContext, SecretValue
+from ack_secrets_provider.core.credentials import (
+    CredentialContext,
+    CredentialHost,
+    Identity,
+    IdentityKey,
+)
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.errors import (
+    DeadlineExceeded,
+    InternalError,
+    PluginError,
+    ProviderError,
+)
+from ack_secrets_provider.core.fetcher import Fetcher, FetchUnit
+from ack_secrets_provider.core.files import OutputFile, build_files
+from ack_secrets_provider.core.plugins import BackendHost
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.spec import MountRequest, ObjectSpec, parse_mount_request
+
+log = logging.getLogger(__name__)
+
+#: used for backends that declare they need no credential (test or local backends)
+ANONYMOUS = Identity(key=IdentityKey(mode="anonymous"), credential=None, provider_level=False)
+
+
+@dataclass(frozen=True)
+class MountOutcome:
+    request: MountRequest
+    files: list[OutputFile]
+
+
+class MountService:
+    """Turns the driver's MountRequest strings into files. Thread-safe; one per process."""
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        backends: BackendHost,
+        credentials: CredentialHost,
+        fetcher: Fetcher | None = None,
+    ) -> None:
+        self.settings = settings
+        self.backends = backends
+        self.credentials = credentials
+        self.fetcher = fetcher or Fetcher(settings)
+        # Shared by all mounts; each mount bounds its own share with a semaphore.
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(4, settings.fetch_concurrency * 4), thread_name_prefix="fetch"
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def parse(self, attributes: str, secrets: str, permission: str) -> MountRequest:
+        return parse_mount_request(
+            attributes, secrets, permission,
+            default_region=self.settings.region,
+            known_types=self.backends.names,
+            validators=self.backends.validators(),
+        )
+
+    def mount(
+        self, attributes: str, secrets: str, permission: str, deadline: Deadline
+    ) -> MountOutcome:
+        request = self.parse(attributes, secrets, permission)
+        if not request.objects:
+            return MountOutcome(request, [])
+        units = self._plan(request, deadline)
+        values = self._run(units, request, deadline)
+        return MountOutcome(request, build_files(request, values))
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def _identities(self, request: MountRequest, deadline: Deadline) -> dict[str | None, Identity]:
+        """The base identity (key None) and one per distinct crossAccountRoleArn."""
+        needs = [spec for spec in request.objects
+                 if getattr(self.backends.get(spec.object_type), "needs_credentials", True)]
+        if not needs:
+            return {None: ANONYMOUS}
+        context = CredentialContext(request, self.settings, deadline)
+        base = self.credentials.resolve(context)
+        identities: dict[str | None, Identity] = {None: base}
+        for spec in needs:
+            role = spec.cross_account_role_arn
+            if role and role not in identities:
+                identities[role] = self.credentials.assume_role(base, role, context)
+        return identities
+
+    def _plan(self, request: MountRequest, deadline: Deadline) -> list[FetchUnit]:
+        identities = self._identities(request, deadline)
+        groups: dict[tuple[str, str, str, IdentityKey], list[ObjectSpec]] = {}
+        contexts: dict[tuple[str, str, str, IdentityKey], FetchContext] = {}
+        units: list[FetchUnit] = []
+        for spec in request.objects:
+            backend = self.backends.get(spec.object_type)
+            needs_credentials = getattr(backend, "needs_credentials", True)
+            identity = (identities.get(spec.cross_account_role_arn) or identities[None]
+                        if needs_credentials else ANONYMOUS)
+            endpoint = backend.endpoint(spec, request.region)
+            context = FetchContext(identity, deadline, endpoint, self.settings)
+            if backend.max_batch > 1 and spec.object_version is None:
+                key = (spec.object_type, endpoint.protocol, endpoint.address, identity.key)
+                groups.setdefault(key, []).append(spec)
+                contexts[key] = context
+            else:
+                units.append(FetchUnit(backend, (spec,), context))
+        for key, specs in groups.items():
+            backend = self.backends.get(key[0])
+            for start in range(0, len(specs), backend.max_batch):
+                units.append(
+                    FetchUnit(backend, tuple(specs[start:start + backend.max_batch]), contexts[key])
+                )
+        return units
+
+    # -- fetching ---------------------------------------------------------------------------
+
+    def _run(
+        self, units: Sequence[FetchUnit], request: MountRequest, deadline: Deadline
+    ) -> dict[int, SecretValue]:
+        limit = threading.BoundedSemaphore(max(1, self.settings.fetch_concurrency))
+        futures: dict[Future[Sequence[SecretValue]], FetchUnit] = {}
+        failed = threading.Event()
+
+        def run_unit(unit: FetchUnit) -> Sequence[SecretValue]:
+            try:
+                if failed.is_set():  # another object failed: this mount is lost anyway
+                    raise _Skipped()
+                unit.context.deadline.check(unit.describe())
+                values = self.fetcher.fetch(unit)
+                if len(values) != len(unit.specs):
+                    raise PluginError(
+                        f"backend {unit.backend.object_type!r} returned {len(values)} values for "
+                        f"{len(unit.specs)} objects"
+                    )
+                return values
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                limit.release()
+
+        for unit in units:
+            if not limit.acquire(timeout=deadline.remaining()):
+                break
+            if failed.is_set():
+                limit.release()
+                break
+            futures[self._pool.submit(run_unit, unit)] = unit
+        done, pending = wait(futures, timeout=deadline.remaining(), return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        error = _first_error(futures, done, request)
+        if error is not None:
+            raise error
+        if pending or len(futures) < len(units):
+            raise DeadlineExceeded(
+                f"the mount of {len(request.objects)} objects did not finish before the caller's "
+                "deadline; the upstream service may be slow or throttling (check the provider's "
+                "metrics), or reduce the number of objects per SecretProviderClass"
+            )
+        values: dict[int, SecretValue] = {}
+        for future, unit in futures.items():
+            for spec, value in zip(unit.specs, future.result(), strict=True):
+                values[spec.index] = value
+        return values
+
+
+class _Skipped(Exception):
+    """A unit not started because another object of the mount already failed."""
+
+
+def _first_error(
+    futures: dict[Future[Sequence[SecretValue]], FetchUnit],
+    done: set[Future[Sequence[SecretValue]]],
+    request: MountRequest,
+) -> ProviderError | None:
+    """The failure to report: the first failed unit in object order (skips ignored)."""
+    failures = []
+    for future in done:
+        exc = future.exception()
+        if exc is None or isinstance(exc, _Skipped):
+            continue
+        unit = futures[future]
+        if not isinstance(exc, ProviderError):
+            log.error("unexpected error fetching %s", unit.describe(), exc_info=exc)
+            exc = InternalError(
+                f"{unit.describe()}: the provider failed unexpectedly ({type(exc).__name__}); "
+                "see the provider's logs"
+            )
+        failures.append((unit.specs[0].index, exc))
+    if not failures:
+        return None
+    failures.sort(key=lambda item: item[0])
+    return failures[0][1]
+
+
+def monotonic_ms(start: float) -> float:
+    return (time.monotonic() - start) * 1000

@@ -1,0 +1,101 @@
+"""The backend plugin host: stevedore finds backends by objectType through entry points."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ack_secrets_provider.core.backend import ENTRY_POINT_GROUP, Backend
+from ack_secrets_provider.core.credentials import PluginLoadFailure
+from ack_secrets_provider.core.errors import InvalidArgument
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.spec import BackendValidator
+
+log = logging.getLogger(__name__)
+
+#: backends shipped in this distribution (the only ones loaded when third-party autoload is off)
+BUILTIN_BACKENDS = ("kms", "oos")
+
+
+def _distribution(entry_point: Any) -> str | None:
+    """The distribution that declares `entry_point` (stevedore's cache drops `.dist`)."""
+    from importlib.metadata import entry_points
+
+    dist = getattr(entry_point, "dist", None)
+    if dist is not None:
+        return str(dist.name)
+    for candidate in entry_points(group=ENTRY_POINT_GROUP, name=entry_point.name):
+        if candidate.value == entry_point.value and candidate.dist is not None:
+            return str(candidate.dist.name)
+    return None
+
+
+@dataclass
+class BackendHost:
+    """Loads every backend once at start-up; failures are kept and reported by name."""
+
+    settings: ProviderSettings
+    backends: dict[str, Backend] = field(default_factory=dict)
+    failures: list[PluginLoadFailure] = field(default_factory=list)
+    distributions: dict[str, str | None] = field(default_factory=dict)
+
+    def load(self, *, autoload_third_party: bool = True) -> None:
+        from stevedore import ExtensionManager, NamedExtensionManager
+
+        def on_failure(_manager: Any, entry_point: Any, exc: BaseException) -> None:
+            reason = f"{type(exc).__name__}: {exc}"
+            self.failures.append(
+                PluginLoadFailure(entry_point.name, _distribution(entry_point), reason)
+            )
+            log.error("backend plugin %r failed to load: %s", entry_point.name, reason)
+
+        common: dict[str, Any] = {
+            "invoke_on_load": True,
+            "invoke_args": (self.settings,),
+            "on_load_failure_callback": on_failure,
+            "propagate_map_exceptions": True,
+        }
+        manager: Any
+        if autoload_third_party:
+            manager = ExtensionManager(ENTRY_POINT_GROUP, **common)
+        else:
+            manager = NamedExtensionManager(
+                ENTRY_POINT_GROUP, names=list(BUILTIN_BACKENDS), name_order=True, **common
+            )
+        for extension in manager:
+            backend = extension.obj
+            if not isinstance(backend, Backend):
+                self.failures.append(PluginLoadFailure(
+                    extension.name, _distribution(extension.entry_point),
+                    f"{type(backend).__name__} is not a subclass of "
+                    "ack_secrets_provider.core.backend.Backend",
+                ))
+                continue
+            self.backends[extension.name] = backend
+            self.distributions[extension.name] = _distribution(extension.entry_point)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.backends)
+
+    def validators(self) -> Mapping[str, BackendValidator]:
+        return {name: backend.validate for name, backend in self.backends.items()}
+
+    def get(self, object_type: str) -> Backend:
+        try:
+            return self.backends[object_type]
+        except KeyError:
+            installed = ", ".join(sorted(self.backends)) or "none"
+            raise InvalidArgument(
+                f"objectType {object_type!r} is not an installed backend; installed types are "
+                f"{installed}"
+            ) from None
+
+    def close(self) -> None:
+        for backend in self.backends.values():
+            try:
+                backend.close()
+            except Exception:  # closing must never stop the shutdown of the others
+                log.exception("backend %r failed to close", backend.object_type)

@@ -1,0 +1,183 @@
+"""The thin gRPC server: decode the driver's request, call the mount service, encode or map errors.
+
+It listens on `<provider-volume>/alibabacloud.sock` with owner-only permissions, serves the
+driver's `v1alpha1.CSIDriverProvider` and the standard gRPC health service on the same socket,
+and on SIGTERM stops accepting, lets in-flight mounts finish within a grace period and removes
+the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import stat
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from ack_secrets_provider.core import RUNTIME_NAME, __version__
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.errors import InternalError, ProviderError
+from ack_secrets_provider.core.mount import MountService
+from ack_secrets_provider.core.observe import MountObserver
+from ack_secrets_provider.core.proto import service_pb2, service_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "alibabacloud.sock"
+PROTOCOL_VERSION = "v1alpha1"
+SERVICE_NAME = "v1alpha1.CSIDriverProvider"
+
+
+class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
+    """Version and Mount. All logic lives in MountService; this only translates."""
+
+    def __init__(self, service: MountService, observer: MountObserver | None = None) -> None:
+        self.service = service
+        self.observer = observer or MountObserver()
+
+    def Version(  # noqa: N802 - gRPC method name
+        self, request: service_pb2.VersionRequest, context: grpc.ServicerContext
+    ) -> service_pb2.VersionResponse:
+        return service_pb2.VersionResponse(
+            version=PROTOCOL_VERSION, runtime_name=RUNTIME_NAME, runtime_version=__version__
+        )
+
+    def Mount(  # noqa: N802 - gRPC method name
+        self, request: service_pb2.MountRequest, context: grpc.ServicerContext
+    ) -> service_pb2.MountResponse:
+        remaining = context.time_remaining()
+        timeout = self.service.settings.default_mount_timeout
+        if remaining is not None:
+            timeout = min(timeout, max(0.0, remaining - 0.05))  # leave room to answer
+        deadline = Deadline.after(timeout)
+        started = time.monotonic()
+        observation = self.observer.start(request.attributes)
+        try:
+            outcome = self.service.mount(
+                request.attributes, request.secrets, request.permission, deadline
+            )
+        except ProviderError as exc:
+            observation.failed(exc, time.monotonic() - started)
+            context.abort(exc.code, exc.message)
+        except Exception as exc:  # a bug: never crash the server, never leak details
+            log.exception("mount failed unexpectedly")
+            error = InternalError(
+                f"the provider failed unexpectedly ({type(exc).__name__}); see the provider's logs"
+            )
+            observation.failed(error, time.monotonic() - started)
+            context.abort(error.code, error.message)
+        observation.succeeded(outcome, time.monotonic() - started)
+        files = [
+            service_pb2.File(path=item.path, mode=item.mode, contents=item.contents)
+            for item in outcome.files
+        ]
+        versions = [
+            service_pb2.ObjectVersion(id=item.path, version=item.version)
+            for item in outcome.files
+        ]
+        if not versions:
+            # The driver fails a mount with no object versions; an empty objects list is a
+            # valid (empty) mount, so report one placeholder version that reveals nothing.
+            versions = [service_pb2.ObjectVersion(id="secretproviderclass", version="empty")]
+        return service_pb2.MountResponse(object_version=versions, files=files)
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Remove a leftover socket; refuse to steal one another live process is serving."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not stat.S_ISSOCK(path.lstat().st_mode):
+        raise RuntimeError(f"{path} exists and is not a socket; remove it or choose another "
+                           "--provider-volume")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # nobody listens: stale from a previous run
+        return
+    finally:
+        probe.close()
+    raise RuntimeError(
+        f"another process is already serving {path}; stop it first (two providers cannot share "
+        "one socket)"
+    )
+
+
+class ProviderServer:
+    """Owns the gRPC server, the socket file and the health status."""
+
+    def __init__(
+        self,
+        service: MountService,
+        socket_dir: str | os.PathLike[str],
+        *,
+        observer: MountObserver | None = None,
+        max_workers: int = 32,
+        grace_period: float = 30.0,
+    ) -> None:
+        self.service = service
+        self.socket_path = Path(socket_dir) / SOCKET_NAME
+        self.grace_period = grace_period
+        self.health = health.HealthServicer()
+        self._server = grpc.server(
+            ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+            options=[("grpc.max_send_message_length", 8 * 1024 * 1024)],
+        )
+        service_pb2_grpc.add_CSIDriverProviderServicer_to_server(
+            ProviderServicer(service, observer), self._server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        self._stopped = threading.Event()
+
+    @property
+    def target(self) -> str:
+        return f"unix:{self.socket_path}"
+
+    def start(self) -> None:
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_socket(self.socket_path)
+        # The socket's permissions are the driver contract's only protection: owner-only.
+        old_umask = os.umask(0o177)
+        try:
+            self._server.add_insecure_port(self.target)
+            self._server.start()
+        finally:
+            os.umask(old_umask)
+        with contextlib.suppress(OSError):
+            os.chmod(self.socket_path, 0o600)
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("listening on %s", self.socket_path)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let in-flight mounts finish within `grace`, remove the socket."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        event = self._server.stop(self.grace_period if grace is None else grace)
+        event.wait()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        self.service.close()
+        self.service.backends.close()
+        log.info("stopped; removed %s", self.socket_path)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._server.wait_for_termination(timeout)
+
+    def __enter__(self) -> ProviderServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop(grace=2.0)
