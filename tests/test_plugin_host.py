@@ -1,0 +1,151 @@
+"""Plugin hosts: discovery through entry points, broken plugins reported by name, hook checks."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from types import SimpleNamespace
+from typing import Any
+
+import pluggy
+import pytest
+
+from ack_secrets_provider.core.credentials import (
+    CredentialContext,
+    CredentialHost,
+    Identity,
+    IdentityKey,
+)
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    PluginError,
+)
+from ack_secrets_provider.core.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins import BackendHost
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.spec import parse_mount_request
+from ack_secrets_provider.core.testing import PodRef, driver_attributes
+
+
+def test_test_backend_is_discovered_through_its_entry_point() -> None:
+    host = BackendHost(ProviderSettings())
+    host.load()
+    assert "testmem" in host.names
+    assert host.distributions["testmem"] == "ack-test-backend"
+
+
+def test_third_party_backends_are_not_loaded_when_autoload_is_off() -> None:
+    host = BackendHost(ProviderSettings())
+    host.load(autoload_third_party=False)
+    assert "testmem" not in host.names
+
+
+def test_unknown_object_type_lists_installed_types() -> None:
+    host = BackendHost(ProviderSettings())
+    host.load()
+    with pytest.raises(InvalidArgument, match="installed types are .*testmem"):
+        host.get("vault")
+
+
+def _context(namespace: str = "default", settings: ProviderSettings | None = None
+             ) -> CredentialContext:
+    request = parse_mount_request(
+        driver_attributes({"objects": ""}, pod=PodRef(namespace=namespace)), "null", '"420"'
+    )
+    return CredentialContext(request, settings or ProviderSettings(), Deadline.after(5))
+
+
+class _Fixed:
+    def __init__(self, mode: str, provider_level: bool = True) -> None:
+        self.identity = Identity(IdentityKey(mode=mode), credential=object(),
+                                 provider_level=provider_level)
+
+    @hookimpl
+    def ack_resolve_identity(self, context: CredentialContext) -> Identity | None:
+        return self.identity
+
+
+class _NotApplicable:
+    @hookimpl
+    def ack_resolve_identity(self, context: CredentialContext) -> Identity | None:
+        return None
+
+
+class _Misspelled:
+    @hookimpl
+    def ack_resolve_identiti(self, context: CredentialContext) -> Identity | None:
+        return None
+
+
+def _no_entry_points(monkeypatch: pytest.MonkeyPatch, eps: list[Any] | None = None) -> None:
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None, **_: eps or [])
+
+
+def test_first_result_wins_and_non_applicable_plugins_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _no_entry_points(monkeypatch)
+    host = CredentialHost(ProviderSettings())
+    host.load(extra=[_Fixed("second"), _NotApplicable()])
+    assert host.resolve(_context()).key.mode == "second"
+
+
+def test_no_plugin_applies_is_a_clear_failed_precondition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _no_entry_points(monkeypatch)
+    host = CredentialHost(ProviderSettings())
+    host.load(extra=[_NotApplicable()])
+    with pytest.raises(FailedPrecondition, match="no credential is configured"):
+        host.resolve(_context())
+
+
+def test_misspelled_hook_fails_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_entry_points(monkeypatch)
+    host = CredentialHost(ProviderSettings())
+    with pytest.raises(PluginError, match="ack_resolve_identiti"):
+        host.load(extra=[_Misspelled()])
+
+
+def test_broken_credential_plugin_is_reported_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_load() -> object:
+        raise ImportError("no module named vault_sdk")
+
+    ep = SimpleNamespace(name="vault-auth", dist=SimpleNamespace(name="ack-vault-auth"),
+                         load=broken_load)
+    _no_entry_points(monkeypatch, [ep])
+    host = CredentialHost(ProviderSettings())
+    host.load(extra=[_Fixed("static-ak")])
+    assert [(f.name, f.distribution) for f in host.failures] == [("vault-auth", "ack-vault-auth")]
+    assert "no module named vault_sdk" in host.failures[0].reason
+    assert host.resolve(_context()).key.mode == "static-ak"  # the others still work
+
+
+def test_provider_identity_restricted_to_allowed_namespaces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _no_entry_points(monkeypatch)
+    settings = ProviderSettings(provider_identity_namespaces=frozenset({"payments"}))
+    host = CredentialHost(settings)
+    host.load(extra=[_Fixed("provider-rrsa")])
+    assert host.resolve(_context("payments", settings)).key.mode == "provider-rrsa"
+    with pytest.raises(PermissionDenied, match="allow-list"):
+        host.resolve(_context("shop", settings))
+
+
+def test_pod_identity_is_not_restricted_by_the_allow_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _no_entry_points(monkeypatch)
+    settings = ProviderSettings(provider_identity_namespaces=frozenset({"payments"}))
+    host = CredentialHost(settings)
+    host.load(extra=[_Fixed("pod-rrsa", provider_level=False)])
+    assert host.resolve(_context("shop", settings)).key.mode == "pod-rrsa"
+
+
+def test_pluggy_project_name_is_stable() -> None:
+    host = CredentialHost(ProviderSettings())
+    assert isinstance(host.manager, pluggy.PluginManager)
+    assert host.manager.project_name == "ack_secrets_provider"
