@@ -34,7 +34,7 @@ def _install_inputs() -> str:
 
 def ensure_env() -> None:
     """Create .venv and install the project (with test extras) when inputs changed."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs before the venv exists
         sys.exit("Python 3.11 or newer is required")
     if not PY.exists():
         print("creating .venv ...", flush=True)

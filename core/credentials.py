@@ -47,6 +47,9 @@ class IdentityKey:
     subject: str | None = None
     access_key_id: str | None = None
     cross_account_role: str | None = None
+    #: keyed one-way digest of an AccessKey secret (never shown): a request that carries a
+    #: known AccessKey id with a wrong secret must not share another identity's cached values
+    secret_digest: str | None = field(default=None, repr=False)
 
     def describe(self) -> str:
         parts = [self.mode]

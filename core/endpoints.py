@@ -22,8 +22,8 @@ ENV_OVERRIDES = "ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES"
 SERVICES = ("kms", "oos", "sts", "metadata")
 
 _HOST = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,5})?$"
+    r"(?=[^:]{1,253}(?::|\Z))[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::([0-9]{1,5}))?"
 )
 _PLACEHOLDER = re.compile(r"\{[^}]*\}|<[^>]*>")
 
@@ -57,6 +57,11 @@ def check_endpoint_host(host: str, *, where: str, field_name: str, example: str)
     a scheme (`https://...`), a path or spaces. The message shows the corrected form.
     """
     text = host.strip()
+    if text != host:
+        raise InvalidArgument(
+            f"{where}: field {field_name} {host!r} has leading or trailing spaces; write "
+            f"{text!r}"
+        )
     if _PLACEHOLDER.search(text):
         raise InvalidArgument(
             f"{where}: field {field_name} {host!r} still contains a documentation placeholder "
@@ -74,10 +79,16 @@ def check_endpoint_host(host: str, *, where: str, field_name: str, example: str)
             f"{where}: field {field_name} {host!r} must be a host name without a path; "
             f"write {text.split('/', 1)[0]!r}"
         )
-    if not _HOST.match(text):
+    match = _HOST.fullmatch(text)
+    if not match:
         raise InvalidArgument(
             f"{where}: field {field_name} {host!r} is not a valid host name; "
             f"expected something like {example!r}"
+        )
+    if match.group(1) is not None and not 0 < int(match.group(1)) < 65536:
+        raise InvalidArgument(
+            f"{where}: field {field_name} {host!r} has port {match.group(1)}, which is not "
+            f"between 1 and 65535; expected something like {example!r}"
         )
 
 
@@ -99,12 +110,31 @@ class EndpointOverrides:
                     continue
                 key, sep, url = entry.partition("=")
                 key, url = key.strip(), url.strip()
-                parts = urlsplit(url)
-                if not sep or not key or parts.scheme not in ("http", "https") or not parts.netloc:
+                try:
+                    parts = urlsplit(url)
+                    port_ok = parts.port is None or parts.port > 0
+                except ValueError:  # e.g. "http://[::1" or a port above 65535
+                    parts, port_ok = urlsplit(""), False
+                if (
+                    not sep or not key or parts.scheme not in ("http", "https")
+                    or not parts.hostname or not port_ok
+                ):
+                    shown = entry if "@" not in entry else f"{key}=<URL with user info>"
                     raise ValueError(
-                        f"endpoint override {entry!r} must look like kms=http://127.0.0.1:8080 or "
+                        f"endpoint override {shown!r} must look like kms=http://127.0.0.1:8080 or "
                         "kms.cn-hangzhou.aliyuncs.com=https://proxy.internal:8443 (service is one "
                         f"of {', '.join(SERVICES)}, or a full endpoint host)"
+                    )
+                if parts.username is not None or parts.password is not None:
+                    # describe() logs every override at start-up: no credentials in URLs
+                    raise ValueError(
+                        f"endpoint override for {key!r} must not contain user:password@; "
+                        "credentials come from the credential chain"
+                    )
+                if parts.path.strip("/") or parts.query or parts.fragment:
+                    raise ValueError(
+                        f"endpoint override {entry!r} must be a base URL without a path or "
+                        f"query; write {key}={parts.scheme}://{parts.netloc}"
                     )
                 base = f"{parts.scheme}://{parts.netloc}"
                 if key in SERVICES:

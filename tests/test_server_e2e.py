@@ -146,7 +146,9 @@ def test_unexpected_backend_exception_is_internal_and_leaks_nothing(
     provider: RunningProvider,
 ) -> None:
     with pytest.raises(grpc.RpcError) as info:
-        provider.mount(driver_attributes({"objects": "- {objectName: crash-1, objectType: testmem}\n"}))
+        provider.mount(
+            driver_attributes({"objects": "- {objectName: crash-1, objectType: testmem}\n"})
+        )
     assert info.value.code() == grpc.StatusCode.INTERNAL
     assert "secret-material-must-not-leak" not in info.value.details()
     # and the server is still alive
