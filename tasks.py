@@ -60,7 +60,7 @@ def run(*cmd: str) -> int:
 def test(args: list[str]) -> int:
     ensure_env()
     for step in (
-        [str(BIN / "ruff"), "check", "core", "backends", "auth", "tests", "tasks.py"],
+        [str(BIN / "ruff"), "check", "core", "backends", "auth", "tests", "charts", "tasks.py"],
     ):
         code = run(*step)
         if code:

@@ -1,0 +1,98 @@
+"""The whole chart: `helm lint --strict` and Kubernetes schema validation of every render.
+
+Renders cover the defaults, each seed values file users already have, and a values set that
+turns on every optional branch, for the lowest and highest supported Kubernetes versions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import kubernetes_validate
+import pytest
+
+if TYPE_CHECKING:
+    from helm import ChartUnderTest
+
+# Every optional branch of the templates at once.
+EVERYTHING_ON: dict[str, Any] = {
+    "regionId": "cn-hangzhou",
+    "logVerbosity": 4,
+    "logFormat": "json",
+    "rrsa": {"enable": True, "accountId": "1234567890", "clusterId": "c0123abcd"},
+    "fetchConcurrency": 8,
+    "cache": {"ttl": "5m", "maxEntries": 5000, "maxBytes": 67108864},
+    "providerIdentity": {"allowedNamespaces": ["kube-system", "payments"]},
+    "kmsCaBundle": {"configMap": {"name": "kms-gateway-ca", "key": "bundle.pem"}},
+    "stsEndpoint": "sts-vpc.cn-hangzhou.aliyuncs.com",
+    "disableImdsV1": True,
+    "endpointOverrides": {"kms": "https://kms-proxy.internal:8443"},
+    "imagePullSecrets": [{"name": "regcred"}],
+    "linux": {
+        "hostNetwork": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "tmpSizeLimit": "16Mi",
+        "podLabels": {"team": "platform"},
+        "podAnnotations": {"example.com/owner": "platform"},
+        "nodeSelector": {"node-role.kubernetes.io/worker": ""},
+        "volumes": [{"name": "extra", "emptyDir": {}}],
+        "volumeMounts": [{"name": "extra", "mountPath": "/extra"}],
+    },
+}
+
+
+def _value_sets(seed_values: dict[str, Path]) -> list[tuple[str, list[Path], dict[str, Any]]]:
+    sets: list[tuple[str, list[Path], dict[str, Any]]] = [("defaults", [], {})]
+    sets += [(f"seed-{name}", [path], {}) for name, path in sorted(seed_values.items())]
+    sets.append(("everything-on", [], EVERYTHING_ON))
+    return sets
+
+
+def test_seed_values_files_are_present(seed_values: dict[str, Path]) -> None:
+    # Both documented modes must be exercised; a missing file is a broken layout, not a skip.
+    assert {"ak", "rrsa"} <= set(seed_values)
+
+
+def test_lint_strict(chart: ChartUnderTest, seed_values: dict[str, Path]) -> None:
+    for name, files, values in _value_sets(seed_values):
+        proc = chart.lint(files, values)
+        assert proc.returncode == 0, f"helm lint --strict failed for {name}:\n{proc.stdout}"
+        assert "[ERROR]" not in proc.stdout and "[WARNING]" not in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("kube_version", ["1.25.0", "1.37.0"])
+def test_rendered_objects_validate_strictly(
+    chart: ChartUnderTest,
+    seed_values: dict[str, Path],
+    helm_lib: ModuleType,
+    kube_version: str,
+) -> None:
+    assert kube_version in helm_lib.K8S_VERSIONS
+    for name, files, values in _value_sets(seed_values):
+        rendered = chart.template(files, values, kube_version=kube_version)
+        kinds = sorted(obj["kind"] for obj in rendered.objects)
+        assert kinds == ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "ServiceAccount"], name
+        for obj in rendered.objects:
+            try:
+                kubernetes_validate.validate(obj, kube_version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{name}: {obj['kind']} invalid for Kubernetes {kube_version}: {exc}")
+
+
+def test_validation_catches_a_broken_manifest(chart: ChartUnderTest) -> None:
+    # Guards the validator itself: strict mode must reject an unknown field.
+    daemonset = chart.template().one("DaemonSet")
+    broken = {**daemonset, "spec": {**daemonset["spec"], "hostNetworking": True}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.25.0", strict=True)
+
+
+def test_chart_refuses_kubernetes_older_than_supported(chart: ChartUnderTest) -> None:
+    proc = chart.helm.run(
+        "template", "x", str(chart.chart), "--kube-version", "1.24.0", check=False
+    )
+    assert proc.returncode != 0
+    assert "kubeVersion" in proc.stderr or "incompatible" in proc.stderr

