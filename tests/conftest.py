@@ -73,3 +73,29 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, max_examples=300)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+# --- emulator fixtures ---
+# The loopback Alibaba Cloud emulator (core/emulator) seeded with `testing.default_seed()` (its
+# keys: testing.ACCESS_KEY_ID / ACCESS_KEY_SECRET, and LIMITED_* for a principal whose policy
+# allows only app/* and app-*). Build real SDK clients from `emulator.address` (plain HTTP) or
+# `emulator_tls.tls_address` + `emulator_tls.root_ca`.
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def emulator():  # type: ignore[no-untyped-def]
+    """A running in-process emulator (plain HTTP) with the default seed; stopped afterwards."""
+    from ack_secrets_provider.core.emulator.testing import default_seed, running_emulator
+
+    with running_emulator(default_seed()) as handle:
+        yield handle
+
+
+@pytest.fixture
+def emulator_tls(tmp_path):  # type: ignore[no-untyped-def]
+    """Like `emulator`, plus an HTTPS listener with a root -> intermediate -> server chain."""
+    from ack_secrets_provider.core.emulator.testing import default_seed, running_emulator
+
+    with running_emulator(default_seed(), tls=True, tls_dir=tmp_path / "emulator-ca") as handle:
+        yield handle
