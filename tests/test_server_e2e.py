@@ -122,7 +122,7 @@ def test_all_or_nothing_one_missing_object_fails_the_mount(provider: RunningProv
     ("yaml_text", "code", "fragment"),
     [
         ("- {objectName: x, objectType: nosuch}", grpc.StatusCode.INVALID_ARGUMENT,
-         "installed types are"),
+         "installed types: kms, oos, testmem"),
         ("- {objectName: x, objectTyp: testmem}", grpc.StatusCode.INVALID_ARGUMENT,
          "Did you mean 'objectType'"),
         ("- {objectName: denied-x, objectType: testmem}", grpc.StatusCode.PERMISSION_DENIED,
