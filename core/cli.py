@@ -62,6 +62,10 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated namespaces allowed to use the provider's own identity "
              "(empty: all namespaces)")
     add("--sts-endpoint", default=None, help="STS endpoint host (regional or VPC)")
+    add("--sts-ca-file", default=None,
+        help="CA bundle trusted for an https STS endpoint override (tests, proxies)")
+    add("--kube-api-url", default=None,
+        help="Kubernetes API base URL (default: in-cluster from KUBERNETES_SERVICE_HOST)")
     add("--rrsa-token-file", default=ProviderSettings.rrsa_token_file,
         help="projected ServiceAccount token of the provider (provider RRSA)")
     add("--disable-imds-v1", action="store_true",
@@ -95,6 +99,8 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
         kms_ca_dir=args.kms_ca_dir,
         provider_identity_namespaces=frozenset(namespaces) if namespaces else None,
         sts_endpoint=args.sts_endpoint,
+        sts_ca_file=args.sts_ca_file,
+        kube_api_url=args.kube_api_url,
         imds_v1_fallback=not args.disable_imds_v1,
         rrsa_token_file=args.rrsa_token_file,
         cache_ttl=cache_ttl,

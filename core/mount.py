@@ -112,7 +112,8 @@ class MountService:
             identity = (identities.get(spec.cross_account_role_arn) or identities[None]
                         if needs_credentials else ANONYMOUS)
             endpoint = backend.endpoint(spec, request.region)
-            context = FetchContext(identity, deadline, endpoint, self.settings)
+            context = FetchContext(identity, deadline, endpoint, self.settings,
+                                   region=request.region)
             if backend.max_batch > 1 and spec.object_version is None:
                 key = (spec.object_type, endpoint.protocol, endpoint.address, identity.key)
                 groups.setdefault(key, []).append(spec)

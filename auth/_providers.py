@@ -1,0 +1,191 @@
+"""The process-wide cache of resolved identities, shared by every built-in credential plugin.
+
+An identity (its key, its refreshing provider, the SDK credential client around it) is built
+once per cache key and reused by every later mount, so its STS credential is fetched once per
+lifetime. The cache key is the IdentityKey plus what else decides where and how the credential is
+fetched (the STS endpoint, a digest of an AccessKey secret): a changed setting or a rotated
+AccessKey secret builds a new identity instead of reusing a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
+
+from alibabacloud_credentials.client import Client as CredentialClient
+
+from ack_secrets_provider.auth._refresh import Clock, Fetch, Issued, RefreshingProvider
+from ack_secrets_provider.core.arn import parse_arn
+from ack_secrets_provider.core.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.errors import FailedPrecondition, ProviderError
+
+#: per-process key of `secret_digest` (digests are never comparable across processes)
+_DIGEST_KEY = os.urandom(32)
+
+
+def secret_digest(secret: str) -> str:
+    """A keyed one-way digest of a secret, to tell identities with the same AccessKey id but
+    different secrets apart (a wrong or rotated secret never shares a cache entry)."""
+    return hmac.new(_DIGEST_KEY, secret.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class IdentityCache:
+    """A bounded LRU of identities; entries are built under a per-key lock (single flight)."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        #: the clock every new refreshing provider uses (tests replace it to skip time)
+        self.clock: Clock = time.time
+        self._entries: OrderedDict[Hashable, Identity] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[Hashable, threading.Lock] = {}
+
+    def get_or_create(self, cache_key: Hashable, build: Callable[[], Identity]) -> Identity:
+        with self._lock:
+            found = self._entries.get(cache_key)
+            if found is not None:
+                self._entries.move_to_end(cache_key)
+                return found
+            key_lock = self._building.setdefault(cache_key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                found = self._entries.get(cache_key)
+                if found is not None:
+                    return found
+            identity = build()
+            with self._lock:
+                self._entries[cache_key] = identity
+                self._building.pop(cache_key, None)
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+            return identity
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._building.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+#: the one cache of the process
+CACHE = IdentityCache()
+
+
+def refreshing_identity(
+    key: IdentityKey, name: str, fetch: Fetch, *, provider_level: bool
+) -> Identity:
+    """An Identity whose credential client wraps a RefreshingProvider around `fetch`."""
+    provider = RefreshingProvider(name, fetch, clock=CACHE.clock)
+    return Identity(key=key, credential=CredentialClient(provider=provider),
+                    provider_level=provider_level)
+
+
+def static_identity(
+    key: IdentityKey, name: str, access_key_id: str, access_key_secret: str, *,
+    provider_level: bool,
+) -> Identity:
+    """An Identity for a long-lived AccessKey pair (never refreshed)."""
+    issued = Issued(access_key_id, access_key_secret)
+    return refreshing_identity(key, name, lambda _timeout: issued, provider_level=provider_level)
+
+
+def provider_of(identity: Identity) -> RefreshingProvider:
+    """The refreshing provider inside a built-in identity's credential client."""
+    provider = identity.credential.cloud_credential.provider
+    if not isinstance(provider, RefreshingProvider):
+        raise TypeError(f"identity {identity.describe()} was not built by a built-in plugin")
+    return provider
+
+
+def env(environ: Mapping[str, str], name: str) -> str | None:
+    """An environment value from the settings snapshot, stripped; empty counts as unset."""
+    value = environ.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def provider_oidc_arn(environ: Mapping[str, str]) -> str | None:
+    """The provider's OIDC provider ARN: ALICLOUD_OIDC_PROVIDER_ARN, else built from
+    ALICLOUD_ACCOUNT_ID + ALICLOUD_CLUSTER_ID as ACK names it. None when neither is set;
+    FailedPrecondition when only one of account and cluster is set (a half-done RRSA setup)."""
+    explicit = env(environ, "ALICLOUD_OIDC_PROVIDER_ARN")
+    if explicit:
+        return explicit
+    account = env(environ, "ALICLOUD_ACCOUNT_ID")
+    cluster = env(environ, "ALICLOUD_CLUSTER_ID")
+    if account and cluster:
+        return f"acs:ram::{account}:oidc-provider/ack-rrsa-{cluster}"
+    if account or cluster:
+        missing = "ALICLOUD_CLUSTER_ID (rrsa.clusterId)" if account else (
+            "ALICLOUD_ACCOUNT_ID (rrsa.accountId)")
+        raise FailedPrecondition(
+            f"RRSA is half configured: {missing} is not set; set both rrsa.accountId and "
+            "rrsa.clusterId, or ALICLOUD_OIDC_PROVIDER_ARN through envVarsFromSecret"
+        )
+    return None
+
+
+def check_role_arn(value: str, where: str, error: type[ProviderError] = FailedPrecondition) -> str:
+    """Refuse a value that is not a RAM role ARN (`acs:ram::<account-id>:role/<name>`)."""
+    try:
+        arn = parse_arn(value)
+    except ValueError as exc:
+        raise error(f"{where}: {exc}; a RAM role ARN looks like "
+                    "acs:ram::123456789012:role/my-role") from None
+    if arn.service != "ram" or arn.resource_type != "role" or not arn.account:
+        raise error(f"{where}: {value!r} is not a RAM role ARN; it must look like "
+                    "acs:ram::123456789012:role/my-role")
+    return value
+
+
+def role_session(environ: Mapping[str, str]) -> tuple[str, int]:
+    """RoleSessionName and DurationSeconds from ALICLOUD_ROLE_SESSION_NAME /
+    ALICLOUD_ROLE_SESSION_EXPIRATION (seconds, 900 or more), with the defaults."""
+    from ack_secrets_provider.auth import _sts
+
+    name = env(environ, "ALICLOUD_ROLE_SESSION_NAME")
+    raw = env(environ, "ALICLOUD_ROLE_SESSION_EXPIRATION")
+    duration = _sts.DEFAULT_DURATION
+    if raw is not None:
+        try:
+            duration = int(raw)
+        except ValueError:
+            duration = -1
+        if duration < _sts.MIN_DURATION:
+            raise FailedPrecondition(
+                f"ALICLOUD_ROLE_SESSION_EXPIRATION is {raw!r}; set it to a whole number of "
+                f"seconds, at least {_sts.MIN_DURATION} (STS refuses shorter sessions) and at "
+                "most the role's maximum session duration"
+            )
+    return (_sts.session_name(name) if name else _sts.DEFAULT_SESSION_NAME), duration
+
+
+def access_key_pair(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """ACCESS_KEY_ID + SECRET_ACCESS_KEY from the environment snapshot; None when neither is
+    set; FailedPrecondition naming the missing one when only one is."""
+    key_id = env(environ, "ACCESS_KEY_ID")
+    secret = env(environ, "SECRET_ACCESS_KEY")
+    if key_id and secret:
+        return key_id, secret
+    if key_id or secret:
+        missing = "SECRET_ACCESS_KEY" if key_id else "ACCESS_KEY_ID"
+        raise FailedPrecondition(
+            f"an AccessKey is half configured: {missing} is not set; set both ACCESS_KEY_ID and "
+            "SECRET_ACCESS_KEY (Helm value envVarsFromSecret) or neither"
+        )
+    return None
+
+
+def static_credential(access_key_id: str, access_key_secret: str) -> CredentialClient:
+    """A credential client for a fixed AccessKey pair (the base of an AssumeRole)."""
+    issued = Issued(access_key_id, access_key_secret)
+    return CredentialClient(provider=RefreshingProvider("static_ak", lambda _t: issued))

@@ -1,0 +1,167 @@
+"""STS calls (AssumeRole, AssumeRoleWithOIDC) through the STS SDK, with explicit endpoints.
+
+Why the STS SDK (alibabacloud-sts20150401) rather than alibabacloud-credentials' providers: it
+takes the OIDC token as a string (pod tokens never touch the disk), its protocol, CA and timeouts
+are configurable (the credentials library hard-codes https and the system roots), and its errors
+carry the STS code and request id. The endpoint always comes from
+`settings.endpoint_overrides.resolve("sts", host)`; the TLS trust for an https endpoint is the
+SDK's bundled roots unless `settings.sts_ca_file` names a CA bundle (the emulator's CA in tests).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from alibabacloud_sts20150401 import models as sts_models
+from alibabacloud_sts20150401.client import Client as StsClient
+from alibabacloud_tea_openapi import utils_models as openapi_models
+from alibabacloud_tea_openapi.exceptions import (
+    ClientException,
+    ServerException,
+    ThrottlingException,
+)
+from darabonba.runtime import RuntimeOptions
+
+from ack_secrets_provider.auth._refresh import Issued
+from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.errors import (
+    FailedPrecondition,
+    PermissionDenied,
+    ProviderError,
+    Throttled,
+    Unauthenticated,
+    Unavailable,
+)
+from ack_secrets_provider.core.settings import ProviderSettings
+
+DEFAULT_DURATION = 3600
+MIN_DURATION = 900
+DEFAULT_SESSION_NAME = "ack-secrets-provider"
+
+_SESSION_CHARS = re.compile(r"[^\w.@-]")
+
+
+def sts_endpoint(settings: ProviderSettings, region: str | None = None) -> Endpoint:
+    """Where STS calls go: the configured host (regional or VPC), then the override map."""
+    region = settings.region or region
+    host = settings.sts_endpoint or (
+        f"sts-vpc.{region}.aliyuncs.com" if region else "sts.aliyuncs.com"
+    )
+    return settings.endpoint_overrides.resolve("sts", host)
+
+
+def session_name(*parts: str) -> str:
+    """A RoleSessionName STS accepts: 2-64 characters of [A-Za-z0-9_.@-]."""
+    name = _SESSION_CHARS.sub("-", "-".join(p for p in parts if p))[:64]
+    return name if len(name) >= 2 else DEFAULT_SESSION_NAME
+
+
+def make_client(
+    settings: ProviderSettings, endpoint: Endpoint, credential: Any | None = None
+) -> StsClient:
+    """An STS client for exactly `endpoint`; anonymous when `credential` is None."""
+    config = openapi_models.Config(
+        endpoint=endpoint.address,
+        protocol=endpoint.protocol,
+        credential=credential,
+        ca=settings.sts_ca_file if endpoint.protocol == "https" else None,
+        connect_timeout=5000,
+        read_timeout=10000,
+    )
+    return StsClient(config)
+
+
+def _runtime(timeout: float) -> RuntimeOptions:
+    millis = max(100, int(timeout * 1000))
+    return RuntimeOptions(connect_timeout=min(millis, 5000), read_timeout=millis)
+
+
+def parse_expiration(text: str | None) -> float | None:
+    """STS `Expiration` (`2026-11-28T14:00:00Z`) as epoch seconds."""
+    if not text:
+        return None
+    return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def _issued(credentials: Any, what: str) -> Issued:
+    if credentials is None or not credentials.access_key_id or not credentials.access_key_secret:
+        raise Unavailable(f"{what}: STS answered without credentials; try again later")
+    return Issued(
+        access_key_id=credentials.access_key_id,
+        access_key_secret=credentials.access_key_secret,
+        security_token=credentials.security_token,
+        expiration=parse_expiration(credentials.expiration),
+    )
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Remove every secret (token, AccessKey secret) that might be echoed in `text`."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def map_sts_error(
+    exc: Exception, what: str, hint: str, secrets: Iterable[str | None] = ()
+) -> ProviderError:
+    """Turn an STS SDK exception into a ProviderError that names the call and the fix."""
+    secrets = list(secrets)
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, ThrottlingException):
+        retry_after = (exc.retry_after or 0) / 1000 or None
+        return Throttled(f"{what}: STS throttled the call; it will be retried",
+                         retry_after=retry_after)
+    if isinstance(exc, ServerException):
+        return Unavailable(f"{what}: STS failed ({exc.code}, request id {exc.request_id}); "
+                           "try again later")
+    if isinstance(exc, ClientException):
+        code = str(exc.code or "")
+        detail = scrub(str(getattr(exc, "message", "") or ""), secrets)
+        text = f"{what}: STS refused the call ({code}, request id {exc.request_id}): {detail}"
+        lowered = code.lower()
+        if any(k in lowered for k in ("accesskeyid", "signature", "securitytoken", "expired",
+                                      "oidctoken", "invalidtoken")):
+            return Unauthenticated(f"{text}. {hint}")
+        if any(k in lowered for k in ("nopermission", "notexist", "notfound", "forbidden",
+                                      "notauthorized", "denied")):
+            return PermissionDenied(f"{text}. {hint}")
+        return FailedPrecondition(f"{text}. {hint}")
+    # network errors, timeouts (UnretryableException / RetryError) and the like
+    cause = scrub(f"{type(exc).__name__}: {exc}", secrets)
+    return Unavailable(f"{what}: STS could not be reached ({cause}); check the STS endpoint "
+                       "(--sts-endpoint) and the node's network")
+
+
+def assume_role(
+    client: StsClient, *, role_arn: str, session: str, duration: int, timeout: float,
+    what: str, hint: str, secrets: Iterable[str | None] = (),
+) -> Issued:
+    request = sts_models.AssumeRoleRequest(
+        role_arn=role_arn, role_session_name=session, duration_seconds=duration
+    )
+    try:
+        response = client.assume_role_with_options(request, _runtime(timeout))
+    except Exception as exc:
+        raise map_sts_error(exc, what, hint, secrets) from None
+    return _issued(response.body.credentials if response.body else None, what)
+
+
+def assume_role_with_oidc(
+    client: StsClient, *, role_arn: str, oidc_provider_arn: str, token: str, session: str,
+    duration: int, timeout: float, what: str, hint: str,
+) -> Issued:
+    request = sts_models.AssumeRoleWithOIDCRequest(
+        role_arn=role_arn, oidcprovider_arn=oidc_provider_arn, oidctoken=token,
+        role_session_name=session, duration_seconds=duration,
+    )
+    try:
+        response = client.assume_role_with_oidcwith_options(request, _runtime(timeout))
+    except Exception as exc:
+        raise map_sts_error(exc, what, hint, [token]) from None
+    return _issued(response.body.credentials if response.body else None, what)

@@ -1,0 +1,165 @@
+"""Mode 6, the ECS / worker node's RAM role from the instance metadata service.
+
+The last built-in mode: it applies unless `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`. It speaks
+IMDSv2 first (PUT /latest/api/token, then GETs with the token); when the service refuses the
+token request it falls back to IMDSv1 only if `settings.imds_v1_fallback` is on. The role name is
+`ALIBABA_CLOUD_ECS_METADATA` or discovered from the service. The base URL is
+`http://100.100.100.200` unless the `metadata` endpoint override points elsewhere (the emulator in
+tests); the library's EcsRamRoleCredentialsProvider hard-codes the host, hence this small client.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from ack_secrets_provider.auth._providers import CACHE, env, provider_of, refreshing_identity
+from ack_secrets_provider.auth._refresh import Issued
+from ack_secrets_provider.auth._sts import parse_expiration
+from ack_secrets_provider.core.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.errors import FailedPrecondition, ProviderError, Unavailable
+from ack_secrets_provider.core.hookspecs import hookimpl
+from ack_secrets_provider.core.settings import ProviderSettings
+
+MODE = "ecs-ram-role"
+METADATA_HOST = "100.100.100.200"
+TOKEN_PATH = "/latest/api/token"
+CREDENTIALS_PATH = "/latest/meta-data/ram/security-credentials/"
+TOKEN_TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"
+TOKEN_HEADER = "X-aliyun-ecs-metadata-token"
+TOKEN_TTL = 21600
+MAX_TIMEOUT = 5.0
+
+_NOTHING_ELSE = (
+    "no other credential is configured (pod-level RRSA, rrsa.enable, ACCESS_KEY_ID / "
+    "SECRET_ACCESS_KEY, a nodePublishSecretRef) and"
+)
+
+
+class MetadataClient:
+    """GETs from the instance metadata service, with an IMDSv2 token when it gives one."""
+
+    def __init__(self, base_url: str, *, v1_fallback: bool, ca_file: str | None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.v1_fallback = v1_fallback
+        self._context = (
+            ssl.create_default_context(cafile=ca_file)
+            if self.base_url.startswith("https://") else None
+        )
+
+    def _open(self, request: urllib.request.Request, timeout: float) -> str:
+        with urllib.request.urlopen(  # noqa: S310 - URL built from settings only
+            request, timeout=max(0.1, min(MAX_TIMEOUT, timeout)), context=self._context
+        ) as response:
+            return str(response.read().decode("utf-8"))
+
+    def _token(self, timeout: float) -> str | None:
+        request = urllib.request.Request(self.base_url + TOKEN_PATH, method="PUT")
+        request.add_header(TOKEN_TTL_HEADER, str(TOKEN_TTL))
+        try:
+            return self._open(request, timeout)
+        except urllib.error.HTTPError as exc:
+            if self.v1_fallback:
+                return None
+            raise FailedPrecondition(
+                f"the instance metadata service refused an IMDSv2 token (HTTP {exc.code}) and "
+                "the IMDSv1 fallback is off (--disable-imds-v1); enable IMDSv2 on the "
+                "node or allow the fallback"
+            ) from None
+
+    def get(self, path: str, timeout: float) -> str:
+        token = self._token(timeout)
+        request = urllib.request.Request(self.base_url + path, method="GET")
+        if token is not None:
+            request.add_header(TOKEN_HEADER, token)
+        return self._open(request, timeout)
+
+
+def _metadata_error(exc: Exception, base_url: str, what: str) -> ProviderError:
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, urllib.error.HTTPError):
+        if exc.code == 404:
+            return FailedPrecondition(
+                f"{what}: {_NOTHING_ELSE} the node has no RAM role (the metadata service at "
+                f"{base_url} answered 404); attach a RAM role to the worker nodes or configure "
+                "one of the other credential modes"
+            )
+        if exc.code in (401, 403):
+            return FailedPrecondition(
+                f"{what}: the metadata service at {base_url} refused the request "
+                f"(HTTP {exc.code}); check the node's metadata access settings"
+            )
+        return Unavailable(f"{what}: the metadata service at {base_url} answered HTTP "
+                           f"{exc.code}; try again later")
+    return FailedPrecondition(
+        f"{what}: {_NOTHING_ELSE} the instance metadata service at {base_url} cannot be reached "
+        f"({type(exc).__name__}); outside ECS, configure one of the other modes"
+    )
+
+
+def _fetch_credentials(client: MetadataClient, role: str, timeout: float) -> Issued:
+    what = f"ECS RAM role {role}"
+    try:
+        body = json.loads(client.get(CREDENTIALS_PATH + urllib.parse.quote(role), timeout))
+    except (OSError, ValueError, ProviderError) as exc:
+        raise _metadata_error(exc, client.base_url, what) from None
+    if not isinstance(body, dict) or body.get("Code", "Success") != "Success" or not (
+        body.get("AccessKeyId") and body.get("AccessKeySecret")
+    ):
+        raise Unavailable(f"{what}: the metadata service returned no usable credential; "
+                          "try again later")
+    return Issued(
+        access_key_id=body["AccessKeyId"], access_key_secret=body["AccessKeySecret"],
+        security_token=body.get("SecurityToken"),
+        expiration=parse_expiration(body.get("Expiration")),
+    )
+
+
+def _discover_role(client: MetadataClient, timeout: float) -> str:
+    what = "discovering the node's RAM role"
+    try:
+        listing = client.get(CREDENTIALS_PATH, timeout)
+    except (OSError, ProviderError) as exc:
+        raise _metadata_error(exc, client.base_url, what) from None
+    roles = [line.strip() for line in listing.splitlines() if line.strip()]
+    if not roles:
+        raise FailedPrecondition(
+            f"{what}: {_NOTHING_ELSE} the node has no RAM role attached; attach one or "
+            "configure another mode"
+        )
+    return roles[0]
+
+
+def metadata_base_url(settings: ProviderSettings) -> str:
+    endpoint = settings.endpoint_overrides.resolve("metadata", METADATA_HOST)
+    return endpoint.url if endpoint.overridden else f"http://{METADATA_HOST}"
+
+
+@hookimpl
+def ack_resolve_identity(context: CredentialContext) -> Identity | None:
+    settings = context.settings
+    disabled = env(settings.environ, "ALIBABA_CLOUD_ECS_METADATA_DISABLED")
+    if disabled is not None and disabled.lower() == "true":
+        return None
+    base_url = metadata_base_url(settings)
+    configured_role = env(settings.environ, "ALIBABA_CLOUD_ECS_METADATA")
+    cache_key = (MODE, base_url, settings.imds_v1_fallback, configured_role,
+                 settings.sts_ca_file)
+
+    def build() -> Identity:
+        client = MetadataClient(base_url, v1_fallback=settings.imds_v1_fallback,
+                                ca_file=settings.sts_ca_file)
+        role = configured_role or _discover_role(client, context.deadline.remaining())
+        key = IdentityKey(mode=MODE, role_arn=role)
+        return refreshing_identity(
+            key, MODE, lambda timeout: _fetch_credentials(client, role, timeout),
+            provider_level=True,
+        )
+
+    identity = CACHE.get_or_create(cache_key, build)
+    provider_of(identity).ensure_fresh(context.deadline)
+    return identity

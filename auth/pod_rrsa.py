@@ -1,0 +1,156 @@
+"""Mode 1, pod-level RRSA: the pod's own ServiceAccount identity (`usePodServiceAccountToken`).
+
+The pod's token (audience sts.aliyuncs.com) comes in the Mount request; the role ARN is the
+ServiceAccount annotation `ack.alibabacloud.com/role-arn` (read through the Kubernetes API, cached
+briefly); the OIDC provider ARN is the provider's own. The token goes to STS
+`AssumeRoleWithOIDC` as a string and is held in memory only, never written to a file.
+
+When a pod asks for its own identity this plugin either returns it or raises: a missing token,
+ServiceAccount info, OIDC provider or annotation, or an STS refusal fails the mount with the
+missing piece named. Never a silent fallback to the provider's identity (defect 5 of the existing
+provider).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+
+from ack_secrets_provider.auth import _sts
+from ack_secrets_provider.auth._providers import (
+    CACHE,
+    check_role_arn,
+    provider_of,
+    provider_oidc_arn,
+    refreshing_identity,
+)
+from ack_secrets_provider.auth._refresh import Issued
+from ack_secrets_provider.auth.kube import ROLE_ANNOTATION, reader_for
+from ack_secrets_provider.core.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.errors import FailedPrecondition, PermissionDenied
+from ack_secrets_provider.core.hookspecs import hookimpl
+from ack_secrets_provider.core.settings import ProviderSettings
+
+MODE = "pod-rrsa"
+AUDIENCE = "sts.aliyuncs.com"
+
+
+class _OidcFetch:
+    """AssumeRoleWithOIDC with the most recent token a mount of this ServiceAccount brought."""
+
+    def __init__(
+        self, settings: ProviderSettings, endpoint: Endpoint, *, role_arn: str,
+        oidc_provider_arn: str, subject: str, session: str,
+    ) -> None:
+        self._client = _sts.make_client(settings, endpoint)
+        self._role_arn = role_arn
+        self._oidc_provider_arn = oidc_provider_arn
+        self._subject = subject
+        self._session = session
+        self._lock = threading.Lock()
+        self._token = ""
+
+    def set_token(self, token: str) -> None:
+        with self._lock:
+            self._token = token
+
+    def __call__(self, timeout: float) -> Issued:
+        with self._lock:
+            token = self._token
+        return _sts.assume_role_with_oidc(
+            self._client, role_arn=self._role_arn, oidc_provider_arn=self._oidc_provider_arn,
+            token=token, session=self._session, duration=_sts.DEFAULT_DURATION,
+            timeout=timeout,
+            what=f"pod-level RRSA for serviceaccount {self._subject} (role {self._role_arn})",
+            hint=(f"check the role's trust policy allows the OIDC provider "
+                  f"{self._oidc_provider_arn} and the subject "
+                  f"system:serviceaccount:{self._subject.replace('/', ':')}, and that the "
+                  "role exists"),
+        )
+
+
+def _token_subject(token: str) -> str | None:
+    """The `sub` claim of a JWT, without verifying it (STS verifies); None if not a JWT."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, TypeError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) else None
+
+
+@hookimpl
+def ack_resolve_identity(context: CredentialContext) -> Identity | None:
+    request = context.request
+    if not request.use_pod_identity:
+        return None
+    pod = request.pod
+    where = (f"pod {pod.describe()} asked for its own identity "
+             "(usePodServiceAccountToken: \"true\")")
+    if not pod.namespace or not pod.service_account:
+        raise FailedPrecondition(
+            f"{where}, but the driver sent no pod namespace/ServiceAccount name; the CSIDriver "
+            "secrets-store.csi.k8s.io needs podInfoOnMount: true"
+        )
+    token = request.service_account_token(AUDIENCE)
+    if token is None:
+        raise FailedPrecondition(
+            f"{where}, but the driver sent no ServiceAccount token for the audience {AUDIENCE}; "
+            "add it to the CSIDriver secrets-store.csi.k8s.io: tokenRequests: [{audience: "
+            f"{AUDIENCE}}}] (Helm value secrets-store-csi-driver.tokenRequests[0].audience="
+            f"{AUDIENCE})"
+        )
+    expected_sub = f"system:serviceaccount:{pod.namespace}:{pod.service_account}"
+    sub = _token_subject(token.token)
+    if sub is not None and sub != expected_sub:
+        raise PermissionDenied(
+            f"{where}, but its token belongs to {sub!r}, not to {expected_sub!r}; the token "
+            "and the pod information come from the driver and must agree"
+        )
+    oidc_arn = provider_oidc_arn(context.settings.environ)
+    if oidc_arn is None:
+        raise FailedPrecondition(
+            f"{where}, but the provider knows no OIDC provider ARN; set rrsa.accountId and "
+            "rrsa.clusterId in the Helm values (or ALICLOUD_OIDC_PROVIDER_ARN through "
+            "envVarsFromSecret)"
+        )
+    role_arn = reader_for(context.settings).role_arn(
+        pod.namespace, pod.service_account, context.deadline
+    )
+    if role_arn is None:
+        raise FailedPrecondition(
+            f"{where}, but its ServiceAccount {pod.namespace}/{pod.service_account} has no "
+            f"annotation {ROLE_ANNOTATION}; add it: kubectl annotate serviceaccount -n "
+            f"{pod.namespace} {pod.service_account} "
+            f"{ROLE_ANNOTATION}=acs:ram::<account-id>:role/<role-name>"
+        )
+    check_role_arn(
+        role_arn,
+        f"annotation {ROLE_ANNOTATION} of serviceaccount {pod.namespace}/{pod.service_account}",
+    )
+    subject = f"{pod.namespace}/{pod.service_account}"
+    key = IdentityKey(mode=MODE, role_arn=role_arn, subject=subject)
+    endpoint = _sts.sts_endpoint(context.settings, request.region)
+    cache_key = (key, oidc_arn, endpoint, context.settings.sts_ca_file)
+
+    def build() -> Identity:
+        fetch = _OidcFetch(
+            context.settings, endpoint, role_arn=role_arn, oidc_provider_arn=oidc_arn,
+            subject=subject, session=_sts.session_name("ack", pod.namespace or "",
+                                                       pod.service_account or ""),
+        )
+        return refreshing_identity(key, MODE, fetch, provider_level=False)
+
+    identity = CACHE.get_or_create(cache_key, build)
+    provider = provider_of(identity)
+    fetcher = provider.fetcher
+    assert isinstance(fetcher, _OidcFetch)
+    fetcher.set_token(token.token)
+    provider.ensure_fresh(context.deadline)
+    return identity

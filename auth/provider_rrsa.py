@@ -1,0 +1,81 @@
+"""Mode 2, provider RRSA: the provider's own ServiceAccount token, exchanged with STS.
+
+Applies when `ALICLOUD_ROLE_ARN` and an OIDC provider ARN (`ALICLOUD_OIDC_PROVIDER_ARN`, or
+`ALICLOUD_ACCOUNT_ID` + `ALICLOUD_CLUSTER_ID`) are set, as in the existing provider. The token
+is the projected file the chart mounts when `rrsa.enable` is true
+(`settings.rrsa_token_file`); it is re-read at every STS call, so a token kubelet rotated is
+picked up without a restart. The credential is cached and refreshed once per lifetime.
+"""
+
+from __future__ import annotations
+
+from ack_secrets_provider.auth import _sts
+from ack_secrets_provider.auth._providers import (
+    CACHE,
+    check_role_arn,
+    env,
+    provider_of,
+    provider_oidc_arn,
+    refreshing_identity,
+    role_session,
+)
+from ack_secrets_provider.auth._refresh import Issued
+from ack_secrets_provider.core.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.errors import FailedPrecondition
+from ack_secrets_provider.core.hookspecs import hookimpl
+
+MODE = "provider-rrsa"
+
+
+def read_token(path: str) -> str:
+    """The projected token, read now (kubelet replaces the file when it rotates it)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except OSError as exc:
+        raise FailedPrecondition(
+            f"provider RRSA is configured (ALICLOUD_ROLE_ARN and an OIDC provider ARN are set) "
+            f"but the token file {path} cannot be read ({exc.strerror}); set rrsa.enable=true "
+            "in the Helm values so the DaemonSet mounts the projected token (audience "
+            "sts.aliyuncs.com), or point --rrsa-token-file at it"
+        ) from None
+    if not token:
+        raise FailedPrecondition(f"provider RRSA: the token file {path} is empty")
+    return token
+
+
+@hookimpl
+def ack_resolve_identity(context: CredentialContext) -> Identity | None:
+    environ = context.settings.environ
+    role_arn = env(environ, "ALICLOUD_ROLE_ARN")
+    if role_arn is None:
+        return None
+    oidc_arn = provider_oidc_arn(environ)
+    if oidc_arn is None:
+        return None
+    check_role_arn(role_arn, "environment variable ALICLOUD_ROLE_ARN")
+    session, duration = role_session(environ)
+    settings = context.settings
+    token_file = settings.rrsa_token_file
+    key = IdentityKey(mode=MODE, role_arn=role_arn)
+    endpoint = _sts.sts_endpoint(settings, context.request.region)
+    cache_key = (key, oidc_arn, token_file, session, duration, endpoint, settings.sts_ca_file)
+
+    def build() -> Identity:
+        client = _sts.make_client(settings, endpoint)
+
+        def fetch(timeout: float) -> Issued:
+            token = read_token(token_file)
+            return _sts.assume_role_with_oidc(
+                client, role_arn=role_arn, oidc_provider_arn=oidc_arn, token=token,
+                session=session, duration=duration, timeout=timeout,
+                what=f"provider RRSA (role {role_arn})",
+                hint=(f"check the role's trust policy allows the OIDC provider {oidc_arn} and "
+                      "the provider's ServiceAccount as subject"),
+            )
+
+        return refreshing_identity(key, MODE, fetch, provider_level=True)
+
+    identity = CACHE.get_or_create(cache_key, build)
+    provider_of(identity).ensure_fresh(context.deadline)
+    return identity

@@ -1,0 +1,31 @@
+"""Mode 5, a static AccessKey from the environment (`ACCESS_KEY_ID` + `SECRET_ACCESS_KEY`
+without `ALICLOUD_ROLE_ARN`). Kept for compatibility; a role (modes 2-3) or RRSA is preferred."""
+
+from __future__ import annotations
+
+from ack_secrets_provider.auth._providers import (
+    CACHE,
+    access_key_pair,
+    env,
+    secret_digest,
+    static_identity,
+)
+from ack_secrets_provider.core.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.hookspecs import hookimpl
+
+MODE = "static-ak"
+
+
+@hookimpl
+def ack_resolve_identity(context: CredentialContext) -> Identity | None:
+    environ = context.settings.environ
+    pair = access_key_pair(environ)
+    if pair is None or env(environ, "ALICLOUD_ROLE_ARN") is not None:
+        # with a role ARN the key is only for AssumeRole (mode 3 or provider RRSA handles it)
+        return None
+    key_id, secret = pair
+    key = IdentityKey(mode=MODE, access_key_id=key_id, secret_digest=secret_digest(secret))
+    return CACHE.get_or_create(
+        key,
+        lambda: static_identity(key, MODE, key_id, secret, provider_level=True),
+    )

@@ -1,0 +1,1 @@
+"""KMS Secrets Manager backend (objectType `kms`)."""

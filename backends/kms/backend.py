@@ -1,0 +1,257 @@
+"""KMS Secrets Manager backend (objectType `kms`): GetSecretValue through alibabacloud-kms20160120.
+
+- `objectVersion` → `VersionId`, `objectVersionLabel` → `VersionStage`; the version reported is
+  the VersionId KMS returns. `SecretDataType: binary` values are base64-decoded to raw bytes.
+- Endpoint per object: `kmsEndpoint`, else `kms-vpc.<region>.aliyuncs.com`. An ARN
+  (`acs:kms:<region>:<account>:secret/<name>`) sets the region, and the full ARN is sent as
+  `SecretName` (the API accepts name or ARN, and requires the ARN for a secret shared from
+  another account).
+- A dedicated gateway (`<kms-instance-id>.cryptoservice.kms.aliyuncs.com`) is dialled over HTTPS
+  trusting the instance CA: `--kms-ca-file` if set, else `<--kms-ca-dir>/<region>.pem` (or every
+  PEM of that directory), else the CA bundled for the object's region (core/tls.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from ack_secrets_provider.core.arn import Arn, looks_like_arn, parse_arn
+from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
+from ack_secrets_provider.core.clients import (
+    MAX_IDLE_CONNS,
+    ClientCache,
+    ClientKey,
+    openapi_config,
+)
+from ack_secrets_provider.core.endpoints import Endpoint, check_endpoint_host
+from ack_secrets_provider.core.errors import (
+    FailedPrecondition,
+    InternalError,
+    InvalidArgument,
+    Unauthenticated,
+)
+from ack_secrets_provider.core.sdk_errors import ServiceHints, map_sdk_error
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.spec import ObjectSpec
+from ack_secrets_provider.core.tls import bundled_kms_ca, install_sdk_trust
+
+log = logging.getLogger(__name__)
+
+DEDICATED_SUFFIX = ".cryptoservice.kms.aliyuncs.com"
+_REGION_IN_HOST = re.compile(r"^kms(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com$")
+_REGION = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
+_EXAMPLE_VALUES = {"region": "cn-hangzhou", "kms-instance-id": "kst-hzz62ee2a4f7ab1xxxxxx"}
+_PLACEHOLDER = re.compile(r"\{([^}]*)\}|<([^>]*)>")
+
+HINTS = ServiceHints(
+    service="KMS",
+    object_kind="KMS secret",
+    read_action="kms:GetSecretValue",
+    extra_actions=("kms:Decrypt",),
+    not_found_advice=(
+        "check objectName, objectVersion / objectVersionLabel, and that the secret lives in "
+        "the region or KMS instance of this endpoint"
+    ),
+    tls_advice=(
+        "for a dedicated KMS gateway give the instance CA (downloadable from the KMS console) "
+        "with --kms-ca-file / --kms-ca-dir (Helm: kms.caFile / kms.caDir)"
+    ),
+)
+
+
+def is_dedicated_gateway(host: str) -> bool:
+    return host.lower().endswith(DEDICATED_SUFFIX)
+
+
+def _example_for(text: str, region: str | None) -> str:
+    """`text` with documentation placeholders replaced by example values (for messages)."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = (match.group(1) or match.group(2) or "").strip().lower()
+        if name == "region" and region:
+            return region
+        return _EXAMPLE_VALUES.get(name, "cn-hangzhou" if "region" in name else "value")
+
+    bare = text.strip().split("://", 1)[-1].split("/", 1)[0]
+    return _PLACEHOLDER.sub(fill, bare) or "kms-vpc.cn-hangzhou.aliyuncs.com"
+
+
+def _secret_arn(spec: ObjectSpec) -> Arn | None:
+    """The parsed ARN of a kms object, or None for a plain name; InvalidArgument if malformed."""
+    if not looks_like_arn(spec.object_name):
+        return None
+    try:
+        arn = parse_arn(spec.object_name)
+    except ValueError as exc:
+        raise InvalidArgument(f"{spec.describe()}: field objectName: {exc}") from None
+    if arn.service != "kms" or arn.resource_type != "secret":
+        raise InvalidArgument(
+            f"{spec.describe()}: field objectName {spec.object_name!r} is an ARN of "
+            f"{arn.service}:{arn.resource_type}, not a KMS secret; a KMS secret ARN looks like "
+            "acs:kms:cn-hangzhou:123456789012:secret/my-secret"
+            + (" (for an OOS parameter set objectType: oos)" if arn.service == "oos" else "")
+        )
+    if not _REGION.match(arn.region):
+        raise InvalidArgument(
+            f"{spec.describe()}: field objectName {spec.object_name!r}: the ARN's region "
+            f"{arn.region!r} is not a region id such as cn-hangzhou"
+        )
+    return arn
+
+
+class KmsBackend(Backend):
+    """Reads KMS secrets with GetSecretValue (one upstream attempt per `fetch`)."""
+
+    object_type = "kms"
+    service = "kms"
+    max_batch = 1
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self._clients: ClientCache[ClientKey, Any] = ClientCache()
+
+    # -- validation and endpoints (pure) ------------------------------------------------------
+
+    def validate(self, spec: ObjectSpec) -> None:
+        arn = _secret_arn(spec)
+        if spec.oos_endpoint:
+            raise InvalidArgument(
+                f"{spec.describe()}: field oosEndpoint applies to oos objects only; for a KMS "
+                "secret use kmsEndpoint (or set objectType: oos if this is an OOS parameter)"
+            )
+        if spec.kms_endpoint:
+            region = arn.region if arn else None
+            check_endpoint_host(
+                spec.kms_endpoint, where=spec.describe(), field_name="kmsEndpoint",
+                example=_example_for(spec.kms_endpoint, region),
+            )
+
+    def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+        arn = _secret_arn(spec)
+        if spec.kms_endpoint:
+            host = spec.kms_endpoint.strip().lower()
+        else:
+            region = arn.region if arn else region
+            if not region:
+                raise InvalidArgument(
+                    f"{spec.describe()}: no region to build the KMS endpoint from; set the "
+                    "SecretProviderClass parameter region (or the provider's --region / Helm "
+                    "regionId), use a secret ARN, or set kmsEndpoint"
+                )
+            host = f"kms-vpc.{region}.aliyuncs.com"
+        return self.settings.endpoint_overrides.resolve(self.service, host)
+
+    # -- fetching -----------------------------------------------------------------------------
+
+    def object_region(self, spec: ObjectSpec, ctx: FetchContext) -> str | None:
+        """ARN region, else the region in a regional endpoint host, else the mount's region."""
+        arn = _secret_arn(spec)
+        if arn:
+            return arn.region
+        match = _REGION_IN_HOST.match(ctx.endpoint.host.lower())
+        if match:
+            return match.group(1)
+        return ctx.region or self.settings.region
+
+    def ca_files(self, spec: ObjectSpec, ctx: FetchContext) -> tuple[str, ...]:
+        """CA files trusted for this object's endpoint; () = the SDK's default (public) trust."""
+        endpoint = ctx.endpoint
+        if endpoint.protocol != "https" or not is_dedicated_gateway(endpoint.host):
+            return ()
+        if self.settings.kms_ca_file:
+            return (self.settings.kms_ca_file,)
+        region = self.object_region(spec, ctx)
+        if self.settings.kms_ca_dir:
+            directory = Path(self.settings.kms_ca_dir)
+            if region and (directory / f"{region}.pem").is_file():
+                return (str(directory / f"{region}.pem"),)
+            bundle = sorted(
+                str(p) for p in directory.iterdir()
+                if p.is_file() and p.suffix in (".pem", ".crt")
+            ) if directory.is_dir() else []
+            if bundle:
+                return tuple(bundle)
+            raise FailedPrecondition(
+                f"{spec.describe()}: the KMS CA directory {str(directory)!r} (--kms-ca-dir) has "
+                f"no {region or '<region>'}.pem and no other .pem/.crt file; add the CA of the "
+                f"KMS instance behind {endpoint.host}"
+            )
+        if not region:
+            raise FailedPrecondition(
+                f"{spec.describe()}: the dedicated KMS gateway {endpoint.host} needs its "
+                "instance CA, chosen by region: set the SecretProviderClass parameter region (or "
+                "--region), or give the CA with --kms-ca-file"
+            )
+        bundled = bundled_kms_ca(region)
+        if bundled is None:
+            raise FailedPrecondition(
+                f"{spec.describe()}: no bundled KMS instance CA for region {region!r}; download "
+                "the instance CA from the KMS console and set --kms-ca-file (Helm: kms.caFile)"
+            )
+        return (str(bundled),)
+
+    def client_for(self, spec: ObjectSpec, ctx: FetchContext) -> tuple[ClientKey, Any]:
+        """The shared SDK client for this object's endpoint, trust and identity."""
+        endpoint, identity = ctx.endpoint, ctx.identity
+        key = ClientKey(
+            service=self.service, address=endpoint.address, protocol=endpoint.protocol,
+            identity=identity.key, ca_files=self.ca_files(spec, ctx),
+        )
+
+        def create() -> Any:
+            from alibabacloud_kms20160120.client import Client
+
+            if key.ca_files:
+                install_sdk_trust(key.address, key.ca_files, max_idle_conns=MAX_IDLE_CONNS)
+            return Client(openapi_config(endpoint, identity))
+
+        return key, self._clients.get(key, create, owner=identity.credential)
+
+    def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+        from alibabacloud_kms20160120 import models
+        from darabonba.runtime import RuntimeOptions
+
+        ctx.deadline.check(spec.describe())
+        key, client = self.client_for(spec, ctx)
+        connect_ms, read_ms = ctx.timeouts_ms()
+        request = models.GetSecretValueRequest(
+            secret_name=spec.object_name,
+            version_id=spec.object_version or None,
+            version_stage=spec.object_version_label or None,
+        )
+        runtime = RuntimeOptions(autoretry=False, connect_timeout=connect_ms, read_timeout=read_ms)
+        try:
+            response = client.get_secret_value_with_options(request, runtime)
+        except Exception as exc:  # every SDK failure goes through the one mapper
+            error = map_sdk_error(exc, what=spec.describe(), endpoint=ctx.endpoint, hints=HINTS)
+            if isinstance(error, Unauthenticated):
+                self._clients.invalidate(key)
+            raise error from None
+        return self._value(spec, ctx, response.body)
+
+    def _value(self, spec: ObjectSpec, ctx: FetchContext, body: Any) -> SecretValue:
+        where = f"{spec.describe()} at endpoint {ctx.endpoint.describe()}"
+        if body is None or body.secret_data is None or not body.version_id:
+            raise InternalError(
+                f"{where}: KMS returned an answer without SecretData or VersionId; this is "
+                "unexpected, retry later or report it"
+            )
+        data_type = (body.secret_data_type or "text").lower()
+        if data_type == "binary":
+            try:
+                data = base64.b64decode(body.secret_data, validate=True)
+            except (binascii.Error, ValueError):
+                raise InternalError(
+                    f"{where}: KMS returned a binary secret whose SecretData is not valid base64"
+                ) from None
+        else:
+            data = str(body.secret_data).encode("utf-8")
+        return SecretValue(data=data, version=str(body.version_id))
+
+    def close(self) -> None:
+        self._clients.clear()

@@ -1,0 +1,1 @@
+"""OOS encrypted-parameter backend (objectType `oos`)."""

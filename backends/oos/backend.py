@@ -1,0 +1,271 @@
+"""OOS encrypted-parameter backend (objectType `oos`) through alibabacloud-oos20190601.
+
+- `GetSecretParameter` with `WithDecryption=True`; `objectVersion` pins `ParameterVersion` (an
+  integer); the version reported is the ParameterVersion OOS returns, so rotations are visible.
+- Endpoint per object: `oosEndpoint`, else `oos-vpc.<region>.aliyuncs.com`. An ARN
+  (`acs:oos:<region>:<account>:secretparameter/<name>`) sets the region; the API takes the bare
+  name, so the name part is sent.
+- `fetch_batch`: unpinned parameters of one endpoint and identity are read with
+  `GetSecretParameters`, up to 10 names per call (the API's limit). Names OOS reports in
+  `InvalidParameters` fail the batch with NotFound naming them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ack_secrets_provider.core.arn import Arn, looks_like_arn, parse_arn
+from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
+from ack_secrets_provider.core.clients import ClientCache, ClientKey, openapi_config
+from ack_secrets_provider.core.endpoints import Endpoint, check_endpoint_host
+from ack_secrets_provider.core.errors import (
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+)
+from ack_secrets_provider.core.sdk_errors import ServiceHints, map_sdk_error
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.spec import ObjectSpec
+
+#: GetSecretParameters accepts at most 10 names per call (API reference, `Names`)
+MAX_NAMES_PER_CALL = 10
+_REGION = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
+_REGION_IN_HOST = re.compile(r"^oos(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com$")
+_PLACEHOLDER = re.compile(r"\{([^}]*)\}|<([^>]*)>")
+
+HINTS = ServiceHints(
+    service="OOS",
+    object_kind="OOS secret parameter",
+    read_action="oos:GetSecretParameter",
+    extra_actions=("kms:Decrypt",),
+    not_found_advice=(
+        "check objectName, objectVersion (a ParameterVersion number) and that the parameter "
+        "lives in the region of this endpoint"
+    ),
+)
+BATCH_HINTS = ServiceHints(
+    service="OOS",
+    object_kind="OOS secret parameters",
+    read_action="oos:GetSecretParameters",
+    extra_actions=("kms:Decrypt",),
+    not_found_advice=HINTS.not_found_advice,
+)
+
+
+def _example_for(text: str, region: str | None) -> str:
+    bare = text.strip().split("://", 1)[-1].split("/", 1)[0]
+    return _PLACEHOLDER.sub(lambda _m: region or "cn-hangzhou", bare)
+
+
+def _parameter_arn(spec: ObjectSpec) -> Arn | None:
+    if not looks_like_arn(spec.object_name):
+        return None
+    try:
+        arn = parse_arn(spec.object_name)
+    except ValueError as exc:
+        raise InvalidArgument(f"{spec.describe()}: field objectName: {exc}") from None
+    if arn.service != "oos" or arn.resource_type != "secretparameter":
+        raise InvalidArgument(
+            f"{spec.describe()}: field objectName {spec.object_name!r} is an ARN of "
+            f"{arn.service}:{arn.resource_type}, not an OOS secret parameter; an OOS secret "
+            "parameter ARN looks like acs:oos:cn-hangzhou:123456789012:secretparameter/my-param"
+            + (" (for a KMS secret set objectType: kms)" if arn.service == "kms" else "")
+        )
+    if not _REGION.match(arn.region):
+        raise InvalidArgument(
+            f"{spec.describe()}: field objectName {spec.object_name!r}: the ARN's region "
+            f"{arn.region!r} is not a region id such as cn-hangzhou"
+        )
+    return arn
+
+
+def parameter_name(spec: ObjectSpec) -> str:
+    """The name sent to OOS: the objectName, or the name part of an ARN."""
+    arn = _parameter_arn(spec)
+    return arn.resource if arn else spec.object_name
+
+
+class OosBackend(Backend):
+    """Reads OOS encrypted parameters (one upstream attempt per `fetch` / `fetch_batch`)."""
+
+    object_type = "oos"
+    service = "oos"
+    max_batch = MAX_NAMES_PER_CALL
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self._clients: ClientCache[ClientKey, Any] = ClientCache()
+
+    # -- validation and endpoints (pure) ------------------------------------------------------
+
+    def validate(self, spec: ObjectSpec) -> None:
+        arn = _parameter_arn(spec)
+        if spec.kms_endpoint:
+            raise InvalidArgument(
+                f"{spec.describe()}: field kmsEndpoint applies to kms objects only; for an OOS "
+                "parameter use oosEndpoint (or set objectType: kms if this is a KMS secret)"
+            )
+        if spec.object_version_label:
+            raise InvalidArgument(
+                f"{spec.describe()}: field objectVersionLabel is a KMS version stage; OOS "
+                "parameters have numbered versions only: remove it, or pin a version with "
+                "objectVersion: \"3\""
+            )
+        if spec.object_version is not None:
+            text = spec.object_version.strip()
+            if not text.isdigit() or int(text) < 1:
+                raise InvalidArgument(
+                    f"{spec.describe()}: field objectVersion {spec.object_version!r} must be an "
+                    "OOS ParameterVersion, a whole number such as \"3\""
+                )
+        if spec.oos_endpoint:
+            check_endpoint_host(
+                spec.oos_endpoint, where=spec.describe(), field_name="oosEndpoint",
+                example=_example_for(spec.oos_endpoint, arn.region if arn else None),
+            )
+
+    def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+        arn = _parameter_arn(spec)
+        if spec.oos_endpoint:
+            host = spec.oos_endpoint.strip().lower()
+        else:
+            region = arn.region if arn else region
+            if not region:
+                raise InvalidArgument(
+                    f"{spec.describe()}: no region to build the OOS endpoint from; set the "
+                    "SecretProviderClass parameter region (or the provider's --region / Helm "
+                    "regionId), use a parameter ARN, or set oosEndpoint"
+                )
+            host = f"oos-vpc.{region}.aliyuncs.com"
+        return self.settings.endpoint_overrides.resolve(self.service, host)
+
+    # -- fetching -----------------------------------------------------------------------------
+
+    def _region(self, specs: Sequence[ObjectSpec], ctx: FetchContext) -> str | None:
+        """The RegionId sent with the request: ARN region, the endpoint's, or the mount's."""
+        for spec in specs:
+            arn = _parameter_arn(spec)
+            if arn:
+                return arn.region
+        match = _REGION_IN_HOST.match(ctx.endpoint.host.lower())
+        if match:
+            return match.group(1)
+        return ctx.region or self.settings.region
+
+    def client_for(self, ctx: FetchContext) -> tuple[ClientKey, Any]:
+        endpoint, identity = ctx.endpoint, ctx.identity
+        key = ClientKey(
+            service=self.service, address=endpoint.address, protocol=endpoint.protocol,
+            identity=identity.key,
+        )
+
+        def create() -> Any:
+            from alibabacloud_oos20190601.client import Client
+
+            return Client(openapi_config(endpoint, identity))
+
+        return key, self._clients.get(key, create, owner=identity.credential)
+
+    def _runtime(self, ctx: FetchContext) -> Any:
+        from darabonba.runtime import RuntimeOptions
+
+        connect_ms, read_ms = ctx.timeouts_ms()
+        return RuntimeOptions(autoretry=False, connect_timeout=connect_ms, read_timeout=read_ms)
+
+    def _call(
+        self, ctx: FetchContext, key: ClientKey, what: str, hints: ServiceHints, call: Any
+    ) -> Any:
+        try:
+            return call()
+        except Exception as exc:  # every SDK failure goes through the one mapper
+            error = map_sdk_error(exc, what=what, endpoint=ctx.endpoint, hints=hints)
+            if isinstance(error, Unauthenticated):
+                self._clients.invalidate(key)
+            raise error from None
+
+    def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+        from alibabacloud_oos20190601 import models
+
+        ctx.deadline.check(spec.describe())
+        key, client = self.client_for(ctx)
+        version = int(spec.object_version) if spec.object_version else None
+        request = models.GetSecretParameterRequest(
+            name=parameter_name(spec), parameter_version=version, with_decryption=True,
+            region_id=self._region([spec], ctx),
+        )
+        runtime = self._runtime(ctx)
+        response = self._call(
+            ctx, key, spec.describe(), HINTS,
+            lambda: client.get_secret_parameter_with_options(request, runtime),
+        )
+        parameter = response.body.parameter if response.body is not None else None
+        return self._value(spec, ctx, parameter)
+
+    def fetch_batch(
+        self, specs: Sequence[ObjectSpec], ctx: FetchContext
+    ) -> Sequence[SecretValue]:
+        """Unpinned objects in GetSecretParameters calls of up to 10 names; pinned ones singly."""
+        from alibabacloud_oos20190601 import models
+
+        results: dict[int, SecretValue] = {}
+        unpinned = [(i, s) for i, s in enumerate(specs) if s.object_version is None]
+        for i, spec in enumerate(specs):
+            if spec.object_version is not None:
+                results[i] = self.fetch(spec, ctx)
+        key, client = self.client_for(ctx)
+        for start in range(0, len(unpinned), MAX_NAMES_PER_CALL):
+            chunk = unpinned[start:start + MAX_NAMES_PER_CALL]
+            if len(chunk) == 1:
+                index, spec = chunk[0]
+                results[index] = self.fetch(spec, ctx)
+                continue
+            ctx.deadline.check(self._describe_batch([s for _, s in chunk]))
+            names = list(dict.fromkeys(parameter_name(spec) for _, spec in chunk))
+            request = models.GetSecretParametersRequest(
+                names=json.dumps(names), with_decryption=True,
+                region_id=self._region([s for _, s in chunk], ctx),
+            )
+            runtime = self._runtime(ctx)
+            what = self._describe_batch([s for _, s in chunk])
+            response = self._call(
+                ctx, key, what, BATCH_HINTS,
+                lambda request=request, runtime=runtime: client.get_secret_parameters_with_options(
+                    request, runtime
+                ),
+            )
+            body = response.body
+            found = {p.name: p for p in (body.parameters or []) if p is not None and p.name}
+            missing = [name for name in names if name not in found]
+            if missing:
+                invalid = [str(n) for n in (body.invalid_parameters or [])]
+                raise NotFound(
+                    f"{what} at endpoint {ctx.endpoint.describe()}: OOS secret parameter(s) "
+                    f"{', '.join(repr(n) for n in (invalid or missing))} not found; "
+                    f"{HINTS.not_found_advice}"
+                )
+            for index, spec in chunk:
+                results[index] = self._value(spec, ctx, found[parameter_name(spec)])
+        return [results[i] for i in range(len(specs))]
+
+    @staticmethod
+    def _describe_batch(specs: Sequence[ObjectSpec]) -> str:
+        names = ", ".join(f"#{s.index + 1} {s.object_name!r}" for s in specs)
+        return f"objects {names} (oos)"
+
+    def _value(self, spec: ObjectSpec, ctx: FetchContext, parameter: Any) -> SecretValue:
+        where = f"{spec.describe()} at endpoint {ctx.endpoint.describe()}"
+        if parameter is None or parameter.value is None or parameter.parameter_version is None:
+            raise InternalError(
+                f"{where}: OOS returned an answer without Value or ParameterVersion; check that "
+                "the parameter is an encrypted (secret) parameter, or report it"
+            )
+        return SecretValue(
+            data=str(parameter.value).encode("utf-8"), version=str(parameter.parameter_version)
+        )
+
+    def close(self) -> None:
+        self._clients.clear()

@@ -1,0 +1,111 @@
+"""SDK clients: one per (endpoint address + protocol + CA, identity), shared across mounts/threads.
+
+The sync Alibaba SDK clients are thread-safe and keep pooled keep-alive connections, so the
+provider builds one per key and reuses it; rebuilding per mount would re-do TLS handshakes and
+credential wiring every time. `ClientCache` is a small LRU-bounded map with a factory; `ClientKey`
+is the key; `openapi_config` builds the tea-openapi `Config` every client must use: an explicit
+endpoint and protocol (a Config without an endpoint silently targets `kms.<region>.aliyuncs.com`),
+an explicit credential, and no SDK retries (core/retry.py owns retries).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ack_secrets_provider.core.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.endpoints import Endpoint
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+__all__ = ["ClientCache", "ClientKey", "openapi_config", "USER_AGENT", "MAX_IDLE_CONNS"]
+
+USER_AGENT = "ack-secrets-provider"
+#: keep-alive connections pooled per endpoint (the SDK's default is 40)
+MAX_IDLE_CONNS = 32
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """What makes two SDK clients different: where they dial, what they trust, who signs."""
+
+    service: str
+    address: str
+    protocol: str
+    identity: IdentityKey
+    #: CA files trusted for this endpoint (private gateways), () for the default trust
+    ca_files: tuple[str, ...] = ()
+
+
+class ClientCache(Generic[K, V]):
+    """A thread-safe, LRU-bounded cache of clients, each built by `create()` on first use.
+
+    `create` runs under the cache lock: building an SDK client is cheap (no I/O) and this
+    guarantees one client per key even when many mounts start together.
+    """
+
+    def __init__(self, *, max_entries: int = 256) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self._max = max_entries
+        self._items: OrderedDict[K, tuple[V, object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, create: Callable[[], V], *, owner: object = None) -> V:
+        """The client for `key`, creating it with `create()` if absent (evicting the LRU one).
+
+        `owner` is the object the client was built around (the identity's credential client):
+        when a later call brings a different one under the same key (a credential plugin that
+        built a new credential, e.g. after a secret rotation), the client is rebuilt, so a
+        cached client never signs with a credential the caller no longer uses.
+        """
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is not None and entry[1] is owner:
+                self._items.move_to_end(key)
+                return entry[0]
+            client = create()
+            self._items[key] = (client, owner)
+            self._items.move_to_end(key)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+            return client
+
+    def invalidate(self, key: K) -> None:
+        """Forget one client (e.g. after its credential was rejected)."""
+        with self._lock:
+            self._items.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._items
+
+
+def openapi_config(endpoint: Endpoint, identity: Identity, *, region: str | None = None) -> Any:
+    """The tea-openapi Config for one client: explicit endpoint, protocol and credential.
+
+    Retries are left off (the SDK default; `RetryOptions` unset) so each call is one attempt.
+    Timeouts are set per call through `RuntimeOptions` from the remaining deadline.
+    """
+    from alibabacloud_tea_openapi.utils_models import Config
+
+    return Config(
+        credential=identity.credential,
+        endpoint=endpoint.address,
+        protocol=endpoint.protocol,
+        region_id=region,
+        user_agent=USER_AGENT,
+        max_idle_conns=MAX_IDLE_CONNS,
+    )

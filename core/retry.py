@@ -1,0 +1,141 @@
+"""The shared retry policy: jittered exponential backoff inside the deadline, with a retry budget.
+
+Backends make exactly one upstream attempt per call; this module decides whether and when to try
+again. Only errors marked `retryable` (throttling, 5xx, network failures) are retried; everything
+else (not found, permission denied, bad credentials, invalid arguments) fails at once.
+
+- Backoff is "full jitter": the n-th retry sleeps a uniform random time in
+  [0, min(max_delay, base_delay * 2**(n-1))], so synchronized clients spread out after an outage.
+  A server's `x-acs-retry-after` (`ProviderError.retry_after`, seconds) is a lower bound.
+- No sleep ever ends past the deadline: when the next retry could not start in time, the last
+  retryable error is raised (UNAVAILABLE), naming the object and the number of attempts.
+- A `RetryBudget` (token bucket, one per endpoint) caps retries during an outage: each retry spends
+  a token, each success refunds a fraction of one. With the bucket empty, calls fail fast instead
+  of multiplying the load on a service that is already struggling.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.errors import DeadlineExceeded, ProviderError, Unavailable
+from ack_secrets_provider.core.settings import RetryPolicy
+
+T = TypeVar("T")
+
+__all__ = ["RetryBudget", "backoff_delay", "call_with_retries"]
+
+
+class RetryBudget:
+    """A thread-safe token bucket of retries, shared by every call to one endpoint."""
+
+    def __init__(self, capacity: float, refund: float) -> None:
+        self.capacity = float(capacity)
+        self.refund = float(refund)
+        self._tokens = float(capacity)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_policy(cls, policy: RetryPolicy) -> RetryBudget:
+        return cls(policy.budget_tokens, policy.budget_refund)
+
+    @property
+    def tokens(self) -> float:
+        with self._lock:
+            return self._tokens
+
+    def try_spend(self) -> bool:
+        """Take one token for a retry; False when the budget is exhausted."""
+        with self._lock:
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
+
+    def record_success(self) -> None:
+        """A call succeeded: give back a fraction of a token (never above capacity)."""
+        with self._lock:
+            self._tokens = min(self.capacity, self._tokens + self.refund)
+
+
+def backoff_delay(
+    retry: int, policy: RetryPolicy, rng: Callable[[], float] = random.random
+) -> float:
+    """Seconds to wait before retry number `retry` (1-based), full jitter."""
+    ceiling = min(policy.max_delay, policy.base_delay * (2 ** max(0, retry - 1)))
+    return max(0.0, rng() * ceiling)
+
+
+def _with_context(exc: ProviderError, note: str) -> ProviderError:
+    """The same error class and retry hint with `note` appended to the message."""
+    again = type(exc)(f"{exc.message}; {note}", retry_after=exc.retry_after)
+    return again
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    deadline: Deadline,
+    policy: RetryPolicy,
+    budget: RetryBudget | None,
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: Callable[[], float] = random.random,
+) -> T:
+    """Call `fn` until it succeeds, a non-retryable error occurs, or retrying must stop.
+
+    `what` names the object(s) in messages. Raises DeadlineExceeded if the deadline has already
+    passed before the first attempt; the last retryable error (annotated with the number of
+    attempts and why retrying stopped) when attempts, the deadline or the budget run out, so a
+    deadline that expires during retries is reported as UNAVAILABLE with the upstream cause.
+    """
+    attempts = 0
+    last: ProviderError | None = None
+    while True:
+        if deadline.expired():
+            if last is not None:
+                raise _with_context(
+                    last, f"gave up after {attempts} attempt(s): the mount deadline passed"
+                ) from None
+            raise DeadlineExceeded(
+                f"{what}: the mount deadline passed before the upstream call could be made; "
+                "the service may be slow or throttling, or raise the caller's timeout"
+            )
+        attempts += 1
+        try:
+            result = fn()
+        except ProviderError as exc:
+            if not exc.retryable:
+                raise
+            last = exc
+            if attempts >= policy.max_attempts:
+                raise _with_context(
+                    exc, f"gave up after {attempts} attempts (retry limit)"
+                ) from None
+            delay = backoff_delay(attempts, policy, rng)
+            if exc.retry_after is not None:
+                delay = max(delay, exc.retry_after)
+            remaining = deadline.remaining()
+            if delay >= remaining:
+                raise _with_context(
+                    exc,
+                    f"gave up after {attempts} attempt(s): the next retry (in {delay:.2f}s) would "
+                    f"not fit in the {remaining:.2f}s left before the mount deadline",
+                ) from None
+            if budget is not None and not budget.try_spend():
+                raise Unavailable(
+                    f"{what}: not retried after {attempts} attempt(s) because the retry budget "
+                    f"of this endpoint is exhausted (too many recent failures; the service "
+                    f"looks unavailable); last error: {exc.message}",
+                    retry_after=exc.retry_after,
+                ) from None
+            sleep(delay)
+        else:
+            if budget is not None:
+                budget.record_success()
+            return result

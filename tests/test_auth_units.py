@@ -1,0 +1,364 @@
+"""Unit tests of the credential plugins' pieces: refresh timing, the identity cache, the
+ServiceAccount reader, configuration errors, the namespace allow-list, and the STS/metadata
+emulator's checks (OIDC token signature/issuer/audience/expiry, IMDSv1 refusal)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ack_secrets_provider.auth import _providers, kube
+from ack_secrets_provider.auth._refresh import Issued, RefreshingProvider, refresh_time
+from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, StsEmulator
+from ack_secrets_provider.core.credentials import (
+    CredentialContext,
+    CredentialHost,
+    Identity,
+    IdentityKey,
+)
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.emulator import Emulator
+from ack_secrets_provider.core.emulator.registry import discover_parts
+from ack_secrets_provider.core.errors import (
+    FailedPrecondition,
+    PermissionDenied,
+    Unavailable,
+)
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.spec import parse_mount_request
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- RefreshingProvider -----------------------------------------------------------------------
+
+def test_refresh_once_per_lifetime_with_margin() -> None:
+    clock = Clock()
+    calls: list[float] = []
+
+    def fetch(timeout: float) -> Issued:
+        calls.append(clock.now)
+        return Issued(f"AK{len(calls)}", "secret", "token", expiration=clock.now + 900)
+
+    provider = RefreshingProvider("test", fetch, clock=clock)
+    for _ in range(50):
+        assert provider.get_credentials().get_access_key_id() == "AK1"
+    clock.now += 900 * 3 / 4 - 1  # a 900 s credential is refreshed 225 s before expiry
+    assert provider.get_credentials().get_access_key_id() == "AK1"
+    clock.now += 2
+    assert provider.get_credentials().get_access_key_id() == "AK2"
+    assert len(calls) == 2 and provider.fetches == 2
+
+
+def test_refresh_margin_is_at_most_15_minutes_and_skew_safe() -> None:
+    assert refresh_time(Issued("a", "b", expiration=10_000.0 + 3600), 10_000.0) == 10_000 + 2700
+    assert refresh_time(Issued("a", "b", expiration=10_000.0 + 86400), 10_000.0) == (
+        10_000 + 86400 - 900)
+    assert refresh_time(Issued("a", "b", expiration=None), 0.0) == float("inf")
+    # looks expired on arrival (clock ahead of the issuer): reused briefly, not refetched per call
+    assert refresh_time(Issued("a", "b", expiration=9_000.0), 10_000.0) == 10_030.0
+
+
+def test_failed_refresh_keeps_a_still_valid_credential_then_raises() -> None:
+    clock = Clock()
+    fail = False
+
+    def fetch(timeout: float) -> Issued:
+        if fail:
+            raise Unavailable("sts down")
+        return Issued("AK", "secret", "token", expiration=clock.now + 3600)
+
+    provider = RefreshingProvider("test", fetch, clock=clock)
+    provider.ensure_fresh()
+    fail = True
+    clock.now += 3000  # due for refresh, still valid for 600 s
+    assert provider.ensure_fresh().access_key_id == "AK"
+    clock.now += 590  # 10 s left: not handed out any more
+    with pytest.raises(Unavailable):
+        provider.ensure_fresh()
+
+
+def test_concurrent_callers_share_one_refresh() -> None:
+    started = threading.Event()
+    release = threading.Event()
+    calls = 0
+
+    def fetch(timeout: float) -> Issued:
+        nonlocal calls
+        calls += 1
+        started.set()
+        assert release.wait(5)
+        return Issued("AK", "secret", "token", expiration=None)
+
+    provider = RefreshingProvider("test", fetch)
+    threads = [threading.Thread(target=provider.ensure_fresh) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    assert started.wait(5)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert calls == 1
+
+
+def test_secrets_not_in_repr() -> None:
+    issued = Issued("AKID", "the-secret", "the-token", 1.0)
+    assert "the-secret" not in repr(issued) and "the-token" not in repr(issued)
+    key = IdentityKey("static-ak", access_key_id="AKID123456", secret_digest="d" * 32)
+    assert "d" * 32 not in repr(key) and "AKID12…" in key.describe()
+
+
+def test_identity_cache_single_flight_and_bound() -> None:
+    cache = _providers.IdentityCache(max_entries=2)
+    builds = 0
+
+    def build(name: str) -> Identity:
+        nonlocal builds
+        builds += 1
+        return _providers.static_identity(IdentityKey(name), name, "AK", "S",
+                                          provider_level=True)
+
+    threads = [threading.Thread(target=cache.get_or_create, args=("k", lambda: build("k")))
+               for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert builds == 1
+    cache.get_or_create("k2", lambda: build("k2"))
+    cache.get_or_create("k3", lambda: build("k3"))
+    assert len(cache) == 2
+
+
+# --- configuration errors and the allow-list --------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def clean() -> Iterator[None]:
+    _providers.CACHE.clear()
+    kube.clear_readers()
+    yield
+    _providers.CACHE.clear()
+    kube.clear_readers()
+
+
+@pytest.fixture(scope="module")
+def host() -> CredentialHost:
+    credential_host = CredentialHost(ProviderSettings())
+    credential_host.load(autoload_third_party=False)
+    return credential_host
+
+
+def ctx(environ: dict[str, str], *, secrets: dict[str, str] | None = None,
+        namespace: str = "team-a", pod_identity: bool = False,
+        **settings: object) -> CredentialContext:
+    attrs = {"csi.storage.k8s.io/pod.name": "p", "csi.storage.k8s.io/pod.namespace": namespace,
+             "csi.storage.k8s.io/serviceAccount.name": "sa"}
+    if pod_identity:
+        attrs["usePodServiceAccountToken"] = "true"
+    request = parse_mount_request(json.dumps(attrs), json.dumps(secrets or {}), "420")
+    env = {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", **environ}
+    return CredentialContext(
+        request, ProviderSettings(environ=MappingProxyType(env), **settings),
+        Deadline.after(10))
+
+
+def test_builtins_registered_in_the_existing_providers_order(host: CredentialHost) -> None:
+    assert host.plugin_names() == ["pod-rrsa", "provider-rrsa", "ak-assume-role",
+                                   "node-publish-secret", "static-ak", "ecs-ram-role"]
+    assert host.manager.get_plugin("cross-account") is not None
+
+
+@pytest.mark.parametrize(("environ", "secrets", "match"), [
+    ({"ACCESS_KEY_ID": "LTAIabc"}, None, "SECRET_ACCESS_KEY is not set"),
+    ({"SECRET_ACCESS_KEY": "s"}, None, "ACCESS_KEY_ID is not set"),
+    ({}, {"ACCESS_KEY": "LTAIabc"}, "'access_secret'"),
+    ({"ALICLOUD_ROLE_ARN": "acs:ram::1:role/r", "ALICLOUD_ACCOUNT_ID": "1"}, None,
+     "ALICLOUD_CLUSTER_ID"),
+    ({"ALICLOUD_ROLE_ARN": "not-an-arn", "ALICLOUD_OIDC_PROVIDER_ARN": "acs:ram::1:x/y"}, None,
+     "ALICLOUD_ROLE_ARN"),
+    ({"ACCESS_KEY_ID": "LTAIabc", "SECRET_ACCESS_KEY": "s", "ALICLOUD_ROLE_ARN":
+      "acs:ram::1:role/r", "ALICLOUD_ROLE_SESSION_EXPIRATION": "60"}, None, "at least 900"),
+])
+def test_half_configured_modes_fail_clearly(
+    host: CredentialHost, environ: dict[str, str], secrets: dict[str, str] | None, match: str
+) -> None:
+    with pytest.raises(FailedPrecondition, match=match):
+        host.resolve(ctx(environ, secrets=secrets))
+
+
+def test_namespace_allow_list_applies_to_provider_identities(host: CredentialHost) -> None:
+    environ = {"ACCESS_KEY_ID": "LTAIabcdef", "SECRET_ACCESS_KEY": "s3cret"}
+    allowed = frozenset({"kube-system"})
+    with pytest.raises(PermissionDenied, match="allow-list"):
+        host.resolve(ctx(environ, provider_identity_namespaces=allowed))
+    identity = host.resolve(ctx(environ, namespace="kube-system",
+                                provider_identity_namespaces=allowed))
+    assert identity.key.mode == "static-ak" and identity.provider_level
+    nps = host.resolve(ctx({}, secrets={"access_key": "LTAIx", "access_secret": "y"},
+                           namespace="kube-system", provider_identity_namespaces=allowed))
+    assert nps.key.mode == "node-publish-secret"
+
+
+def test_same_access_key_id_with_another_secret_is_another_identity(
+    host: CredentialHost,
+) -> None:
+    first = host.resolve(ctx({}, secrets={"access_key": "LTAIsame", "access_secret": "right"}))
+    second = host.resolve(ctx({}, secrets={"access_key": "LTAIsame", "access_secret": "wrong"}))
+    assert first.key != second.key and first.credential is not second.credential
+    again = host.resolve(ctx({}, secrets={"access_key": "LTAIsame", "access_secret": "right"}))
+    assert again is first
+
+
+def test_pod_identity_outside_a_cluster_says_so(host: CredentialHost) -> None:
+    from ack_secrets_provider.core.spec import ATTR_SA_TOKENS
+
+    attrs = {"csi.storage.k8s.io/pod.name": "p", "csi.storage.k8s.io/pod.namespace": "ns",
+             "csi.storage.k8s.io/serviceAccount.name": "sa", "usePodServiceAccountToken": "true",
+             ATTR_SA_TOKENS: json.dumps({"sts.aliyuncs.com": {"token": "t.o.k"}})}
+    request = parse_mount_request(json.dumps(attrs), "{}", "420")
+    settings = ProviderSettings(environ=MappingProxyType(
+        {"ALICLOUD_OIDC_PROVIDER_ARN": "acs:ram::1:oidc-provider/x"}))
+    with pytest.raises(FailedPrecondition, match="KUBERNETES_SERVICE_HOST"):
+        host.resolve(CredentialContext(request, settings, Deadline.after(5)))
+
+
+# --- ServiceAccount reader --------------------------------------------------------------------
+
+@pytest.fixture()
+def kube_api() -> Iterator[FakeKubeApi]:
+    api = FakeKubeApi().start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+def test_serviceaccount_reader_caches_and_single_flights(kube_api: FakeKubeApi) -> None:
+    kube_api.add("ns", "sa", {kube.ROLE_ANNOTATION: " acs:ram::1:role/r "})
+    kube_api.add("ns", "bare", {})
+    reader = kube.ServiceAccountReader(kube_api.url, token_file=None, ca_file=None, ttl=30)
+    now = [0.0]
+    reader.clock = lambda: now[0]
+    deadline = Deadline.after(10)
+    results: list[str | None] = []
+    threads = [threading.Thread(target=lambda: results.append(
+        reader.role_arn("ns", "sa", deadline))) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert results == ["acs:ram::1:role/r"] * 20 and kube_api.calls == 1
+    assert reader.role_arn("ns", "bare", deadline) is None
+    assert reader.role_arn("ns", "bare", deadline) is None and kube_api.calls == 2
+    now[0] = 31.0  # the TTL passed: the annotation is read again (it may have changed)
+    kube_api.add("ns", "sa", {kube.ROLE_ANNOTATION: "acs:ram::1:role/new"})
+    assert reader.role_arn("ns", "sa", deadline) == "acs:ram::1:role/new"
+
+
+def test_serviceaccount_reader_errors(kube_api: FakeKubeApi, tmp_path: object) -> None:
+    reader = kube.ServiceAccountReader(kube_api.url, token_file=None, ca_file=None, ttl=30)
+    deadline = Deadline.after(10)
+    with pytest.raises(FailedPrecondition, match="does not exist"):
+        reader.role_arn("ns", "ghost", deadline)
+    kube_api.forbidden = True
+    with pytest.raises(PermissionDenied, match="rbac.install"):
+        reader.role_arn("ns", "other", deadline)
+    unreachable = kube.ServiceAccountReader("http://127.0.0.1:9", token_file=None,
+                                            ca_file=None, ttl=30)
+    with pytest.raises(Unavailable):
+        unreachable.role_arn("ns", "sa", deadline)
+
+
+# --- emulator parts ---------------------------------------------------------------------------
+
+OIDC = "acs:ram::1:oidc-provider/ack-rrsa-c"
+ROLE = "acs:ram::1:role/r"
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Emulator]:
+    emulator = Emulator({
+        "sts": {"oidc_providers": [{"arn": OIDC, "issuer": "https://issuer"}],
+                "roles": [{"arn": ROLE, "oidc_subjects": ["system:serviceaccount:ns:*"]}]},
+        "metadata": {"role": "node", "require_v2": True},
+    }, parts=[StsEmulator, MetadataEmulator])
+    emulator.start("127.0.0.1:0")
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def test_emulator_parts_are_discovered_through_entry_points() -> None:
+    services = {cls.service for cls in discover_parts(("sts", "metadata"))}
+    assert services == {"sts", "metadata"}
+
+
+def _oidc_call(emu: Emulator, token: str) -> tuple[int, dict[str, Any]]:
+    from urllib.parse import urlencode
+
+    query = urlencode({"Action": "AssumeRoleWithOIDC", "Version": "2015-04-01",
+                       "RoleArn": ROLE, "OIDCProviderArn": OIDC, "OIDCToken": token,
+                       "RoleSessionName": "s", "Format": "JSON"})
+    request = urllib.request.Request(f"{emu.http_url}/?{query}", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.parametrize(("spoil", "code"), [
+    ({}, None),
+    ({"audience": "other"}, "AuthenticationFail.OIDCToken.AudienceMismatch"),
+    ({"issuer": "https://evil"}, "AuthenticationFail.OIDCToken.IssuerMismatch"),
+    ({"expires_in": -5}, "AuthenticationFail.OIDCToken.Expired"),
+    ({"key": "other"}, "AuthenticationFail.OIDCToken.Invalid"),
+    ({"subject": "system:serviceaccount:other:sa"}, "AuthenticationFail.NoPermission"),
+])
+def test_sts_emulator_checks_oidc_tokens(emu: Emulator, spoil: dict[str, object],
+                                          code: str | None) -> None:
+    sts = emu.parts["sts"]
+    assert isinstance(sts, StsEmulator)
+    subject = str(spoil.pop("subject", "system:serviceaccount:ns:sa"))
+    if spoil.get("key") == "other":
+        spoil["key"] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = sts.mint_token(OIDC, subject, **spoil)
+    status, body = _oidc_call(emu, token)
+    if code is None:
+        assert status == 200 and str(body["Credentials"]["AccessKeyId"]).startswith("STS.")
+    else:
+        assert status in (400, 403) and body["Code"] == code
+
+
+def test_metadata_emulator_refuses_v1_when_required(emu: Emulator) -> None:
+    base = f"{emu.http_url}/latest/meta-data/ram/security-credentials/"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(base, timeout=5)  # noqa: S310
+    assert refused.value.code == 403
+    put = urllib.request.Request(f"{emu.http_url}/latest/api/token", method="PUT",
+                                 headers={"X-aliyun-ecs-metadata-token-ttl-seconds": "60"})
+    with urllib.request.urlopen(put, timeout=5) as response:  # noqa: S310
+        token = response.read().decode()
+    get = urllib.request.Request(base + "node", headers={"X-aliyun-ecs-metadata-token": token})
+    with urllib.request.urlopen(get, timeout=5) as response:  # noqa: S310
+        body = json.loads(response.read())
+    assert body["Code"] == "Success" and body["AccessKeyId"].startswith("STS.")
+    bad = urllib.request.Request(base + "node", headers={"X-aliyun-ecs-metadata-token": "x"})
+    with pytest.raises(urllib.error.HTTPError) as unauthorized:
+        urllib.request.urlopen(bad, timeout=5)  # noqa: S310
+    assert unauthorized.value.code == 401

@@ -1,0 +1,148 @@
+"""The shared retry policy: what is retried, how long it waits, and when it stops."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.errors import (
+    DeadlineExceeded,
+    NotFound,
+    ProviderError,
+    Throttled,
+    Unavailable,
+)
+from ack_secrets_provider.core.retry import RetryBudget, backoff_delay, call_with_retries
+from ack_secrets_provider.core.settings import RetryPolicy
+
+POLICY = RetryPolicy(max_attempts=5, base_delay=0.1, max_delay=5.0, budget_tokens=20,
+                     budget_refund=0.2)
+
+
+class Script:
+    """A callable that raises the given errors in order, then returns 'ok'."""
+
+    def __init__(self, *errors: ProviderError) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "ok"
+
+
+def run(fn: Script, *, deadline: float = 60.0, policy: RetryPolicy = POLICY,
+        budget: RetryBudget | None = None, rng: float = 1.0) -> tuple[str, list[float]]:
+    sleeps: list[float] = []
+    result = call_with_retries(
+        fn, deadline=Deadline.after(deadline), policy=policy, budget=budget, what="object #1",
+        sleep=sleeps.append, rng=lambda: rng,
+    )
+    return result, sleeps
+
+
+def test_retries_retryable_errors_with_exponential_full_jitter() -> None:
+    fn = Script(Unavailable("down"), Throttled("slow"), Unavailable("down"))
+    result, sleeps = run(fn, rng=1.0)
+    assert result == "ok" and fn.calls == 4
+    assert sleeps == pytest.approx([0.1, 0.2, 0.4])
+    _, jittered = run(Script(Unavailable("x"), Unavailable("y")), rng=0.5)
+    assert jittered == pytest.approx([0.05, 0.1])
+
+
+def test_backoff_is_capped_by_max_delay() -> None:
+    assert backoff_delay(30, POLICY, lambda: 1.0) == POLICY.max_delay
+    assert backoff_delay(1, POLICY, lambda: 0.0) == 0.0
+
+
+def test_non_retryable_errors_are_raised_at_once() -> None:
+    fn = Script(NotFound("object #1: not found"))
+    with pytest.raises(NotFound):
+        run(fn)
+    assert fn.calls == 1
+
+
+def test_retry_after_is_a_lower_bound() -> None:
+    _, sleeps = run(Script(Throttled("slow", retry_after=1.5)), rng=0.0)
+    assert sleeps == [1.5]
+
+
+def test_gives_up_after_max_attempts_with_the_last_error() -> None:
+    fn = Script(*[Unavailable(f"down {i}") for i in range(10)])
+    with pytest.raises(Unavailable) as info:
+        run(fn, policy=RetryPolicy(max_attempts=3))
+    assert fn.calls == 3
+    assert "down 2" in info.value.message and "after 3 attempts" in info.value.message
+
+
+def test_never_sleeps_past_the_deadline() -> None:
+    fn = Script(Throttled("slow", retry_after=5.0), Unavailable("down"))
+    start = time.monotonic()
+    with pytest.raises(Throttled) as info:
+        run(fn, deadline=1.0)
+    assert fn.calls == 1
+    assert "deadline" in info.value.message and time.monotonic() - start < 1.0
+    assert info.value.retry_after == 5.0
+
+
+def test_expired_deadline_raises_deadline_exceeded_naming_the_object() -> None:
+    fn = Script()
+    with pytest.raises(DeadlineExceeded, match="object #1"):
+        call_with_retries(fn, deadline=Deadline(time.monotonic() - 1), policy=POLICY,
+                          budget=None, what="object #1", sleep=lambda s: None)
+    assert fn.calls == 0
+
+
+def test_real_sleep_respects_deadline() -> None:
+    """With the real clock: retries happen, then stop before the deadline passes."""
+    fn = Script(*[Unavailable("down") for _ in range(100)])
+    policy = RetryPolicy(max_attempts=100, base_delay=0.05, max_delay=0.05)
+    deadline = Deadline.after(0.5)
+    with pytest.raises(Unavailable, match="deadline"):
+        call_with_retries(fn, deadline=deadline, policy=policy, budget=None, what="object #1")
+    assert 2 <= fn.calls < 100
+    assert not deadline.expired() or deadline.remaining() == 0.0
+
+
+def test_budget_empty_fails_fast() -> None:
+    budget = RetryBudget(capacity=2, refund=0.5)
+    fn = Script(*[Unavailable("down") for _ in range(10)])
+    with pytest.raises(Unavailable, match="retry budget"):
+        run(fn, budget=budget)
+    assert fn.calls == 3 and budget.tokens == 0
+    fn2 = Script(Unavailable("down"))
+    with pytest.raises(Unavailable, match="retry budget"):
+        run(fn2, budget=budget)
+    assert fn2.calls == 1
+
+
+def test_budget_refunds_on_success_up_to_capacity() -> None:
+    budget = RetryBudget(capacity=2, refund=0.5)
+    assert budget.try_spend() and budget.try_spend() and not budget.try_spend()
+    run(Script(), budget=budget)
+    run(Script(), budget=budget)
+    assert budget.tokens == pytest.approx(1.0)
+    for _ in range(10):
+        budget.record_success()
+    assert budget.tokens == 2.0
+    assert RetryBudget.from_policy(POLICY).tokens == POLICY.budget_tokens
+
+
+def test_deadline_passing_after_a_failure_reports_the_upstream_error() -> None:
+    """A deadline that expires during retries surfaces the last UNAVAILABLE, not a bare timeout."""
+    now = [0.0]
+    deadline = Deadline(time.monotonic() + 0.2)
+
+    def fail() -> str:
+        now[0] += 1
+        time.sleep(0.25)  # the attempt itself eats the rest of the deadline
+        raise Unavailable("object #1: 503 from KMS")
+
+    with pytest.raises(Unavailable, match="503 from KMS") as info:
+        call_with_retries(fail, deadline=deadline, policy=POLICY, budget=None, what="object #1",
+                          sleep=lambda s: None, rng=lambda: 0.0)
+    assert now[0] == 1 and "deadline" in info.value.message

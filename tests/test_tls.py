@@ -1,0 +1,207 @@
+"""Dedicated KMS gateway trust: only the intermediate CA is configured (as users and we ship it).
+
+The chain is shaped like the real one (root → intermediate → server, the server sending leaf +
+intermediate). A tiny loopback HTTPS server answers GetSecretValue; the real KMS SDK calls it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import http.server
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alibabacloud_credentials.client import Client as CredentialClient
+from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ack_secrets_provider.backends.kms.backend import KmsBackend
+from ack_secrets_provider.core.backend import FetchContext
+from ack_secrets_provider.core.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.endpoints import EndpointOverrides
+from ack_secrets_provider.core.errors import FailedPrecondition
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.spec import ObjectSpec
+from ack_secrets_provider.core.tls import bundled_kms_ca, partial_chain_context
+
+GATEWAY = "kst-test0001.cryptoservice.kms.aliyuncs.com"
+
+
+def _cert(subject: str, issuer_key: ec.EllipticCurvePrivateKey, key: ec.EllipticCurvePrivateKey,
+          issuer: str, *, ca: bool, san_ip: bool = False) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                          content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, encipher_only=False,
+                          decipher_only=False), critical=True)
+    if san_ip:
+        import ipaddress
+
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("chain")
+    root_key, inter_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    root = _cert("Test KMS Root CA", root_key, root_key, "Test KMS Root CA", ca=True)
+    inter = _cert("Test KMS cn-test Second CA", root_key, inter_key, "Test KMS Root CA", ca=True)
+    leaf = _cert("127.0.0.1", inter_key, leaf_key, "Test KMS cn-test Second CA", ca=False,
+                 san_ip=True)
+    pem = serialization.Encoding.PEM
+    paths = {
+        "root": out / "root.pem", "intermediate": out / "intermediate.pem",
+        "server_chain": out / "server-chain.pem", "server_key": out / "server-key.pem",
+    }
+    paths["root"].write_bytes(root.public_bytes(pem))
+    paths["intermediate"].write_bytes(inter.public_bytes(pem))
+    paths["server_chain"].write_bytes(leaf.public_bytes(pem) + inter.public_bytes(pem))
+    paths["server_key"].write_bytes(leaf_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return paths
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server API
+        self.server.requests += 1  # type: ignore[attr-defined]
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        body = json.dumps({
+            "RequestId": "req-1", "SecretName": "gw-secret", "SecretData": "from-gateway",
+            "SecretDataType": "text", "VersionId": "v-gw", "VersionStages": {"VersionStage": []},
+        }).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def gateway(chain: dict[str, Path]) -> Iterator[http.server.HTTPServer]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.requests = 0  # type: ignore[attr-defined]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chain["server_chain"], chain["server_key"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _identity() -> Identity:
+    provider = StaticAKCredentialsProvider(access_key_id="LTAItlsTest", access_key_secret="s3cr3t")
+    return Identity(key=IdentityKey(mode="static-ak", access_key_id="LTAItlsTest"),
+                    credential=CredentialClient(provider=provider))
+
+
+def _fetch(settings: ProviderSettings, region: str = "cn-test") -> bytes:
+    backend = KmsBackend(settings)
+    spec = ObjectSpec(index=0, object_name="gw-secret", object_type="kms", file_name="gw",
+                      kms_endpoint=GATEWAY)
+    backend.validate(spec)
+    endpoint = backend.endpoint(spec, region)
+    ctx = FetchContext(_identity(), Deadline.after(10), endpoint, settings, region=region)
+    value = backend.fetch(spec, ctx)
+    assert value.version == "v-gw"
+    return value.data
+
+
+def _settings(server: http.server.HTTPServer, **kwargs: object) -> ProviderSettings:
+    port = server.server_address[1]
+    overrides = EndpointOverrides.parse([f"{GATEWAY}=https://127.0.0.1:{port}"])
+    return ProviderSettings(endpoint_overrides=overrides, **kwargs)  # type: ignore[arg-type]
+
+
+def test_plain_openssl_refuses_an_intermediate_as_anchor(chain: dict[str, Path]) -> None:
+    """Why the partial-chain flag is needed: the default context rejects this configuration."""
+    strict = ssl.create_default_context(cafile=str(chain["intermediate"]))
+    partial = partial_chain_context([chain["intermediate"]])
+    assert not strict.verify_flags & ssl.VERIFY_X509_PARTIAL_CHAIN
+    assert partial.verify_flags & ssl.VERIFY_X509_PARTIAL_CHAIN
+    assert partial.verify_mode == ssl.CERT_REQUIRED and partial.check_hostname
+
+
+def test_sdk_trusts_gateway_with_only_the_intermediate(
+    chain: dict[str, Path], gateway: http.server.HTTPServer
+) -> None:
+    data = _fetch(_settings(gateway, kms_ca_file=str(chain["intermediate"])))
+    assert data == b"from-gateway"
+    assert gateway.requests == 1  # type: ignore[attr-defined]
+
+
+def test_ca_dir_with_region_file(
+    chain: dict[str, Path], gateway: http.server.HTTPServer, tmp_path: Path
+) -> None:
+    (tmp_path / "cn-test.pem").write_bytes(chain["intermediate"].read_bytes())
+    assert _fetch(_settings(gateway, kms_ca_dir=str(tmp_path))) == b"from-gateway"
+
+
+def test_untrusted_gateway_fails_closed_without_retry_hint(
+    gateway: http.server.HTTPServer, tmp_path: Path
+) -> None:
+    """The bundled cn-hangzhou CA does not vouch for the test chain: refused, not trusted."""
+    with pytest.raises(FailedPrecondition) as info:
+        _fetch(_settings(gateway), region="cn-hangzhou")
+    assert "TLS verification" in info.value.message and "--kms-ca-file" in info.value.message
+    assert not info.value.retryable
+    assert gateway.requests == 0  # type: ignore[attr-defined]
+
+
+def test_bundled_ca_used_by_default_for_the_region() -> None:
+    backend = KmsBackend(ProviderSettings())
+    spec = ObjectSpec(index=0, object_name="s", object_type="kms", file_name="s",
+                      kms_endpoint=GATEWAY)
+    endpoint = backend.endpoint(spec, "cn-shanghai")
+    ctx = FetchContext(_identity(), Deadline.after(5), endpoint, ProviderSettings(),
+                       region="cn-shanghai")
+    assert backend.ca_files(spec, ctx) == (str(bundled_kms_ca("cn-shanghai")),)
+    shipped = x509.load_pem_x509_certificate(Path(backend.ca_files(spec, ctx)[0]).read_bytes())
+    assert "cn-shanghai" in shipped.subject.rfc4514_string().lower().replace(" ", "-") or \
+        shipped.issuer != shipped.subject  # an intermediate, as documented
+    with pytest.raises(FailedPrecondition, match="no bundled KMS instance CA"):
+        other = FetchContext(_identity(), Deadline.after(5), endpoint, ProviderSettings(),
+                             region="xx-nowhere-1")
+        backend.ca_files(spec, other)
+
+
+def test_shared_gateway_uses_default_trust() -> None:
+    backend = KmsBackend(ProviderSettings(kms_ca_file="/nonexistent.pem"))
+    spec = ObjectSpec(index=0, object_name="s", object_type="kms", file_name="s")
+    endpoint = backend.endpoint(spec, "cn-hangzhou")
+    ctx = FetchContext(_identity(), Deadline.after(5), endpoint, ProviderSettings(),
+                       region="cn-hangzhou")
+    assert endpoint.host == "kms-vpc.cn-hangzhou.aliyuncs.com"
+    assert backend.ca_files(spec, ctx) == ()
