@@ -204,10 +204,11 @@ def running_emulator(
     parts: Sequence[type[EmulatorPart]] | None = None,
 ) -> Iterator[EmulatorHandle]:
     """Start the emulator in this process on 127.0.0.1 port 0; stop it on exit."""
-    emulator = Emulator(seed, parts=parts)
+    emulator = Emulator(seed if isinstance(seed, Mapping) or seed is None else Path(seed),
+                        parts=parts)
     with tempfile.TemporaryDirectory(prefix="emulator-tls-") as scratch:
         emulator.start("127.0.0.1:0", tls_listen="127.0.0.1:0" if tls else None,
-                       tls_dir=(tls_dir or scratch) if tls else None)
+                       tls_dir=Path(tls_dir or scratch) if tls else None)
         try:
             yield _handle(describe(emulator))
         finally:
