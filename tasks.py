@@ -85,7 +85,25 @@ def test(args: list[str]) -> int:
         code = run(*step, cwd=cwd)
         if code:
             return code
-    return run(str(PY), "-m", "pytest", *args)
+    return run(*offline_prefix(), str(PY), "-m", "pytest", *args)
+
+
+def offline_prefix() -> list[str]:
+    """Run the tests in a loopback-only network namespace where the machine allows it.
+
+    A second guard beside the audit hook in tests/conftest.py: inside the namespace nothing but
+    127.0.0.1 exists, so no test can reach the real cloud even through a subprocess.
+    """
+    import shutil
+
+    unshare, ip = shutil.which("unshare"), shutil.which("ip")
+    if os.environ.get("ACK_TESTS_ALLOW_HOST_NETWORK") or not unshare or not ip:
+        return []
+    probe = [unshare, "-rn", "sh", "-c", f"{ip} link set lo up"]
+    if subprocess.run(probe, capture_output=True).returncode != 0:
+        print("note: no network namespace here; relying on the test suite's audit hook")
+        return []
+    return [unshare, "-rn", "sh", "-c", f'{ip} link set lo up && exec "$@"', "offline"]
 
 
 def demo(args: list[str]) -> int:

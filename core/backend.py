@@ -68,6 +68,11 @@ class Backend(abc.ABC):
     service: ClassVar[str]
     #: how many objects `fetch_batch` accepts in one call; 1 = no batching
     max_batch: ClassVar[int] = 1
+    #: the upstream API names used as the `api` label of upstream-call metrics
+    api: ClassVar[str] = "Fetch"
+    batch_api: ClassVar[str] = "FetchBatch"
+    #: False for backends that need no cloud credential (the core then resolves none)
+    needs_credentials: ClassVar[bool] = True
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings

@@ -8,6 +8,7 @@ emulator, demo, version, plugins. Go-style single-dash long flags (`-provider-vo
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -25,6 +26,13 @@ log = logging.getLogger("ack_secrets_provider")
 
 DEFAULT_PROVIDER_VOLUME = "/var/run/secrets-store-csi-providers"
 SUBCOMMANDS = ("serve", "emulator", "demo", "version", "plugins", "lint", "mount")
+#: sub-commands implemented in core/commands/<name>.py (add_arguments + run)
+COMMANDS = (
+    ("version", "print the provider version, protocol and library versions"),
+    ("plugins", "list installed backends, credential plugins and emulator parts"),
+    ("lint", "check SecretProviderClass manifests offline with the provider's parser"),
+    ("mount", "act as the CSI driver: mount a SecretProviderClass through a running provider"),
+)
 
 
 def _normalize_go_flags(argv: Sequence[str]) -> list[str]:
@@ -121,6 +129,8 @@ def configure_logging(verbosity: int, log_format: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ack_secrets_provider.core.app import build_app
+    from ack_secrets_provider.core.errors import PluginError
+    from ack_secrets_provider.core.health import BindError
 
     configure_logging(args.verbosity, args.log_format)
     try:
@@ -128,15 +138,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ack-secrets-provider: {exc}", file=sys.stderr)
         return 2
-    app = build_app(
-        settings, args.provider_volume,
-        autoload_third_party=not args.no_plugin_autoload,
-        grace_period=parse_duration(args.grace_period),
-        healthz=(args.healthz_addr, args.healthz_port, args.healthz_path,
-                 parse_duration(args.healthz_timeout)),
-        metrics=(args.metrics_addr, args.metrics_port),
-        events=args.events,
-    )
+    try:
+        app = build_app(
+            settings, args.provider_volume,
+            autoload_third_party=not args.no_plugin_autoload,
+            grace_period=parse_duration(args.grace_period),
+            healthz=(args.healthz_addr, args.healthz_port, args.healthz_path,
+                     parse_duration(args.healthz_timeout)),
+            metrics=(args.metrics_addr, args.metrics_port),
+            events=args.events,
+        )
+        app.start()
+    except (BindError, PluginError, RuntimeError, OSError) as exc:
+        # Start-up problems are the operator's to fix: one clear line, no traceback.
+        print(f"ack-secrets-provider: cannot start: {exc}", file=sys.stderr)
+        return 1
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -145,25 +161,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    app.start()
     try:
         stop.wait()
     finally:
         app.stop()
-    return 0
-
-
-def cmd_version(args: argparse.Namespace) -> int:
-    from ack_secrets_provider.core import RUNTIME_NAME
-
-    print(f"{RUNTIME_NAME} {__version__} (protocol v1alpha1, Python {sys.version.split()[0]})")
-    return 0
-
-
-def cmd_plugins(args: argparse.Namespace) -> int:
-    from ack_secrets_provider.core.app import describe_plugins
-
-    print(describe_plugins(ProviderSettings(environ=MappingProxyType(dict(os.environ)))))
     return 0
 
 
@@ -201,10 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="demo-mount", help="directory to write the files into")
     demo.set_defaults(func=_lazy("ack_secrets_provider.core.demo", "run"))
 
-    version = sub.add_parser("version", help="print the provider version")
-    version.set_defaults(func=cmd_version)
-    plugins = sub.add_parser("plugins", help="list installed backends and credential plugins")
-    plugins.set_defaults(func=cmd_plugins)
+    for name, summary in COMMANDS:
+        module = importlib.import_module(f"ack_secrets_provider.core.commands.{name}")
+        command = sub.add_parser(name, help=summary, description=module.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(command)
+        command.set_defaults(func=_lazy(module.__name__, "run"))
     return parser
 
 

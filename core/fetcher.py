@@ -11,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ack_secrets_provider.core import metrics
 from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.settings import ProviderSettings
 from ack_secrets_provider.core.spec import ObjectSpec
@@ -53,10 +54,13 @@ class Fetcher:
     def fetch(self, unit: FetchUnit) -> Sequence[SecretValue]:
         from ack_secrets_provider.core.retry import call_with_retries
 
+        calls = metrics.upstream_calls(unit.backend, batch=len(unit.specs) > 1)
+
         def attempt() -> Sequence[SecretValue]:
-            if len(unit.specs) == 1:
-                return [unit.backend.fetch(unit.specs[0], unit.context)]
-            return unit.backend.fetch_batch(unit.specs, unit.context)
+            with calls.attempt():  # upstream call/result/latency/retry metrics
+                if len(unit.specs) == 1:
+                    return [unit.backend.fetch(unit.specs[0], unit.context)]
+                return unit.backend.fetch_batch(unit.specs, unit.context)
 
         return call_with_retries(
             attempt,

@@ -1,8 +1,13 @@
-"""HTTP health endpoints for kubelet probes.
+"""Small HTTP servers for kubelet probes and Prometheus scrapes.
 
 `/healthz` (path configurable) calls the gRPC health service over the provider socket, exactly as
-a client on the node would see it; `/readyz` answers 200 once the socket is bound and plugins are
-loaded. The server binds the address it is told and reports a bind failure instead of ignoring it.
+a client on the node (the driver) would see it; `/readyz` answers 200 once the socket is bound and
+plugins are loaded. The same server class serves `/metrics` on the metrics port (and on the
+health port, so one port can do both).
+
+A port that cannot be bound raises `BindError` at construction, before anything starts: the
+existing provider ignored this and ran without health endpoints, so kubelet killed it in a loop
+with no hint why.
 """
 
 from __future__ import annotations
@@ -14,8 +19,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 log = logging.getLogger(__name__)
 
+#: a route answers (HTTP status, content type, body)
+Route = Callable[[], tuple[int, str, bytes]]
+
+
+class BindError(RuntimeError):
+    """An HTTP server could not bind its address (names the address, the cause and the flag)."""
+
 
 def grpc_health_check(target: str, timeout: float) -> bool:
+    """True when the gRPC health service at `target` answers SERVING within `timeout`."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -29,7 +42,73 @@ def grpc_health_check(target: str, timeout: float) -> bool:
         return False
 
 
-class HealthServer:
+class HttpEndpoints:
+    """A threaded HTTP server with fixed GET routes, bound at construction."""
+
+    def __init__(self, address: str, port: int, routes: dict[str, Route], *,
+                 what: str = "HTTP endpoints", flag: str | None = None) -> None:
+        self.what = what
+        self.routes = dict(routes)
+        table = self.routes
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                route = table.get(self.path.split("?", 1)[0])
+                if route is None:
+                    code, ctype, body = 404, "text/plain; charset=utf-8", b"not found\n"
+                else:
+                    try:
+                        code, ctype, body = route()
+                    except Exception:  # a probe must answer, never hang up
+                        log.exception("%s route %s failed", what, self.path)
+                        code, ctype, body = 500, "text/plain; charset=utf-8", b"error\n"
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                log.debug(f"{what}: " + format, *args)
+
+        try:
+            self._httpd = ThreadingHTTPServer((address, port), Handler)
+        except OSError as exc:
+            hint = f" or choose another port with {flag}" if flag else ""
+            raise BindError(
+                f"cannot serve {what} on {address}:{port}: {exc.strerror or exc}; another "
+                f"process (often a second provider on this node) uses the port: stop it{hint}"
+            ) from exc
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
+                                            name=self.what.replace(" ", "-"))
+            self._thread.start()
+            log.info("serving %s on %s:%d (%s)", self.what, self.address, self.port,
+                     ", ".join(sorted(self.routes)))
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(5.0)
+            self._thread = None
+        self._httpd.server_close()
+
+
+class HealthServer(HttpEndpoints):
+    """`<healthz_path>` (liveness) and `/readyz` (readiness), plus optional extra routes."""
+
     def __init__(
         self,
         address: str,
@@ -38,47 +117,16 @@ class HealthServer:
         healthz_path: str,
         live: Callable[[], bool],
         ready: Callable[[], bool],
-        extra_routes: dict[str, Callable[[], tuple[int, str, bytes]]] | None = None,
+        extra_routes: dict[str, Route] | None = None,
     ) -> None:
-        routes: dict[str, Callable[[], tuple[int, str, bytes]]] = {
+        routes: dict[str, Route] = {
             healthz_path: lambda: _status(live()),
             "/readyz": lambda: _status(ready()),
             **(extra_routes or {}),
         }
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
-                route = routes.get(self.path.split("?", 1)[0])
-                if route is None:
-                    code, ctype, body = 404, "text/plain", b"not found\n"
-                else:
-                    code, ctype, body = route()
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                log.debug("health: " + format, *args)
-
-        # Raises OSError when the port is taken: the caller must not start half-healthy.
-        self._httpd = ThreadingHTTPServer((address, port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
-                                        name="health-http")
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(address, port, routes, what="health endpoints", flag="--healthz-port")
 
 
 def _status(ok: bool) -> tuple[int, str, bytes]:
-    return (200, "text/plain", b"ok\n") if ok else (503, "text/plain", b"not ready\n")
+    return (200, "text/plain; charset=utf-8", b"ok\n") if ok else (
+        503, "text/plain; charset=utf-8", b"not ready\n")

@@ -1,61 +1,131 @@
-"""Logging set-up: text or JSON lines, klog-compatible `-v` levels.
+"""Logging set-up: text (logfmt-style) or JSON lines, klog-compatible `-v` levels.
 
-`-v=0..3` → INFO, `-v=4` → DEBUG for our loggers, `-v>=5` → DEBUG everywhere except the SDK's
-own request loggers, which can print signed headers and tokens and therefore stay at WARNING.
+`-v=0..3` → INFO, `-v=4` → DEBUG for our loggers, `-v>=5` → DEBUG everywhere except the loggers
+of the SDK and HTTP stacks (Tea/darabonba, alibabacloud_credentials, urllib3, requests,
+aiohttp): they log request lines whose query strings carry signatures and security tokens, or
+signed headers, so they stay at WARNING whatever the level. The chart's `logVerbosity` is passed
+as `-v`, so its existing values keep their meaning (0 = normal, 4+ = debug).
+
+As a second line of defence every formatted line goes through `redact`, which masks bearer
+tokens, JWTs and `SecurityToken=`/`Signature=`/`AccessKeySecret=`-style pairs should any code
+ever format one into a message or a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
-from typing import Any
+import traceback
+from types import TracebackType
+from typing import Any, TextIO
 
-# Loggers the Alibaba SDK stack attaches handlers to; they may print Authorization headers.
-SDK_LOGGERS = ("credentials", "darabonba-core", "alibabacloud-tea", "alibabacloud_credentials")
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+#: loggers of the SDK and HTTP stacks that may print signed URLs, Authorization headers or tokens
+SDK_LOGGERS = (
+    "credentials", "darabonba-core", "alibabacloud-tea", "alibabacloud_credentials",
+    "urllib3", "requests", "aiohttp", "charset_normalizer",
+)
+
+_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 <redacted>"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "<redacted-jwt>"),
+    (re.compile(
+        r"(?i)\b(security_?token|signature|access_?key_?secret|access_secret|"
+        r"secret_?access_?key|password|oidc_?token)([\"']?\s*[=:]\s*[\"']?)([^&\s\"',;}]+)"),
+     r"\1\2<redacted>"),
+)
+
+
+def redact(text: str) -> str:
+    """Mask credentials that look like tokens or signed-request parameters in `text`."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def exception_text(exc_info: ExcInfo) -> str:
+    """The traceback's frames and the exception type, without the exception's message.
+
+    SDK exception texts can carry signed URLs or tokens; the frames say where it happened, and
+    the provider's own errors are reported (with safe messages) by the log line itself.
+    """
+    etype, _value, tb = exc_info
+    # Frames as file/line/function only: source lines could show literals of the failing call.
+    frames = "".join(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}\n'
+                     for frame in traceback.extract_tb(tb))
+    return (f"Traceback (most recent call last):\n{frames}{etype.__module__}.{etype.__name__} "
+            "(message withheld: exception texts may carry credentials)")
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z")
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, then the mount fields if any."""
+
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         mount = getattr(record, "mount", None)
         if isinstance(mount, dict):
-            payload.update(mount)
+            for key, value in mount.items():
+                payload.setdefault(key, redact(value) if isinstance(value, str) else value)
         if record.exc_info and record.exc_info[0] is not None:
+            # The type and frames only: exception texts of SDKs can carry signed URLs.
             payload["exception"] = record.exc_info[0].__name__
+            payload["stack"] = redact(exception_text(record.exc_info))
         return json.dumps(payload, ensure_ascii=False)
 
 
+def _logfmt(value: object) -> str:
+    text = str(value)
+    if not text or any(ch in text for ch in ' "=\\\n\t'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """`<ts> <LEVEL> <logger>: <message> key=value ...` (values quoted when needed)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        text = f"{_timestamp(record)} {record.levelname} {record.name}: {record.getMessage()}"
         mount = getattr(record, "mount", None)
         if isinstance(mount, dict):
-            text += " " + " ".join(f"{key}={value}" for key, value in mount.items())
-        return text
+            text += "".join(f" {key}={_logfmt(value)}" for key, value in mount.items())
+        if record.exc_info and record.exc_info[0] is not None:
+            text += "\n" + exception_text(record.exc_info)
+        return redact(text)
 
 
-def configure(verbosity: int, log_format: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def level_for(verbosity: int) -> tuple[int, int]:
+    """(root level, provider level) for a klog `-v` verbosity."""
+    return (logging.DEBUG if verbosity >= 5 else logging.INFO,
+            logging.DEBUG if verbosity >= 4 else logging.INFO)
+
+
+def configure(verbosity: int, log_format: str = "text",
+              stream: TextIO | None = None) -> logging.Handler:
+    """Install one handler on the root logger (stderr by default); returns it."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root_level, provider_level = level_for(verbosity)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbosity >= 5 else logging.INFO)
-    logging.getLogger("ack_secrets_provider").setLevel(
-        logging.DEBUG if verbosity >= 4 else logging.INFO
-    )
+    root.setLevel(root_level)
+    logging.getLogger("ack_secrets_provider").setLevel(provider_level)
     for name in SDK_LOGGERS:
         sdk = logging.getLogger(name)
         sdk.handlers[:] = []
         sdk.setLevel(logging.WARNING)
         sdk.propagate = True
+    return handler

@@ -89,7 +89,7 @@ class MountService:
     def _identities(self, request: MountRequest, deadline: Deadline) -> dict[str | None, Identity]:
         """The base identity (key None) and one per distinct crossAccountRoleArn."""
         needs = [spec for spec in request.objects
-                 if getattr(self.backends.get(spec.object_type), "needs_credentials", True)]
+                 if self.backends.get(spec.object_type).needs_credentials]
         if not needs:
             return {None: ANONYMOUS}
         context = CredentialContext(request, self.settings, deadline)
@@ -108,7 +108,7 @@ class MountService:
         units: list[FetchUnit] = []
         for spec in request.objects:
             backend = self.backends.get(spec.object_type)
-            needs_credentials = getattr(backend, "needs_credentials", True)
+            needs_credentials = backend.needs_credentials
             identity = (identities.get(spec.cross_account_role_arn) or identities[None]
                         if needs_credentials else ANONYMOUS)
             endpoint = backend.endpoint(spec, request.region)

@@ -1,61 +1,126 @@
-"""Per-mount observation: the one log line per mount (metrics and events attach here).
+"""Per-mount observation: the one log line, the metrics and the Events of each Mount call.
 
-Log lines carry pod, namespace, SecretProviderClass, object count, duration and result, never a
-secret value or token.
+The gRPC layer calls `MountObserver.start(attributes)` when a Mount arrives and then exactly one
+of `succeeded`/`failed` on the returned observation. Log lines carry pod, namespace,
+SecretProviderClass, object and file counts, duration and result, never a secret value or token
+(only the identifying attributes are read from the request; tokens and parameters are not).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import threading
 from typing import TYPE_CHECKING
 
+from ack_secrets_provider.core import metrics as metrics_module
 from ack_secrets_provider.core.errors import ProviderError
+from ack_secrets_provider.core.events import EventRecorder, PodRef
 
 if TYPE_CHECKING:
+    from ack_secrets_provider.core.metrics import ProviderMetrics
     from ack_secrets_provider.core.mount import MountOutcome
 
 log = logging.getLogger("ack_secrets_provider.mount")
 
+#: the driver's attributes that identify a mount (never tokens or SecretProviderClass parameters)
+_IDENTIFYING = {
+    "pod": "csi.storage.k8s.io/pod.name",
+    "namespace": "csi.storage.k8s.io/pod.namespace",
+    "spc": "secretProviderClass",
+}
+_POD_UID = "csi.storage.k8s.io/pod.uid"
 
-def _pod_fields(attributes: str) -> dict[str, str]:
+
+def _attributes(attributes: str) -> dict[str, object]:
     try:
         attrs = json.loads(attributes) if attributes else {}
     except ValueError:
         return {}
-    if not isinstance(attrs, dict):
-        return {}
-    keys = {
-        "pod": "csi.storage.k8s.io/pod.name",
-        "namespace": "csi.storage.k8s.io/pod.namespace",
-        "spc": "secretProviderClass",
-    }
-    return {name: str(attrs[key]) for name, key in keys.items() if isinstance(attrs.get(key), str)}
+    return attrs if isinstance(attrs, dict) else {}
 
 
-@dataclass
+def _pod_fields(attrs: dict[str, object]) -> dict[str, str]:
+    return {name: str(attrs[key]) for name, key in _IDENTIFYING.items()
+            if isinstance(attrs.get(key), str)}
+
+
 class MountObservation:
-    fields: dict[str, str]
+    """One Mount call in progress; finish it with `succeeded` or `failed` (once)."""
+
+    def __init__(self, fields: dict[str, str], pod_uid: str | None,
+                 metrics: ProviderMetrics | None, events: EventRecorder | None) -> None:
+        self.fields = fields
+        self.pod_uid = pod_uid
+        self._metrics = metrics
+        self._events = events
+        self._finished = threading.Event()
+        self.metrics.mounts_in_flight.inc()
+
+    @property
+    def metrics(self) -> ProviderMetrics:
+        return self._metrics or metrics_module.current()
+
+    def _finish(self) -> bool:
+        if self._finished.is_set():
+            return False
+        self._finished.set()
+        self.metrics.mounts_in_flight.dec()
+        return True
+
+    def _pod(self) -> PodRef | None:
+        return PodRef.from_fields({**self.fields, "pod_uid": self.pod_uid or ""})
 
     def succeeded(self, outcome: MountOutcome, seconds: float) -> None:
+        if not self._finish():
+            return
+        objects = len(outcome.request.objects)
+        self.metrics.record_mount(None, seconds, objects)
         log.info(
             "mount succeeded",
-            extra={"mount": {**self.fields, "objects": len(outcome.request.objects),
-                             "files": len(outcome.files), "duration_ms": round(seconds * 1000, 1),
-                             "result": "OK"}},
+            extra={"mount": {**self.fields, "objects": objects, "files": len(outcome.files),
+                             "duration_ms": round(seconds * 1000, 1), "result": "OK"}},
         )
+        versions = {item.path: item.version for item in outcome.files}
+        if log.isEnabledFor(logging.DEBUG) and versions:
+            # File names and version ids are identifiers, never secret material.
+            log.debug("mounted versions: %s",
+                      ", ".join(f"{path}={version}" for path, version in sorted(versions.items())),
+                      extra={"mount": dict(self.fields)})
+        if self._events is not None:
+            pod = self._pod()
+            if pod is not None:
+                self._events.mount_succeeded(pod, self.fields.get("spc"), versions)
 
     def failed(self, error: ProviderError, seconds: float) -> None:
+        if not self._finish():
+            return
+        self.metrics.record_mount(error.code, seconds, None)
         log.warning(
             "mount failed: %s", error.message,
             extra={"mount": {**self.fields, "duration_ms": round(seconds * 1000, 1),
                              "result": error.code.name, "reason": error.reason}},
         )
+        if self._events is not None:
+            pod = self._pod()
+            if pod is not None:
+                self._events.mount_failed(pod, self.fields.get("spc"), error.message)
 
 
 class MountObserver:
-    """Creates one observation per mount. Subclassed/extended for metrics and events."""
+    """Creates one observation per mount.
+
+    `metrics`: where to record (None: the process's current metrics, core.metrics.current()).
+    `events`: the Kubernetes Event recorder, or None when Events are off.
+    """
+
+    def __init__(self, metrics: ProviderMetrics | None = None,
+                 events: EventRecorder | None = None) -> None:
+        self.metrics = metrics
+        self.events = events
 
     def start(self, attributes: str) -> MountObservation:
-        return MountObservation(_pod_fields(attributes))
+        attrs = _attributes(attributes)
+        uid = attrs.get(_POD_UID)
+        return MountObservation(_pod_fields(attrs), uid if isinstance(uid, str) else None,
+                                self.metrics, self.events)

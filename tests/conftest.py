@@ -53,9 +53,9 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
     if event == "socket.connect":
         sock, address = args[0], args[1]
         family = getattr(sock, "family", None)
-        if family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
-            if not _is_loopback_host(address[0]):
-                raise NetworkGuardError(f"test tried to connect to non-loopback {address!r}")
+        if (family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple)
+                and not _is_loopback_host(address[0])):
+            raise NetworkGuardError(f"test tried to connect to non-loopback {address!r}")
     elif event == "socket.getaddrinfo":
         host = args[0]
         if not _is_loopback_host(host):

@@ -109,6 +109,8 @@ class KmsBackend(Backend):
 
     object_type = "kms"
     service = "kms"
+    api = "GetSecretValue"
+    batch_api = "GetSecretValue"
     max_batch = 1
 
     def __init__(self, settings: ProviderSettings) -> None:

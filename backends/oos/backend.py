@@ -94,6 +94,8 @@ class OosBackend(Backend):
 
     object_type = "oos"
     service = "oos"
+    api = "GetSecretParameter"
+    batch_api = "GetSecretParameters"
     max_batch = MAX_NAMES_PER_CALL
 
     def __init__(self, settings: ProviderSettings) -> None:

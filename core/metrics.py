@@ -1,0 +1,283 @@
+"""Prometheus metrics of the provider, in a dedicated registry.
+
+One `ProviderMetrics` object owns a private `CollectorRegistry` (never prometheus-client's global
+one, so tests and embedders get isolated values) with every metric the provider exports, plus the
+process, platform and GC collectors. The running process has one *current* instance; the code
+that records (the fetcher, the mount observer, credential and cache plugins) calls the module
+functions below, which record into the current instance. `build_app` installs a fresh instance;
+tests install their own with `installed(...)` and read values with `sample(...)`.
+
+Cardinality rule: labels only take values from small fixed sets (results, gRPC code names,
+reasons) or from what the operator installed (backend services, plugin names, credential modes).
+Never a secret name, pod, namespace, ServiceAccount, role ARN or AccessKey id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from ack_secrets_provider.core import __version__
+from ack_secrets_provider.core.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Throttled,
+    Unauthenticated,
+    Unavailable,
+)
+
+if TYPE_CHECKING:
+    import grpc
+
+PREFIX = "ack_secrets_provider"
+
+# `*_created` timestamp series double the series count for no use on a node agent.
+disable_created_metrics()
+
+#: the fixed set of upstream call results (the `result` label of upstream/STS metrics)
+RESULTS = ("ok", "not_found", "denied", "unauthenticated", "invalid", "throttled",
+           "unavailable", "timeout", "error")
+
+#: mount latency buckets (seconds): a cached mount takes milliseconds, kubelet gives up at ~2 min
+MOUNT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+OBJECT_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500)
+
+
+def result_of(error: BaseException | None) -> str:
+    """The `result` label for an upstream call that raised `error` (None: success)."""
+    if error is None:
+        return "ok"
+    # Order matters: Throttled is an Unavailable.
+    for cls, name in ((Throttled, "throttled"), (NotFound, "not_found"),
+                      (PermissionDenied, "denied"), (Unauthenticated, "unauthenticated"),
+                      (InvalidArgument, "invalid"), (DeadlineExceeded, "timeout"),
+                      (Unavailable, "unavailable")):
+        if isinstance(error, cls):
+            return name
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    return "error"
+
+
+class ProviderMetrics:
+    """Every metric of the provider, registered in one private registry."""
+
+    def __init__(self, *, process_collectors: bool = True) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        if process_collectors:
+            ProcessCollector(registry=reg)
+            PlatformCollector(registry=reg)
+            GCCollector(registry=reg)
+
+        self.build_info = Info(f"{PREFIX}_build", "Version of the running provider.",
+                               registry=reg)
+        self.build_info.info({"version": __version__,
+                              "python_version": platform.python_version()})
+
+        # -- mounts -------------------------------------------------------------------------
+        self.mounts = Counter(
+            f"{PREFIX}_mounts", "Mount calls by result (success/failure) and gRPC status code.",
+            ["result", "code"], registry=reg)
+        self.mount_duration = Histogram(
+            f"{PREFIX}_mount_duration_seconds", "Time to answer one Mount call.",
+            ["result"], buckets=MOUNT_BUCKETS, registry=reg)
+        self.mount_objects = Histogram(
+            f"{PREFIX}_mount_objects", "Objects requested per successful Mount.",
+            buckets=OBJECT_BUCKETS, registry=reg)
+        self.mounts_in_flight = Gauge(
+            f"{PREFIX}_mounts_in_flight", "Mount calls being served right now.", registry=reg)
+
+        # -- upstream (backend) calls -------------------------------------------------------
+        self.upstream_calls = Counter(
+            f"{PREFIX}_upstream_calls",
+            "Upstream attempts (one SDK call each) by service, API and result.",
+            ["service", "api", "result"], registry=reg)
+        self.upstream_duration = Histogram(
+            f"{PREFIX}_upstream_call_duration_seconds", "Duration of one upstream attempt.",
+            ["service", "api"], buckets=UPSTREAM_BUCKETS, registry=reg)
+        self.retries = Counter(
+            f"{PREFIX}_upstream_retries",
+            "Upstream attempts that were retries of a failed attempt, by the failed result.",
+            ["service", "reason"], registry=reg)
+        self.throttles = Counter(
+            f"{PREFIX}_upstream_throttled",
+            "Upstream attempts the service answered with throttling.",
+            ["service"], registry=reg)
+
+        # -- value cache (recorded by the fetcher's cache) -----------------------------------
+        self.cache_hits = Counter(
+            f"{PREFIX}_cache_hits", "Objects served from the value cache.", ["service"],
+            registry=reg)
+        self.cache_misses = Counter(
+            f"{PREFIX}_cache_misses", "Objects not in the value cache (fetched upstream).",
+            ["service"], registry=reg)
+        self.cache_coalesced = Counter(
+            f"{PREFIX}_cache_coalesced_waits",
+            "Fetches that waited for an identical fetch already in flight instead of calling.",
+            ["service"], registry=reg)
+
+        # -- credentials ---------------------------------------------------------------------
+        self.sts_calls = Counter(
+            f"{PREFIX}_sts_calls", "STS calls (AssumeRole, AssumeRoleWithOIDC) by result.",
+            ["api", "result"], registry=reg)
+        self.credential_refreshes = Counter(
+            f"{PREFIX}_credential_refreshes",
+            "Credential refreshes (a new temporary credential fetched) by mode and result.",
+            ["mode", "result"], registry=reg)
+
+        # -- plugins and events ---------------------------------------------------------------
+        self.plugin_load_failures = Gauge(
+            f"{PREFIX}_plugin_load_failures",
+            "Plugins that failed to load at start-up (1 per failed plugin).",
+            ["kind", "plugin"], registry=reg)
+        self.events = Counter(
+            f"{PREFIX}_kube_events",
+            "Kubernetes Events by reason and outcome (sent, failed, suppressed, dropped).",
+            ["reason", "outcome"], registry=reg)
+
+    # -- exposition -------------------------------------------------------------------------
+
+    def exposition(self) -> tuple[int, str, bytes]:
+        """An HTTP answer (status, content type, body) with the current values."""
+        return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+
+    def sample(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """The current value of one sample (0.0 when it does not exist yet)."""
+        value = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if value is None else float(value)
+
+    # -- recording --------------------------------------------------------------------------
+
+    def record_mount(self, code: grpc.StatusCode | None, seconds: float,
+                     objects: int | None) -> None:
+        result = "success" if code is None else "failure"
+        self.mounts.labels(result, "OK" if code is None else code.name).inc()
+        self.mount_duration.labels(result).observe(seconds)
+        if objects is not None:
+            self.mount_objects.observe(objects)
+
+    def record_upstream(self, service: str, api: str, result: str, seconds: float) -> None:
+        self.upstream_calls.labels(service, api, result).inc()
+        self.upstream_duration.labels(service, api).observe(seconds)
+        if result == "throttled":
+            self.throttles.labels(service).inc()
+
+
+_current = ProviderMetrics()
+_current_lock = threading.Lock()
+
+
+def current() -> ProviderMetrics:
+    """The metrics the process records into."""
+    return _current
+
+
+def install(metrics: ProviderMetrics) -> ProviderMetrics:
+    """Make `metrics` current; returns the previous instance."""
+    global _current
+    with _current_lock:
+        previous, _current = _current, metrics
+    return previous
+
+
+@contextlib.contextmanager
+def installed(metrics: ProviderMetrics | None = None) -> Iterator[ProviderMetrics]:
+    """Record into `metrics` (a fresh instance by default) inside the block (tests)."""
+    metrics = metrics or ProviderMetrics(process_collectors=False)
+    previous = install(metrics)
+    try:
+        yield metrics
+    finally:
+        install(previous)
+
+
+# -- recording helpers for other modules and plugins ----------------------------------------
+
+
+class UpstreamCalls:
+    """Records every attempt of one fetch: calls, durations, throttles and retries.
+
+    The fetcher creates one per fetch unit and wraps each attempt in `attempt()`; an attempt
+    after a failed one counts as a retry labelled with the failure's result.
+    """
+
+    def __init__(self, service: str, api: str) -> None:
+        self.service = service
+        self.api = api
+        self._last: str | None = None
+
+    @contextlib.contextmanager
+    def attempt(self) -> Iterator[None]:
+        metrics = current()
+        if self._last is not None and self._last != "ok":
+            metrics.retries.labels(self.service, self._last).inc()
+        started = time.monotonic()
+        try:
+            yield
+        except BaseException as exc:
+            self._last = result_of(exc)
+            metrics.record_upstream(self.service, self.api, self._last,
+                                    time.monotonic() - started)
+            raise
+        self._last = "ok"
+        metrics.record_upstream(self.service, self.api, "ok", time.monotonic() - started)
+
+
+def upstream_calls(backend: object, *, batch: bool = False) -> UpstreamCalls:
+    """The recorder of one fetch by `backend` (a core.backend.Backend).
+
+    The `api` label is the backend's optional class attribute `api` (or `batch_api` for
+    `fetch_batch`), e.g. "GetSecretValue"; "Fetch"/"FetchBatch" when it declares none.
+    """
+    service = str(getattr(backend, "service", None) or "unknown")
+    api = getattr(backend, "batch_api" if batch else "api", None)
+    return UpstreamCalls(service, str(api) if api else ("FetchBatch" if batch else "Fetch"))
+
+
+def record_cache_hit(service: str, count: int = 1) -> None:
+    current().cache_hits.labels(service).inc(count)
+
+
+def record_cache_miss(service: str, count: int = 1) -> None:
+    current().cache_misses.labels(service).inc(count)
+
+
+def record_coalesced_wait(service: str, count: int = 1) -> None:
+    current().cache_coalesced.labels(service).inc(count)
+
+
+def record_sts_call(api: str, error: BaseException | None = None) -> None:
+    """One STS call (`api` e.g. "AssumeRoleWithOIDC"); `error` is what it raised, if anything."""
+    current().sts_calls.labels(api, result_of(error)).inc()
+
+
+def record_credential_refresh(mode: str, error: BaseException | None = None) -> None:
+    """A refresh of a temporary credential for credential `mode` (e.g. "pod-rrsa")."""
+    current().credential_refreshes.labels(mode, result_of(error)).inc()
+
+
+def record_event(reason: str, outcome: str) -> None:
+    current().events.labels(reason, outcome).inc()
+

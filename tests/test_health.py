@@ -1,0 +1,114 @@
+"""HTTP /healthz and /readyz as kubelet sees them, wired by build_app over the real socket."""
+
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ack_secrets_provider.core import metrics
+from ack_secrets_provider.core.app import App, build_app
+from ack_secrets_provider.core.health import BindError, HttpEndpoints
+from ack_secrets_provider.core.settings import ProviderSettings
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    with metrics.installed():
+        app = build_app(
+            ProviderSettings(), str(tmp_path), grace_period=1.0,
+            healthz=("127.0.0.1", 0, "/healthz", 2.0), any_port=True,
+        )
+        try:
+            yield app
+        finally:
+            app.stop()
+
+
+def test_healthz_and_readyz_follow_the_grpc_server(app: App) -> None:
+    assert app.health is not None
+    port = app.health.port
+    app.start()
+    assert get(port, "/healthz") == (200, b"ok\n")
+    assert get(port, "/readyz") == (200, b"ok\n")
+    assert get(port, "/nope")[0] == 404
+
+    app.server.stop(grace=0)  # the gRPC server goes away, the HTTP server stays
+    status, body = get(port, "/healthz")
+    assert status == 503 and body == b"not ready\n"
+    assert get(port, "/readyz")[0] == 503
+
+
+def test_readyz_is_503_before_the_socket_is_bound(tmp_path: Path) -> None:
+    with metrics.installed():
+        app = build_app(ProviderSettings(), str(tmp_path / "sock"),
+                        healthz=("127.0.0.1", 0, "/healthz", 1.0), any_port=True)
+    assert app.health is not None
+    app.health.start()  # the HTTP side only: the provider socket is not bound
+    try:
+        assert get(app.health.port, "/readyz")[0] == 503
+        assert get(app.health.port, "/healthz")[0] == 503
+    finally:
+        app.health.stop()
+        app.server.service.close()
+
+
+def test_custom_healthz_path_from_the_flag(tmp_path: Path) -> None:
+    with metrics.installed():
+        app = build_app(ProviderSettings(), str(tmp_path),
+                        healthz=("127.0.0.1", 0, "/live", 2.0), any_port=True)
+    app.start()
+    try:
+        assert app.health is not None
+        assert get(app.health.port, "/live")[0] == 200
+        assert get(app.health.port, "/healthz")[0] == 404
+    finally:
+        app.stop()
+
+
+def test_a_taken_health_port_raises_a_clear_error(tmp_path: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        with metrics.installed(), pytest.raises(BindError) as info:
+            build_app(ProviderSettings(), str(tmp_path),
+                      healthz=("127.0.0.1", port, "/healthz", 1.0))
+    finally:
+        taken.close()
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message and "--healthz-port" in message
+    assert not (tmp_path / "alibabacloud.sock").exists()  # nothing started half-healthy
+
+
+def test_http_endpoints_answer_500_when_a_route_fails() -> None:
+    def broken() -> tuple[int, str, bytes]:
+        raise RuntimeError("boom")
+
+    server = HttpEndpoints("127.0.0.1", 0, {"/x": broken})
+    server.start()
+    try:
+        assert get(server.port, "/x")[0] == 500
+    finally:
+        server.stop()
+
+
+def test_port_zero_disables_health(tmp_path: Path) -> None:
+    with metrics.installed():
+        app = build_app(ProviderSettings(), str(tmp_path),
+                        healthz=("127.0.0.1", 0, "/healthz", 1.0))
+    assert app.health is None
+    app.server.service.close()

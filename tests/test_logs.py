@@ -1,0 +1,132 @@
+"""Logs: one line per mount with the identifying fields, text or JSON, never a secret or token.
+
+Mounts go through the real socket (test backend `testmem`, whose values are `value-of-<name>`)
+with a fake service-account token and nodePublishSecret in the request; the captured output at
+the most verbose level must contain none of them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import ack_test_backend
+import grpc
+import pytest
+
+from ack_secrets_provider.core import metrics
+from ack_secrets_provider.core.logs import SDK_LOGGERS, configure, redact
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.testing import PodRef, driver_attributes, running_provider
+
+FAKE_JWT = ("eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3QifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6"
+            "ZGVmYXVsdDphcHAifQ.c2lnbmF0dXJlLW9mLXRoZS1mYWtlLXRva2Vu")
+FAKE_AK_SECRET = "fakeAccessKeySecretValue0123456789"
+NAMES = ("db/password", "api-key", "tls-cert")
+SECRETS = [f"value-of-{name}" for name in NAMES] + [
+    FAKE_JWT, FAKE_JWT.split(".")[1], FAKE_JWT.split(".")[2], FAKE_AK_SECRET,
+    "s3cr3t", "secret-material-must-not-leak",
+]
+POD = PodRef(name="web-7d9f", namespace="shop")
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    names = ("ack_secrets_provider", *SDK_LOGGERS)
+    saved = (root.handlers[:], root.level,
+             {name: (logging.getLogger(name).level, logging.getLogger(name).handlers[:],
+                     logging.getLogger(name).propagate) for name in names})
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        for name, (level, handlers, propagate) in saved[2].items():
+            logger = logging.getLogger(name)
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+
+
+def run_mounts(tmp_path: Path) -> None:
+    ack_test_backend.reset()
+    objects = "".join(f"- {{objectName: {name}, objectType: testmem}}\n" for name in NAMES)
+    objects += ("- objectName: json-config\n  objectType: testmem\n  jmesPath:\n"
+                "    - {path: password, objectAlias: pw}\n")
+    secrets = json.dumps({"access_key": "LTAIfakeid", "access_secret": FAKE_AK_SECRET})
+    attributes = driver_attributes({"objects": objects}, pod=POD,
+                                   tokens={"sts.aliyuncs.com": FAKE_JWT})
+    with metrics.installed(), running_provider(ProviderSettings(), tmp_path) as provider:
+        response = provider.mount(attributes, secrets=secrets)
+        assert {f.contents for f in response.files} >= {s.encode() for s in SECRETS[:3]}
+        for failing in ("missing-one", "crash-one"):
+            bad = driver_attributes(
+                {"objects": f"- {{objectName: {failing}, objectType: testmem}}\n"}, pod=POD,
+                tokens={"sts.aliyuncs.com": FAKE_JWT})
+            with pytest.raises(grpc.RpcError):
+                provider.mount(bad, secrets=secrets)
+    # Whatever an SDK logger would print at debug level (signed URLs) stays muted.
+    logging.getLogger("urllib3.connectionpool").debug(
+        "GET /?SecurityToken=%s&Signature=abc HTTP/1.1", FAKE_JWT)
+    logging.getLogger("darabonba-core").debug("Authorization: Bearer %s", FAKE_JWT)
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_most_verbose_logs_hold_no_secret_value_or_token(
+    tmp_path: Path, log_format: str, restore_logging: None
+) -> None:
+    stream = io.StringIO()
+    configure(10, log_format, stream)
+    run_mounts(tmp_path)
+    output = stream.getvalue()
+    assert "mount succeeded" in output and "mount failed" in output
+    assert "mounted versions" in output  # the debug level is really on
+    for secret in SECRETS:
+        assert secret not in output, f"{secret!r} leaked into the {log_format} logs"
+
+
+def test_json_mount_line_has_the_identifying_fields(
+    tmp_path: Path, restore_logging: None
+) -> None:
+    stream = io.StringIO()
+    configure(0, "json", stream)
+    run_mounts(tmp_path)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    ok = [line for line in lines if line["msg"] == "mount succeeded"]
+    assert len(ok) == 1
+    line = ok[0]
+    assert {k: line[k] for k in ("pod", "namespace", "spc", "objects", "files", "result")} == {
+        "pod": POD.name, "namespace": POD.namespace, "spc": "app-secrets", "objects": 4,
+        "files": 5, "result": "OK",
+    }
+    assert isinstance(line["duration_ms"], float) and line["level"] == "info"
+    failed = [line for line in lines if line["msg"].startswith("mount failed")]
+    assert [f["result"] for f in failed] == ["NOT_FOUND", "INTERNAL"]
+    assert all(f["pod"] == POD.name and "duration_ms" in f for f in failed)
+    assert not any(line["level"] == "debug" for line in lines)  # -v=0: no debug lines
+    crashed = [line for line in lines if line.get("exception") == "RuntimeError"]
+    assert crashed and "message withheld" in crashed[0]["stack"]
+
+
+def test_text_mount_line_is_logfmt(tmp_path: Path, restore_logging: None) -> None:
+    stream = io.StringIO()
+    configure(4, "text", stream)
+    run_mounts(tmp_path)
+    line = next(li for li in stream.getvalue().splitlines() if "mount succeeded" in li)
+    assert " INFO ack_secrets_provider.mount: mount succeeded " in line
+    for field in (f"pod={POD.name}", f"namespace={POD.namespace}", "spc=app-secrets",
+                  "objects=4", "files=5", "result=OK", "duration_ms="):
+        assert field in line
+    assert "DEBUG ack_secrets_provider.mount: mounted versions" in stream.getvalue()
+
+
+def test_redact_masks_tokens_and_signed_parameters() -> None:
+    text = redact(f"GET /?AccessKeyId=LTAI&SecurityToken=tok123&Signature=sig456 "
+                  f"Authorization: Bearer {FAKE_JWT} access_key_secret='{FAKE_AK_SECRET}' "
+                  f"raw {FAKE_JWT}")
+    for secret in ("tok123", "sig456", FAKE_JWT, FAKE_AK_SECRET):
+        assert secret not in text
+    assert "AccessKeyId=LTAI" in text  # identifiers stay readable

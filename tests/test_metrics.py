@@ -1,0 +1,255 @@
+"""Prometheus metrics: scraped over HTTP after real mounts through the real socket.
+
+The provider is wired by `build_app` exactly as `serve` wires it (test backend `testmem` from
+tests/plugins/ack-test-backend), with HTTP servers on 127.0.0.1 ephemeral ports.
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import ack_test_backend
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ack_secrets_provider.core import __version__, metrics
+from ack_secrets_provider.core.app import App, build_app
+from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
+from ack_secrets_provider.core.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.errors import NotFound, Throttled
+from ack_secrets_provider.core.fetcher import Fetcher, FetchUnit
+from ack_secrets_provider.core.health import BindError
+from ack_secrets_provider.core.metrics import ProviderMetrics
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
+from ack_secrets_provider.core.spec import ObjectSpec, parse_mount_request
+from ack_secrets_provider.core.testing import PodRef, ProviderClient, driver_attributes
+
+P = "ack_secrets_provider"
+
+
+DEFAULT_POD = PodRef()
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    ack_test_backend.reset()
+    with metrics.installed(ProviderMetrics()) as registry:
+        app = build_app(
+            ProviderSettings(fetch_concurrency=2), str(tmp_path), grace_period=2.0,
+            healthz=("127.0.0.1", 0, "/healthz", 2.0), metrics=("127.0.0.1", 0),
+            provider_metrics=registry, any_port=True,
+        )
+        app.start()
+        try:
+            yield app
+        finally:
+            app.stop()
+
+
+def one(name: str, **extra: str) -> str:
+    lines = [f"- objectName: {name}", "  objectType: testmem"]
+    lines += [f"  {key}: {value!r}" for key, value in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
+          **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def mount(client: ProviderClient, objects: str, pod: PodRef = DEFAULT_POD) -> grpc.StatusCode:
+    try:
+        client.mount(driver_attributes({"objects": objects}, pod=pod))
+    except grpc.RpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+def test_mount_and_upstream_counters_move_after_mounts(app: App) -> None:
+    assert app.metrics_server is not None
+    client = ProviderClient(app.server.socket_path)
+    try:
+        assert mount(client, one("db/password") + one("api-key")) == grpc.StatusCode.OK
+        assert mount(client, one("missing-thing")) == grpc.StatusCode.NOT_FOUND
+        assert mount(client, one("denied-thing")) == grpc.StatusCode.PERMISSION_DENIED
+        assert mount(client, "- objectName: x\n  objectType: nosuchtype\n") == (
+            grpc.StatusCode.INVALID_ARGUMENT)
+    finally:
+        client.close()
+    s = scrape(app.metrics_server.port)
+
+    assert value(s, f"{P}_mounts_total", result="success", code="OK") == 1
+    assert value(s, f"{P}_mounts_total", result="failure", code="NOT_FOUND") == 1
+    assert value(s, f"{P}_mounts_total", result="failure", code="PERMISSION_DENIED") == 1
+    assert value(s, f"{P}_mounts_total", result="failure", code="INVALID_ARGUMENT") == 1
+    assert value(s, f"{P}_mount_duration_seconds_count", result="success") == 1
+    assert value(s, f"{P}_mount_duration_seconds_count", result="failure") == 3
+    assert value(s, f"{P}_mount_duration_seconds_bucket", result="failure", le="+Inf") == 3
+    assert value(s, f"{P}_mount_objects_count") == 1
+    assert value(s, f"{P}_mount_objects_sum") == 2
+    assert value(s, f"{P}_mounts_in_flight") == 0
+
+    calls = f"{P}_upstream_calls_total"
+    assert value(s, calls, service="testmem", api="Fetch", result="ok") == 2
+    assert value(s, calls, service="testmem", api="Fetch", result="not_found") == 1
+    assert value(s, calls, service="testmem", api="Fetch", result="denied") == 1
+    assert value(s, f"{P}_upstream_call_duration_seconds_count", service="testmem",
+                 api="Fetch") == 4
+
+    assert value(s, f"{P}_build_info", version=__version__,
+                 python_version=__import__("platform").python_version()) == 1
+    assert any(name == "process_cpu_seconds_total" for name, _ in s)  # process collector
+    assert any(name == "python_info" for name, _ in s)  # platform collector
+
+
+def test_metrics_are_also_served_on_the_health_port(app: App) -> None:
+    assert app.health is not None
+    client = ProviderClient(app.server.socket_path)
+    try:
+        mount(client, one("a"))
+    finally:
+        client.close()
+    s = scrape(app.health.port)
+    assert value(s, f"{P}_mounts_total", result="success", code="OK") == 1
+
+
+def test_no_pod_namespace_or_secret_name_in_any_label(app: App) -> None:
+    assert app.metrics_server is not None
+    pod = PodRef(name="very-unique-pod-name", namespace="very-unique-namespace")
+    client = ProviderClient(app.server.socket_path)
+    try:
+        mount(client, one("very-unique-secret-name"), pod)
+        mount(client, one("missing-very-unique-secret"), pod)
+    finally:
+        client.close()
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{app.metrics_server.port}/metrics", timeout=5
+    ) as response:
+        text = response.read().decode()
+    assert f"{P}_mounts_total" in text
+    for needle in ("very-unique", "app-secrets", PodRef().uid, "value-of-"):
+        assert needle not in text
+
+
+def test_each_app_records_into_its_own_registry(tmp_path: Path) -> None:
+    """Two registries never share values: tests (and embedders) are isolated."""
+    first, second = ProviderMetrics(process_collectors=False), ProviderMetrics(
+        process_collectors=False)
+    with metrics.installed(first):
+        metrics.record_sts_call("AssumeRoleWithOIDC")
+    with metrics.installed(second):
+        metrics.record_sts_call("AssumeRoleWithOIDC", Throttled("throttled"))
+    assert first.sample(f"{P}_sts_calls_total", {"api": "AssumeRoleWithOIDC",
+                                                 "result": "ok"}) == 1
+    assert second.sample(f"{P}_sts_calls_total", {"api": "AssumeRoleWithOIDC",
+                                                  "result": "ok"}) == 0
+    assert second.sample(f"{P}_sts_calls_total", {"api": "AssumeRoleWithOIDC",
+                                                  "result": "throttled"}) == 1
+
+
+def test_helpers_for_cache_and_credential_plugins() -> None:
+    with metrics.installed() as m:
+        metrics.record_cache_hit("kms", 3)
+        metrics.record_cache_miss("kms")
+        metrics.record_coalesced_wait("oos", 2)
+        metrics.record_credential_refresh("pod-rrsa")
+        metrics.record_credential_refresh("pod-rrsa", NotFound("no such role"))
+        assert m.sample(f"{P}_cache_hits_total", {"service": "kms"}) == 3
+        assert m.sample(f"{P}_cache_misses_total", {"service": "kms"}) == 1
+        assert m.sample(f"{P}_cache_coalesced_waits_total", {"service": "oos"}) == 2
+        assert m.sample(f"{P}_credential_refreshes_total",
+                        {"mode": "pod-rrsa", "result": "ok"}) == 1
+        assert m.sample(f"{P}_credential_refreshes_total",
+                        {"mode": "pod-rrsa", "result": "not_found"}) == 1
+
+
+class FlakyBackend(Backend):
+    """Throttles the first `failures` attempts, then answers."""
+
+    object_type: ClassVar[str] = "flaky"
+    service: ClassVar[str] = "flakysvc"
+    api: ClassVar[str] = "GetFlaky"
+
+    def __init__(self, settings: ProviderSettings, failures: int) -> None:
+        super().__init__(settings)
+        self.failures = failures
+        self.calls = 0
+
+    def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+        return Endpoint(service=self.service, host="flaky.local", address="flaky.local")
+
+    def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise Throttled(f"{spec.describe()}: throttled by the test backend")
+        return SecretValue(b"value-of-flaky", "v1")
+
+
+def specs_for(names: Sequence[str]) -> tuple[ObjectSpec, ...]:
+    objects = "".join(f"- objectName: {name}\n  objectType: flaky\n" for name in names)
+    request = parse_mount_request(
+        driver_attributes({"objects": objects}), "null", '"420"',
+        default_region=None, known_types=frozenset({"flaky"}), validators={},
+    )
+    return tuple(request.objects)
+
+
+def test_retries_and_throttles_are_counted_through_the_fetch_path() -> None:
+    settings = ProviderSettings(retry=RetryPolicy(max_attempts=5, base_delay=0.001,
+                                                  max_delay=0.002))
+    backend = FlakyBackend(settings, failures=2)
+    context = FetchContext(
+        Identity(IdentityKey(mode="anonymous"), None, provider_level=False),
+        Deadline.after(10), backend.endpoint(specs_for(["f"])[0], None), settings,
+    )
+    with metrics.installed() as m:
+        values = Fetcher(settings).fetch(FetchUnit(backend, specs_for(["f"]), context))
+        assert [v.data for v in values] == [b"value-of-flaky"]
+        labels = {"service": "flakysvc", "api": "GetFlaky"}
+        assert m.sample(f"{P}_upstream_calls_total", {**labels, "result": "throttled"}) == 2
+        assert m.sample(f"{P}_upstream_calls_total", {**labels, "result": "ok"}) == 1
+        assert m.sample(f"{P}_upstream_throttled_total", {"service": "flakysvc"}) == 2
+        assert m.sample(f"{P}_upstream_retries_total",
+                        {"service": "flakysvc", "reason": "throttled"}) == 2
+
+
+def test_a_taken_metrics_port_fails_start_up_with_a_clear_error(tmp_path: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        with metrics.installed(), pytest.raises(BindError) as info:
+            build_app(ProviderSettings(), str(tmp_path),
+                      healthz=("127.0.0.1", 0, "/healthz", 1.0), metrics=("127.0.0.1", port),
+                      any_port=True)
+    finally:
+        taken.close()
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message
+    assert "metrics" in message and "--metrics-port" in message
+
+
+def test_port_zero_disables_the_metrics_server(tmp_path: Path) -> None:
+    with metrics.installed():
+        app = build_app(ProviderSettings(), str(tmp_path), metrics=("127.0.0.1", 0))
+    assert app.metrics_server is None
+    app.server.service.close()
