@@ -14,7 +14,10 @@ class Arn:
     resource: str
 
     def __str__(self) -> str:
-        return f"acs:{self.service}:{self.region}:{self.account}:{self.resource_type}/{self.resource}"
+        return (
+            f"acs:{self.service}:{self.region}:{self.account}:"
+            f"{self.resource_type}/{self.resource}"
+        )
 
 
 def looks_like_arn(text: str) -> bool:

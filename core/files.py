@@ -74,7 +74,8 @@ def build_files(
         )
         files.append(OutputFile(spec.file_name, mode, value.data, value.version))
         if spec.jmes_path:
-            files.extend(_jmespath_files(spec, value, request.default_permission))
+            # jmesPath files inherit the object's filePermission unless they set their own
+            files.extend(_jmespath_files(spec, value, mode))
     check_files(files)
     return files
 

@@ -276,9 +276,10 @@ def _scalar(where: str, name: str, value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
+        kind = "list" if isinstance(value, list) else "map"
         raise InvalidArgument(
-            f"{where}: field {name} must be a single value, not a "
-            f"{'list' if isinstance(value, list) else 'map'}"
+            f"{where}: field {name} must be a single value, not a {kind}; write one quoted "
+            f"value such as '{name}: \"...\"'"
         )
     return value if value != "" else None
 
@@ -289,7 +290,8 @@ def _permission(where: str, name: str, value: str | None) -> int | None:
     try:
         return parse_file_permission(value)
     except ValueError as exc:
-        raise InvalidArgument(f"{where}: field {name}: {exc}") from None
+        # paths.py messages start with "filePermission '...'": this reads "field filePermission"
+        raise InvalidArgument(f"{where}: field {exc}") from None
 
 
 def _file_name(where: str, field_name: str, name: str, translation: PathTranslation) -> str:
@@ -301,7 +303,8 @@ def _file_name(where: str, field_name: str, name: str, translation: PathTranslat
             hint = " (pathTranslation is False, so '/' makes sub-directories)"
         raise InvalidArgument(
             f"{where}: field {field_name} {name!r} gives the file name {translated!r}, which the "
-            f"driver would refuse: {problem}{hint}; choose another objectAlias"
+            f"driver would refuse: {problem}{hint}; set objectAlias to a plain file name such "
+            "as \"db-password\""
         )
     return translated
 
@@ -323,6 +326,7 @@ def _parse_jmes_path(
             raise InvalidArgument(
                 f"{entry_where} must be a map with the fields path and objectAlias"
             )
+        item = _canonical_keys(entry_where, item, JMESPATH_FIELDS)
         for key in item:
             if key not in JMESPATH_FIELDS:
                 raise InvalidArgument(
@@ -332,10 +336,14 @@ def _parse_jmes_path(
         path = _scalar(entry_where, "path", item.get("path"))
         alias = _scalar(entry_where, "objectAlias", item.get("objectAlias"))
         if path is None:
-            raise InvalidArgument(f"{entry_where}: field path is required (a JMESPath expression)")
+            raise InvalidArgument(
+                f"{entry_where}: field path is required; add the JMESPath expression whose "
+                "result becomes the file, for example 'path: \"username\"'"
+            )
         if alias is None:
             raise InvalidArgument(
-                f"{entry_where}: field objectAlias is required (the file name for {path!r})"
+                f"{entry_where}: field objectAlias is required; add the file name for the "
+                f"result of {path!r}, for example 'objectAlias: \"db-user\"'"
             )
         _check_jmespath_syntax(entry_where, path)
         entries.append(
@@ -364,10 +372,37 @@ def _check_jmespath_syntax(where: str, expression: str) -> None:
             "expression; simplify it"
         ) from None
     except (JMESPathError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        reason = lines[0].rstrip(":").removesuffix(", for expression")
+        position = getattr(exc, "lex_position", None)
+        if isinstance(position, int) and "column" not in reason:
+            reason += f" at column {position}"
         raise InvalidArgument(
-            f"{where}: field path {expression!r} is not a valid JMESPath expression ({reason})"
+            f"{where}: field path {expression!r} is not a valid JMESPath expression "
+            f"({reason}); check it against https://jmespath.org, for example "
+            "'path: \"credentials.username\"'"
         ) from None
+
+
+
+def _canonical_keys(where: str, item: dict[Any, Any], fields: Mapping[str, str]) -> dict[Any, Any]:
+    """Map keys that differ from a known field only in letter case to the field's name.
+
+    The existing provider decodes objects through JSON, whose field matching ignores case, so
+    `objectname` works there; a drop-in replacement accepts it too. Two spellings of one field
+    in the same map are refused.
+    """
+    by_lower = {name.lower(): name for name in fields}
+    result: dict[Any, Any] = {}
+    for key, value in item.items():
+        name = by_lower.get(key.lower(), key) if isinstance(key, str) else key
+        if name in result:
+            raise InvalidArgument(
+                f"{where}: field {name} is given twice (as {key!r} and another spelling); "
+                "keep one"
+            )
+        result[name] = value
+    return result
 
 
 def _parse_object(
@@ -382,6 +417,7 @@ def _parse_object(
             f"{where} in parameter objects must be a map with at least objectName, "
             "for example '- objectName: \"db-password\"'"
         )
+    item = _canonical_keys(where, item, OBJECT_FIELDS)
     name_preview = item.get("objectName")
     if isinstance(name_preview, str) and name_preview:
         where = f"object #{index + 1} ({name_preview!r})"
@@ -406,8 +442,8 @@ def _parse_object(
     if known_types is not None and object_type not in known_types:
         installed = ", ".join(sorted(known_types)) or "none"
         raise InvalidArgument(
-            f"{where}: field objectType {object_type!r} is not an installed backend; installed "
-            f"types are {installed}.{_closest(object_type, known_types)}"
+            f"{where}: field objectType {object_type!r} is not an installed backend; use one "
+            f"of the installed types: {installed}.{_closest(object_type, known_types)}"
         )
     alias = values["objectAlias"]
     file_name = _file_name(where, "objectAlias" if alias else "objectName", alias or name,
@@ -435,8 +471,8 @@ def _check_collisions(objects: tuple[ObjectSpec, ...]) -> None:
     for spec in objects:
         names = [(spec.file_name, f"{spec.describe()}")]
         names += [
-            (entry.file_name, f"{spec.describe()} jmesPath {entry.path!r}")
-            for entry in spec.jmes_path
+            (entry.file_name, f"{spec.describe()} jmesPath entry #{number} ({entry.path!r})")
+            for number, entry in enumerate(spec.jmes_path, start=1)
         ]
         for path, owner in names:
             if path in owners:
@@ -449,7 +485,7 @@ def _check_collisions(objects: tuple[ObjectSpec, ...]) -> None:
         parts = path.split("/")
         for depth in range(1, len(parts)):
             prefix = "/".join(parts[:depth])
-            if False:
+            if prefix in owners:
                 raise InvalidArgument(
                     f"{owners[prefix]} writes the file {prefix!r}, but {owner} needs "
                     f"{prefix!r} to be a directory for {path!r}; rename one of them with "
@@ -485,7 +521,8 @@ def parse_objects(
         problem = getattr(exc, "problem", None) or "syntax error"
         raise InvalidArgument(
             f"parameter objects is not valid YAML{where}: {problem}; it must be a YAML list "
-            "such as '- objectName: \"db-password\"'"
+            "such as '- objectName: \"db-password\"', with every field of an object indented "
+            "like its first field"
         ) from None
     if loaded is None or loaded == "":
         return ()

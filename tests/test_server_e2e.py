@@ -87,7 +87,7 @@ def test_mount_exactly_as_the_driver_sends_it(provider: RunningProvider) -> None
         "nested.json": b'{"port":5432}',
     }
     modes = {item.path: item.mode for item in response.files}
-    assert modes == {"db_password": 0o644, "0755": 0o440, "no": 0o644, "nested.json": 0o644}
+    assert modes == {"db_password": 0o644, "0755": 0o440, "no": 0o440, "nested.json": 0o440}
     assert versions_of(response) == {
         "db_password": "v1", "0755": "v1", "no": "v1", "nested.json": "v1"
     }
@@ -122,7 +122,7 @@ def test_all_or_nothing_one_missing_object_fails_the_mount(provider: RunningProv
     ("yaml_text", "code", "fragment"),
     [
         ("- {objectName: x, objectType: nosuch}", grpc.StatusCode.INVALID_ARGUMENT,
-         "installed types: kms, oos, testmem"),
+         "installed types: kms, oos"),
         ("- {objectName: x, objectTyp: testmem}", grpc.StatusCode.INVALID_ARGUMENT,
          "Did you mean 'objectType'"),
         ("- {objectName: denied-x, objectType: testmem}", grpc.StatusCode.PERMISSION_DENIED,
@@ -227,3 +227,16 @@ def test_the_pod_is_named_in_nothing_secret(provider: RunningProvider) -> None:
         pod=PodRef(name="web-1", namespace="shop"),
     )
     assert files_of(provider.mount(attributes)) == {"a": b"value-of-a"}
+
+
+def test_jmespath_files_inherit_the_objects_file_permission(provider: RunningProvider) -> None:
+    attributes = driver_attributes({"objects": objects(
+        "- objectName: json-a",
+        "  objectType: testmem",
+        "  filePermission: \"0400\"",
+        "  jmesPath:",
+        "    - {path: username, objectAlias: user}",
+        "    - {path: password, objectAlias: pass, filePermission: \"0440\"}",
+    )})
+    modes = {item.path: item.mode for item in provider.mount(attributes).files}
+    assert modes == {"json-a": 0o400, "user": 0o400, "pass": 0o440}

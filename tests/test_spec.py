@@ -1,0 +1,437 @@
+"""Example tests of SecretProviderClass parsing: what the driver really sends, and every common
+mistake from compat.md refused with a message naming the object, the field and the fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ack_secrets_provider.core.errors import InvalidArgument
+from ack_secrets_provider.core.paths import PathTranslation
+from ack_secrets_provider.core.spec import MountRequest, parse_mount_request
+
+KNOWN = frozenset({"kms", "oos"})
+
+
+def parse(objects: str, **parameters: str) -> MountRequest:
+    attributes = json.dumps({"objects": objects, **parameters})
+    return parse_mount_request(attributes, "null", '"420"', known_types=KNOWN)
+
+
+def refused(objects: str, **parameters: str) -> str:
+    with pytest.raises(InvalidArgument) as caught:
+        parse(objects, **parameters)
+    return str(caught.value)
+
+
+# --- what driver v1.6 sends ---------------------------------------------------------------------
+
+DRIVER_ATTRIBUTES = {
+    "secretProviderClass": "app-secrets",
+    "csi.storage.k8s.io/pod.name": "app-7d4b9c-xk2p",
+    "csi.storage.k8s.io/pod.namespace": "shop",
+    "csi.storage.k8s.io/pod.uid": "9a0c1e5e-1d2b-4f7a-8a51-0c6f2b1e9d33",
+    "csi.storage.k8s.io/serviceAccount.name": "shop-api",
+    "csi.storage.k8s.io/ephemeral": "false",
+    "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(
+        {
+            "sts.aliyuncs.com": {
+                "token": "eyJ.fake.jwt",
+                "expirationTimestamp": "2026-07-01T10:00:00Z",
+            }
+        }
+    ),
+    "region": "cn-hangzhou",
+    "usePodServiceAccountToken": "true",
+    "objects": (
+        '- objectName: "db-password"\n'
+        "  objectType: kms\n"
+        '- objectName: "acs:kms:cn-hangzhou:1234567890:secret/api-key"\n'
+        "  objectAlias: api-key\n"
+        "- objectName: app/config\n"
+        "  objectType: oos\n"
+        '  objectVersion: "3"\n'
+        "  jmesPath:\n"
+        "    - path: db.user\n"
+        "      objectAlias: db-user\n"
+    ),
+}
+
+
+def test_the_drivers_real_request_parses() -> None:
+    request = parse_mount_request(json.dumps(DRIVER_ATTRIBUTES), "null", '"420"')
+    assert request.default_permission == 0o644
+    assert request.region == "cn-hangzhou"
+    assert request.use_pod_identity is True
+    assert request.pod.namespace == "shop" and request.pod.name == "app-7d4b9c-xk2p"
+    assert request.pod.service_account == "shop-api"
+    assert request.secret_provider_class == "app-secrets"
+    assert request.secrets == {}
+    assert [o.file_name for o in request.objects] == ["db-password", "api-key", "app_config"]
+    assert request.objects[2].object_type == "oos" and request.objects[2].object_version == "3"
+    assert request.objects[2].jmes_path[0].file_name == "db-user"
+    token = request.service_account_token("sts.aliyuncs.com")
+    assert token is not None and token.token == "eyJ.fake.jwt"
+    assert "eyJ" not in repr(request)
+
+
+def test_sync_controller_request_without_pod_parses() -> None:
+    request = parse_mount_request(json.dumps({"objects": "- objectName: a"}), "", "")
+    assert request.pod.describe() == "(no pod)"
+    assert request.default_permission == 0o644
+
+
+@pytest.mark.parametrize(
+    "secrets", ["null", "", " null ", '{"access_key": "AK", "access_secret": "S"}']
+)
+def test_secrets_forms(secrets: str) -> None:
+    request = parse_mount_request(json.dumps({"objects": ""}), secrets, '"420"')
+    assert request.objects == ()
+    assert dict(request.secrets) in ({}, {"access_key": "AK", "access_secret": "S"})
+
+
+@pytest.mark.parametrize(
+    ("permission", "mode"), [('"420"', 0o644), ("420", 0o644), ('"256"', 0o400)]
+)
+def test_driver_permission(permission: str, mode: int) -> None:
+    request = parse_mount_request("{}", "null", permission)
+    assert request.default_permission == mode
+
+
+def test_bad_driver_permission_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="permission .* is not a decimal file mode"):
+        parse_mount_request("{}", "null", '"0644"')
+
+
+def test_attributes_that_are_not_json_are_refused() -> None:
+    with pytest.raises(InvalidArgument, match="attributes field is not valid JSON"):
+        parse_mount_request("{objects: x}", "null", '"420"')
+
+
+# --- parameters ---------------------------------------------------------------------------------
+
+
+def test_app_db_pass_is_fine_with_translation_false() -> None:
+    request = parse("- objectName: app/db/pass", pathTranslation="False")
+    assert request.objects[0].file_name == "app/db/pass"
+    assert request.path_translation == PathTranslation(None)
+
+
+def test_default_translation_is_underscore() -> None:
+    assert parse("- objectName: app/db/pass").objects[0].file_name == "app_db_pass"
+    assert parse("- objectName: /app/db", pathTranslation="-").objects[0].file_name == "-app-db"
+    assert parse("- objectName: /app/db", pathTranslation="FALSE").objects[0].file_name == "app/db"
+
+
+@pytest.mark.parametrize("value", ["__", "/", " ", "no", "\\"])
+def test_bad_path_translation(value: str) -> None:
+    message = refused("- objectName: a", pathTranslation=value)
+    assert message.startswith("parameter pathTranslation")
+    assert '"False"' in message or '"_"' in message
+
+
+@pytest.mark.parametrize("region", ["cn-hangzhou", "ap-southeast-1", "cn-shanghai-finance-1"])
+def test_region_forms(region: str) -> None:
+    assert parse("", region=region).region == region
+
+
+@pytest.mark.parametrize(
+    "region", ["cn_hangzhou", "Hangzhou", "cn-hangzhou\n", "cn-hangzhou ", "-"]
+)
+def test_bad_region(region: str) -> None:
+    message = refused("", region=region)
+    assert "parameter region" in message and "cn-hangzhou" in message
+
+
+def test_default_region_is_used_and_checked() -> None:
+    attributes = json.dumps({"objects": ""})
+    assert parse_mount_request(attributes, "null", "", default_region="cn-beijing").region == (
+        "cn-beijing"
+    )
+    assert parse("", region="").region is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), ("True", True), ("TRUE", True), ("false", False), ("", False)],
+)
+def test_use_pod_service_account_token(value: str, expected: bool) -> None:
+    assert parse("", usePodServiceAccountToken=value).use_pod_identity is expected
+
+
+def test_use_pod_service_account_token_absent_is_false() -> None:
+    assert parse("").use_pod_identity is False
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "on", "ture"])
+def test_bad_use_pod_service_account_token(value: str) -> None:
+    message = refused("", usePodServiceAccountToken=value)
+    assert "usePodServiceAccountToken" in message and '"true" or "false"' in message
+
+
+# --- objects: the mistakes of compat.md -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggestion"),
+    [
+        ("objectAlais", "objectAlias"),
+        ("objectTyp", "objectType"),
+        ("kmsEndpont", "kmsEndpoint"),
+        ("jmesPaths", "jmesPath"),
+        ("objectVersionLable", "objectVersionLabel"),
+    ],
+)
+def test_unknown_field_suggests_the_closest(typo: str, suggestion: str) -> None:
+    message = refused(f"- objectName: db\n  {typo}: x\n")
+    assert f"unknown field {typo!r}" in message
+    assert f"Did you mean {suggestion!r}?" in message
+    assert "valid fields are objectName, objectType" in message
+    assert message.startswith("object #1")
+
+
+def test_field_names_in_another_letter_case_are_accepted_as_the_go_provider_does() -> None:
+    # The existing provider decodes through JSON, whose field matching ignores case.
+    request = parse_mount_request(
+        json.dumps({"objects": "- objectname: db\n  OBJECTALIAS: x\n  jmespath:\n"
+                               "  - PATH: a\n    objectalias: b\n"}), "null", '"420"')
+    spec = request.objects[0]
+    assert (spec.object_name, spec.file_name) == ("db", "x")
+    assert spec.jmes_path[0].file_name == "b"
+
+
+def test_two_spellings_of_one_field_are_refused() -> None:
+    message = refused("- objectName: db\n  objectname: other\n")
+    assert "objectName is given twice" in message
+
+
+def test_unknown_jmes_path_field_suggests_the_closest() -> None:
+    message = refused("- objectName: db\n  jmesPath:\n  - path: a\n    objectAlas: b\n")
+    assert message.startswith("object #1 ('db'), jmesPath entry #1: unknown field 'objectAlas'")
+    assert "Did you mean 'objectAlias'?" in message
+
+
+def test_unknown_object_type_lists_installed_types() -> None:
+    message = refused("- objectName: db\n- objectName: x\n  objectType: secretsmanager\n")
+    assert message.startswith("object #2 ('x'): field objectType 'secretsmanager'")
+    assert "installed types: kms, oos" in message
+
+
+def test_object_type_case_suggests_the_installed_one() -> None:
+    assert "Did you mean 'kms'?" in refused("- objectName: db\n  objectType: KMS\n")
+
+
+def test_unknown_object_type_passes_without_known_types() -> None:
+    attributes = json.dumps({"objects": "- objectName: db\n  objectType: vault"})
+    assert parse_mount_request(attributes, "null", "").objects[0].object_type == "vault"
+
+
+def test_missing_object_name() -> None:
+    message = refused("- objectAlias: db\n")
+    assert message.startswith("object #1: field objectName is required")
+    assert 'objectName: "db-password"' in message
+
+
+def test_object_name_with_spaces() -> None:
+    message = refused('- objectName: " db"\n')
+    assert "object #1 (' db'): field objectName" in message and "remove them" in message
+
+
+@pytest.mark.parametrize(
+    ("objects", "field"),
+    [
+        ("- objectName: ..\n", "objectName"),
+        ("- objectName: db\n  objectAlias: ../etc/passwd\n", "objectAlias"),
+        ("- objectName: db\n  objectAlias: ..data\n", "objectAlias"),
+        ("- objectName: db\n  objectAlias: .\n", "objectAlias"),
+    ],
+)
+@pytest.mark.parametrize("translation", ["", "False"])
+def test_dot_dot_is_refused(objects: str, field: str, translation: str) -> None:
+    message = refused(objects, pathTranslation=translation)
+    assert message.startswith("object #1 (")
+    assert f"field {field}" in message and "driver would refuse" in message
+    assert "set objectAlias to a plain file name" in message
+
+
+def test_dot_dot_inside_a_path_is_refused_only_when_it_stays_a_directory() -> None:
+    assert parse("- objectName: a/../b\n").objects[0].file_name == "a_.._b"
+    message = refused("- objectName: a/../b\n", pathTranslation="False")
+    assert "must not contain a '..' element" in message
+
+
+def test_dot_dot_in_jmes_path_alias_is_refused() -> None:
+    message = refused(
+        "- objectName: db\n  jmesPath:\n  - path: a\n    objectAlias: ../x\n",
+        pathTranslation="False",
+    )
+    assert message.startswith("object #1 ('db'), jmesPath entry #1: field objectAlias '../x'")
+
+
+def test_long_multibyte_alias_is_refused_in_bytes() -> None:
+    message = refused(f"- objectName: db\n  objectAlias: {'密' * 90}\n")
+    assert "longer than 255 bytes" in message
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ("- objectAlias: user", "path"),
+        ("- path: user", "objectAlias"),
+        ('- path: ""\n    objectAlias: user', "path"),
+    ],
+)
+def test_jmes_path_needs_path_and_alias(entry: str, field: str) -> None:
+    message = refused(f"- objectName: db\n  jmesPath:\n  {entry}\n")
+    assert message.startswith(f"object #1 ('db'), jmesPath entry #1: field {field} is required")
+    assert "for example" in message
+
+
+def test_jmes_path_must_be_a_list() -> None:
+    message = refused("- objectName: db\n  jmesPath: user\n")
+    assert "object #1 ('db'): field jmesPath must be a list" in message
+
+
+@pytest.mark.parametrize("expression", ["user[", "a..b", "foo bar", "`{", "[?a==]"])
+def test_invalid_jmes_path_syntax_is_refused(expression: str) -> None:
+    message = refused(
+        f"- objectName: db\n  jmesPath:\n  - path: {json.dumps(expression)}\n    objectAlias: u\n"
+    )
+    assert message.startswith(f"object #1 ('db'), jmesPath entry #1: field path {expression!r}")
+    assert "is not a valid JMESPath expression" in message and "jmespath.org" in message
+
+
+def test_valid_jmes_path_expressions() -> None:
+    request = parse(
+        "- objectName: db\n  jmesPath:\n"
+        '  - {path: "credentials.username", objectAlias: user}\n'
+        '  - {path: "hosts[0]", objectAlias: host, filePermission: "0400"}\n'
+    )
+    entries = request.objects[0].jmes_path
+    assert [(e.path, e.file_name, e.file_permission) for e in entries] == [
+        ("credentials.username", "user", None),
+        ("hosts[0]", "host", 0o400),
+    ]
+
+
+def test_same_name_in_kms_and_oos_collides() -> None:
+    message = refused("- objectName: db\n- objectName: db\n  objectType: oos\n")
+    assert "object #2 (oos 'db')" in message and "object #1 (kms 'db')" in message
+    assert "both write the file 'db'" in message and "objectAlias" in message
+
+
+def test_alias_collides_with_translated_name() -> None:
+    message = refused("- objectName: app/db\n- objectName: x\n  objectAlias: app_db\n")
+    assert "object #2 (kms 'x')" in message and "object #1 (kms 'app/db')" in message
+
+
+def test_jmes_path_alias_collides_with_another_objects_name() -> None:
+    message = refused(
+        "- objectName: user\n  objectType: oos\n"
+        "- objectName: db\n  jmesPath:\n  - path: u\n    objectAlias: user\n"
+    )
+    assert "object #2 (kms 'db') jmesPath entry #1 ('u')" in message
+    assert "object #1 (oos 'user')" in message
+
+
+def test_file_versus_directory_collides() -> None:
+    message = refused("- objectName: app\n- objectName: app/db\n", pathTranslation="False")
+    assert "object #1 (kms 'app') writes the file 'app'" in message
+    assert "object #2 (kms 'app/db') needs 'app' to be a directory" in message
+
+
+def test_duplicate_field_is_refused() -> None:
+    message = refused("- objectName: db\n  objectName: api\n")
+    assert "field 'objectName' appears twice" in message and "'- '" in message
+
+
+@pytest.mark.parametrize(
+    ("objects", "expected"),
+    [
+        ("objectName: db", "must be a YAML list"),
+        ("- db-password", "object #1 in parameter objects"),
+        ("- objectName: db\n objectType: oos", "not valid YAML at line 2"),
+        ("- objectName: db\n  objectVersionLabel: [ACSCurrent]", "must be a single value"),
+    ],
+)
+def test_shape_mistakes(objects: str, expected: str) -> None:
+    message = refused(objects)
+    assert expected in message
+    assert "for example" in message or "such as" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("644", 'out of range: a mode is between 0000 and 0777 (did you mean "0644"?)'),
+        ("rw-r--r--", "is not a file mode"),
+        ("0o1000", "out of range"),
+        ("-1", "not a file mode"),
+    ],
+)
+def test_bad_file_permission(value: str, expected: str) -> None:
+    message = refused(f"- objectName: db\n  filePermission: {json.dumps(value)}\n")
+    assert message.startswith(f"object #1 ('db'): field filePermission {value!r}")
+    assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"), [("0440", 0o440), ("0o440", 0o440), ("288", 0o440), ("0", 0), ("511", 0o777)]
+)
+def test_file_permission_forms(value: str, mode: int) -> None:
+    # written plain, as users do: YAML 1.1 would read 0440 as the number 288
+    assert (
+        parse(f"- objectName: db\n  filePermission: {value}\n").objects[0].file_permission == mode
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["0755", "no", "yes", "on", "off", "1e3", "0x1F", "~", "null", "2024-01-01", "true"]
+)
+def test_yaml_look_alikes_stay_text(text: str) -> None:
+    request = parse(
+        f"- objectName: {text}\n  objectVersion: {text}\n  objectVersionLabel: {text}\n"
+        f"  jmesPath:\n  - path: a\n    objectAlias: {text}-a\n"
+    )
+    spec = request.objects[0]
+    assert (spec.object_name, spec.object_version, spec.object_version_label) == (text,) * 3
+    assert spec.file_name == text and spec.jmes_path[0].file_name == f"{text}-a"
+
+
+def test_empty_objects_mean_an_empty_mount() -> None:
+    assert parse("").objects == ()
+    assert parse("   \n").objects == ()
+    assert parse("[]").objects == ()
+
+
+def test_all_fields_are_kept() -> None:
+    spec = parse(
+        "- objectName: db\n  objectType: kms\n  objectAlias: pw\n  objectVersion: v1\n"
+        "  objectVersionLabel: ACSPrevious\n  kmsEndpoint: kms.cn-hangzhou.aliyuncs.com\n"
+        '  crossAccountRoleArn: acs:ram::123:role/reader\n  filePermission: "0400"\n'
+        "- objectName: p\n  objectType: oos\n  oosEndpoint: oos.cn-hangzhou.aliyuncs.com\n"
+    ).objects
+    assert (spec[0].object_alias, spec[0].object_version, spec[0].object_version_label) == (
+        "pw",
+        "v1",
+        "ACSPrevious",
+    )
+    assert spec[0].kms_endpoint == "kms.cn-hangzhou.aliyuncs.com"
+    assert spec[0].cross_account_role_arn == "acs:ram::123:role/reader"
+    assert spec[0].file_permission == 0o400
+    assert spec[1].oos_endpoint == "oos.cn-hangzhou.aliyuncs.com"
+    assert spec[0].describe() == "object #1 (kms 'db')"
+
+
+def test_backend_validators_run_per_type() -> None:
+    seen = []
+
+    def validator(spec: object) -> None:
+        seen.append(spec)
+        raise InvalidArgument("object #2 (oos 'p'): field oosEndpoint is bad; fix it")
+
+    attributes = json.dumps({"objects": "- objectName: db\n- objectName: p\n  objectType: oos"})
+    with pytest.raises(InvalidArgument, match="oosEndpoint is bad"):
+        parse_mount_request(attributes, "null", "", validators={"oos": validator})
+    assert len(seen) == 1
