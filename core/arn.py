@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ack_secrets_provider.core.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from ack_secrets_provider.core.spec import ObjectSpec
 
 
 @dataclass(frozen=True)
@@ -40,3 +47,39 @@ def parse_arn(text: str) -> Arn:
             "<type>/<name> with every part filled in"
         )
     return Arn(service, region, account, resource_type, resource)
+
+
+#: a region id such as cn-hangzhou or ap-southeast-1 (shared by parsing and the backends)
+REGION_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+\Z")
+
+
+def object_arn(
+    spec: ObjectSpec, *, service: str, resource_type: str, kind: str, example: str
+) -> Arn | None:
+    """The ARN in an object's objectName, or None for a plain name.
+
+    Raises InvalidArgument naming the object when the ARN is malformed, belongs to another
+    service or resource type (`kind` names what was expected, `example` shows a good ARN), or
+    carries a region that is not a region id.
+    """
+    if not looks_like_arn(spec.object_name):
+        return None
+    try:
+        arn = parse_arn(spec.object_name)
+    except ValueError as exc:
+        raise InvalidArgument(f"{spec.describe()}: field objectName: {exc}") from None
+    if arn.service != service or arn.resource_type != resource_type:
+        hint = ""
+        if arn.service in ("kms", "oos") and arn.service != service:
+            hint = f" (for a {arn.service.upper()} object set objectType: {arn.service})"
+        raise InvalidArgument(
+            f"{spec.describe()}: field objectName {spec.object_name!r} is an ARN of "
+            f"{arn.service}:{arn.resource_type}, not {kind}; {kind} ARN looks like "
+            f"{example}{hint}"
+        )
+    if not REGION_PATTERN.match(arn.region):
+        raise InvalidArgument(
+            f"{spec.describe()}: field objectName {spec.object_name!r}: the ARN's region "
+            f"{arn.region!r} is not a region id such as cn-hangzhou"
+        )
+    return arn

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ack_secrets_provider.core.arn import Arn, looks_like_arn, parse_arn
+from ack_secrets_provider.core.arn import Arn, object_arn
 from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.clients import (
     MAX_IDLE_CONNS,
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 DEDICATED_SUFFIX = ".cryptoservice.kms.aliyuncs.com"
 _REGION_IN_HOST = re.compile(r"^kms(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com$")
-_REGION = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
 _EXAMPLE_VALUES = {"region": "cn-hangzhou", "kms-instance-id": "kst-hzz62ee2a4f7ab1xxxxxx"}
 _PLACEHOLDER = re.compile(r"\{([^}]*)\}|<([^>]*)>")
 
@@ -83,25 +82,10 @@ def _example_for(text: str, region: str | None) -> str:
 
 def _secret_arn(spec: ObjectSpec) -> Arn | None:
     """The parsed ARN of a kms object, or None for a plain name; InvalidArgument if malformed."""
-    if not looks_like_arn(spec.object_name):
-        return None
-    try:
-        arn = parse_arn(spec.object_name)
-    except ValueError as exc:
-        raise InvalidArgument(f"{spec.describe()}: field objectName: {exc}") from None
-    if arn.service != "kms" or arn.resource_type != "secret":
-        raise InvalidArgument(
-            f"{spec.describe()}: field objectName {spec.object_name!r} is an ARN of "
-            f"{arn.service}:{arn.resource_type}, not a KMS secret; a KMS secret ARN looks like "
-            "acs:kms:cn-hangzhou:123456789012:secret/my-secret"
-            + (" (for an OOS parameter set objectType: oos)" if arn.service == "oos" else "")
-        )
-    if not _REGION.match(arn.region):
-        raise InvalidArgument(
-            f"{spec.describe()}: field objectName {spec.object_name!r}: the ARN's region "
-            f"{arn.region!r} is not a region id such as cn-hangzhou"
-        )
-    return arn
+    return object_arn(
+        spec, service="kms", resource_type="secret", kind="a KMS secret",
+        example="acs:kms:cn-hangzhou:123456789012:secret/my-secret",
+    )
 
 
 class KmsBackend(Backend):

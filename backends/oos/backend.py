@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ack_secrets_provider.core.arn import Arn, looks_like_arn, parse_arn
+from ack_secrets_provider.core.arn import Arn, object_arn
 from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.clients import ClientCache, ClientKey, openapi_config
 from ack_secrets_provider.core.endpoints import Endpoint, check_endpoint_host
@@ -33,7 +33,6 @@ from ack_secrets_provider.core.spec import ObjectSpec
 
 #: GetSecretParameters accepts at most 10 names per call (API reference, `Names`)
 MAX_NAMES_PER_CALL = 10
-_REGION = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
 _REGION_IN_HOST = re.compile(r"^oos(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com$")
 _PLACEHOLDER = re.compile(r"\{([^}]*)\}|<([^>]*)>")
 
@@ -62,25 +61,10 @@ def _example_for(text: str, region: str | None) -> str:
 
 
 def _parameter_arn(spec: ObjectSpec) -> Arn | None:
-    if not looks_like_arn(spec.object_name):
-        return None
-    try:
-        arn = parse_arn(spec.object_name)
-    except ValueError as exc:
-        raise InvalidArgument(f"{spec.describe()}: field objectName: {exc}") from None
-    if arn.service != "oos" or arn.resource_type != "secretparameter":
-        raise InvalidArgument(
-            f"{spec.describe()}: field objectName {spec.object_name!r} is an ARN of "
-            f"{arn.service}:{arn.resource_type}, not an OOS secret parameter; an OOS secret "
-            "parameter ARN looks like acs:oos:cn-hangzhou:123456789012:secretparameter/my-param"
-            + (" (for a KMS secret set objectType: kms)" if arn.service == "kms" else "")
-        )
-    if not _REGION.match(arn.region):
-        raise InvalidArgument(
-            f"{spec.describe()}: field objectName {spec.object_name!r}: the ARN's region "
-            f"{arn.region!r} is not a region id such as cn-hangzhou"
-        )
-    return arn
+    return object_arn(
+        spec, service="oos", resource_type="secretparameter", kind="an OOS secret parameter",
+        example="acs:oos:cn-hangzhou:123456789012:secretparameter/my-param",
+    )
 
 
 def parameter_name(spec: ObjectSpec) -> str:
