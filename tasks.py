@@ -25,8 +25,10 @@ STAMP = VENV / ".installed"
 
 def _install_inputs() -> str:
     digest = hashlib.sha256()
-    for name in ("pyproject.toml", "tests/plugins/ack-test-backend/pyproject.toml"):
-        path = ROOT / name
+    inputs = [ROOT / "pyproject.toml", ROOT / "tests/plugins/ack-test-backend/pyproject.toml"]
+    example = ROOT / "examples" / "plugins" / "oosparam"
+    inputs += [example / "pyproject.toml", *sorted(example.glob("ack_oosparam/*.py"))]
+    for path in inputs:
         if path.exists():
             digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -46,9 +48,12 @@ def ensure_env() -> None:
     print("installing the provider and its test tools into .venv ...", flush=True)
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
-    test_plugin = ROOT / "tests" / "plugins" / "ack-test-backend"
-    if test_plugin.exists():
-        subprocess.run([*pip, "-e", str(test_plugin)], check=True)
+    # A test-only backend, installed through a real entry point.
+    subprocess.run([*pip, "-e", str(ROOT / "tests" / "plugins" / "ack-test-backend")], check=True)
+    # The example third-party plugin, built and installed from its own directory (not
+    # editable, so its packaging is exercised as a user's `pip install` would).
+    subprocess.run([*pip, "--force-reinstall", "--no-deps",
+                    str(ROOT / "examples" / "plugins" / "oosparam")], check=True)
     STAMP.write_text(wanted)
 
 
@@ -76,7 +81,8 @@ def typecheck_tree() -> Path:
 def test(args: list[str]) -> int:
     ensure_env()
     steps = [
-        ([str(BIN / "ruff"), "check", "core", "backends", "auth", "tests", "charts", "tasks.py"],
+        ([str(BIN / "ruff"), "check", "core", "backends", "auth", "tests", "charts", "examples",
+          "docs", "bench", "tasks.py"],
          ROOT),
         ([str(BIN / "mypy"), "--config-file", str(ROOT / "pyproject.toml"),
           "-p", "ack_secrets_provider"], typecheck_tree()),

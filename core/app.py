@@ -32,21 +32,6 @@ def load_plugins(
     return backends, credentials
 
 
-def describe_plugins(settings: ProviderSettings) -> str:
-    backends, credentials = load_plugins(settings)
-    lines = ["backends (objectType):"]
-    for name, backend in sorted(backends.backends.items()):
-        lines.append(f"  {name:<12} {type(backend).__module__}  "
-                     f"[{backends.distributions.get(name) or '?'}]")
-    lines.append("credential plugins (in the order they are tried):")
-    lines.extend(f"  {name}" for name in credentials.plugin_names())
-    failures = backends.failures + credentials.failures
-    if failures:
-        lines.append("failed to load:")
-        lines.extend(f"  {f.name} [{f.distribution or '?'}]: {f.reason}" for f in failures)
-    return "\n".join(lines)
-
-
 @dataclass
 class App:
     """The provider process: gRPC server, HTTP health/metrics endpoints and the event sender."""

@@ -60,7 +60,8 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     add("--metrics-addr", default="0.0.0.0", help="address the metrics server binds")
     add("-v", "--v", dest="verbosity", type=int, default=0,
         help="log verbosity (klog levels: 0 info, 4 debug, 5+ trace)")
-    add("--log-format", choices=("text", "json"), default="text")
+    add("--log-format", choices=("text", "json"), default="text",
+        help="log lines as text or JSON (one line per mount either way)")
     add("--endpoint-override", action="append", default=[], metavar="SVC_OR_HOST=URL",
         help="send a service (kms, oos, sts, metadata) or one endpoint host to a base URL; "
              "repeatable; also ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES")
@@ -78,17 +79,25 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="projected ServiceAccount token of the provider (provider RRSA)")
     add("--disable-imds-v1", action="store_true",
         help="never fall back to IMDSv1 when the metadata service refuses a v2 token")
-    add("--cache-ttl", default="0s", help="seconds a fetched value stays fresh (0 disables)")
-    add("--cache-max-entries", type=int, default=ProviderSettings.cache_max_entries)
-    add("--cache-max-bytes", type=int, default=ProviderSettings.cache_max_bytes)
+    add("--cache-ttl", default="60s",
+        help="how long a fetched value is reused (Go duration; 0 disables; a changed secret "
+             "reaches pods within this plus the driver's rotationPollInterval; see "
+             "docs/rotation-and-caching.md)")
+    add("--cache-max-entries", type=int, default=ProviderSettings.cache_max_entries,
+        help="most values held in the cache (least recently used evicted first)")
+    add("--cache-max-bytes", type=int, default=ProviderSettings.cache_max_bytes,
+        help="most bytes of values held in the cache (memory only, never disk)")
     add("--no-cache", action="store_true", help="disable the value cache (same as --cache-ttl 0)")
     add("--fetch-concurrency", type=int, default=ProviderSettings.fetch_concurrency,
         help="objects of one mount fetched at once")
     add("--serial-fetch", action="store_true", help="fetch one object at a time")
     add("--max-concurrent-kms-secret-pulls", type=float, default=10.0,
-        help="KMS calls per second (the existing provider's flag: a rate, not a concurrency)")
+        help="KMS calls per second from this node (the existing provider's flag: a rate, not a "
+             "concurrency; 0 = unlimited; a call that cannot get a slot before the mount's "
+             "deadline fails at once instead of queueing)")
     add("--max-concurrent-oos-secret-pulls", type=float, default=10.0,
-        help="OOS calls per second (a rate, as in the existing provider)")
+        help="OOS calls per second from this node (a rate, as in the existing provider; "
+             "0 = unlimited)")
     add("--grace-period", default="30s", help="time in-flight mounts get on SIGTERM")
     add("--events", action=argparse.BooleanOptionalAction, default=False,
         help="emit Kubernetes Events on pods for failed republishes and rotations")
@@ -135,6 +144,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.verbosity, args.log_format)
     try:
         settings = build_settings(args, dict(os.environ))
+        grace_period = parse_duration(args.grace_period)
+        healthz_timeout = parse_duration(args.healthz_timeout)
     except ValueError as exc:
         print(f"ack-secrets-provider: {exc}", file=sys.stderr)
         return 2
@@ -142,9 +153,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = build_app(
             settings, args.provider_volume,
             autoload_third_party=not args.no_plugin_autoload,
-            grace_period=parse_duration(args.grace_period),
-            healthz=(args.healthz_addr, args.healthz_port, args.healthz_path,
-                     parse_duration(args.healthz_timeout)),
+            grace_period=grace_period,
+            healthz=(args.healthz_addr, args.healthz_port, args.healthz_path, healthz_timeout),
             metrics=(args.metrics_addr, args.metrics_port),
             events=args.events,
         )

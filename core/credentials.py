@@ -34,6 +34,10 @@ BUILTIN_ORDER = (
 )
 
 
+#: built-ins tried after third-party plugins: they apply whenever nothing else does
+FALLBACK_PLUGINS = frozenset({"ecs-ram-role"})
+
+
 @dataclass(frozen=True)
 class IdentityKey:
     """What the cloud authorizes on. Values, clients and credentials are cached under it.
@@ -110,8 +114,10 @@ class CredentialHost:
     def load(self, *, autoload_third_party: bool = True, extra: Iterable[object] = ()) -> None:
         """Register plugins from entry points (failure-tolerant) and check hook names.
 
-        Third-party plugins are registered first and built-ins last in reverse order, because
-        pluggy calls the most recently registered implementation first.
+        Order of calls: the built-ins in BUILTIN_ORDER, then third-party plugins, then the node's
+        ECS RAM role last (it applies on every ECS node, so anything after it would never be
+        reached). pluggy calls the most recently registered implementation first, so
+        registration runs in the reverse of that order.
         """
         from importlib.metadata import entry_points
 
@@ -127,7 +133,10 @@ class CredentialHost:
         ]
         builtins = [found[name] for name in BUILTIN_ORDER if name in found
                     and dist_name(found[name]) == builtin_dist]
-        ordered = (third_party if autoload_third_party else []) + list(reversed(builtins))
+        fallback = [ep for ep in builtins if ep.name in FALLBACK_PLUGINS]
+        explicit = [ep for ep in builtins if ep.name not in FALLBACK_PLUGINS]
+        ordered = (fallback + (third_party if autoload_third_party else [])
+                   + list(reversed(explicit)))
         for plugin in extra:
             self.manager.register(plugin)
         for ep in ordered:

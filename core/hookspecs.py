@@ -10,8 +10,9 @@ Unauthenticated, PermissionDenied...) when it applies and fails. A pod that aske
 identity must never silently get another one.
 
 Order: built-ins are called in the existing provider's order (pod RRSA, provider RRSA,
-AccessKey+AssumeRole, nodePublishSecretRef, static AccessKey, ECS RAM role); third-party plugins
-are called after the built-ins unless they mark their implementation `tryfirst=True`.
+AccessKey+AssumeRole, nodePublishSecretRef, static AccessKey), then third-party plugins, then the
+node's ECS RAM role, which applies on every ECS node and so comes last. A plugin that must win
+over the built-ins marks its implementation `tryfirst=True`.
 """
 
 from __future__ import annotations

@@ -118,3 +118,16 @@ def test_a_taken_health_port_is_a_clear_start_up_error(tmp_path: Path) -> None:
     assert "cannot start" in result.stderr and str(port) in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "alibabacloud.sock").exists()
+
+
+@pytest.mark.parametrize("flag", ["--grace-period=soon", "--healthz-timeout=5x",
+                                  "--cache-ttl=forever", "--endpoint-override=kms"])
+def test_bad_flag_values_are_one_clear_line(tmp_path: Path, flag: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ack_secrets_provider.core.cli", f"--provider-volume={tmp_path}",
+         "--healthz-port=0", "--metrics-port=0", flag],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("ack-secrets-provider: ")

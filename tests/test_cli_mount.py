@@ -1,0 +1,179 @@
+"""`ack-secrets-provider mount`: the driver's Mount call against a real provider on its real unix
+socket (the testmem backend from tests/plugins), files written the driver's way, a table of what
+was written, and clear failures."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ack_secrets_provider.core.cli import build_parser, main
+from ack_secrets_provider.core.commands.mount import UsageError, build_request
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.testing import RunningProvider, running_provider
+
+SPC = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: unrelated}
+---
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata: {name: app-secrets}
+spec:
+  provider: alibabacloud
+  parameters:
+    objects: |
+      - objectName: "db-password"
+        objectType: testmem
+        objectVersion: "3"
+      - objectName: "conf/app"
+        objectType: testmem
+        filePermission: "0440"
+"""
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[RunningProvider]:
+    with running_provider(ProviderSettings()) as running:
+        yield running
+
+
+def write_spc(tmp_path: Path, text: str = SPC) -> str:
+    path = tmp_path / "spc.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_mount_writes_files_atomically_and_prints_a_table(
+        provider: RunningProvider, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "mnt"
+    args = ["mount", "--socket", str(provider.socket_path), "--spc", write_spc(tmp_path),
+            "--target", str(target), "--permission", "0600"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    # the driver's layout: a ..data symlink to a timestamped directory, files linked through it
+    assert (target / "..data").is_symlink()
+    assert os.readlink(target / "db-password") == "..data/db-password"
+    assert (target / "db-password").read_bytes() == b"value-of-db-password"
+    assert (target / "conf_app").read_bytes() == b"value-of-conf/app"
+    assert (target / "db-password").stat().st_mode & 0o777 == 0o600
+    assert (target / "conf_app").stat().st_mode & 0o777 == 0o440
+    lines = out.splitlines()
+    assert lines[0].split() == ["FILE", "SIZE", "MODE", "VERSION"]
+    assert lines[1].split() == ["db-password", "20", "B", "0600", "v3"]
+    assert lines[2].split() == ["conf_app", "17", "B", "0440", "v1"]
+    assert lines[3] == f"2 files written to {target}"
+    assert "value-of" not in out  # contents are never printed
+    assert "\x1b[" not in out
+    first = os.readlink(target / "..data")
+    assert main(args) == 0  # nothing changed: nothing rewritten, as the driver does
+    assert capsys.readouterr().out.splitlines()[-1] == f"2 files unchanged in {target}"
+    assert os.readlink(target / "..data") == first
+
+
+def test_socket_directory_and_json_output(
+        provider: RunningProvider, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "mnt"
+    assert main(["mount", "--socket", str(provider.socket_path.parent), "--spc",
+                 write_spc(tmp_path), "--target", str(target), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["changed"] is True
+    assert report["files"] == [
+        {"path": "db-password", "size": 20, "mode": "0644", "version": "v3"},
+        {"path": "conf_app", "size": 17, "mode": "0440", "version": "v1"},
+    ]
+
+
+def test_provider_errors_give_the_grpc_code_and_a_non_zero_exit(
+        provider: RunningProvider, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spc = write_spc(tmp_path, SPC.replace('"conf/app"', '"missing-thing"'))
+    target = tmp_path / "mnt"
+    code = main(["mount", "--socket", str(provider.socket_path), "--spc", spc,
+                 "--target", str(target)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.startswith("mount failed: NOT_FOUND: ")
+    assert "missing-thing" in captured.err
+    assert captured.out == ""
+    assert not (target / "..data").exists()  # all or nothing: no file was written
+    bad = write_spc(tmp_path, SPC.replace("objectType: testmem\n        filePermission",
+                                          "objectType: nope\n        filePermission"))
+    assert main(["mount", "--socket", str(provider.socket_path), "--spc", bad,
+                 "--target", str(target)]) == 1
+    assert "INVALID_ARGUMENT: " in capsys.readouterr().err
+
+
+def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spc = write_spc(tmp_path)
+    common = ["--spc", spc, "--target", str(tmp_path / "t")]
+    assert main(["mount", "--socket", str(tmp_path / "none.sock"), *common]) == 2
+    assert "no provider socket at" in capsys.readouterr().err
+    regular = tmp_path / "file"
+    regular.write_text("x")
+    assert main(["mount", "--socket", str(regular), *common]) == 2
+    assert "is not a unix socket" in capsys.readouterr().err
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["mount", "--socket", "/nonexistent", "--target", "/t",
+                                      *argv])
+
+
+def test_request_is_built_as_the_driver_builds_it(tmp_path: Path) -> None:
+    claims = base64.urlsafe_b64encode(json.dumps({"exp": 4102444800}).encode()).decode()
+    token = f"e30.{claims.rstrip('=')}.sig"
+    (tmp_path / "token").write_text(token + "\n")
+    (tmp_path / "secrets.yaml").write_text("access_key: LTAI5tExample\naccess_secret: s3\n")
+    request = build_request(parse(
+        "--spc", write_spc(tmp_path), "--pod-name", "web-0", "--pod-namespace", "shop",
+        "--pod-uid", "uid-1", "--service-account", "web", "--token-file",
+        str(tmp_path / "token"), "--secrets-file", str(tmp_path / "secrets.yaml"),
+        "--volume-attribute", "objects=- objectName: override", "--volume-attribute",
+        "usePodServiceAccountToken=true", "--permission", "0440", "--timeout", "1m30s"))
+    attributes = json.loads(request["attributes"])
+    assert attributes["objects"] == "- objectName: override"  # volume attributes win
+    assert attributes["usePodServiceAccountToken"] == "true"
+    assert attributes["secretProviderClass"] == "app-secrets"
+    assert attributes["csi.storage.k8s.io/pod.name"] == "web-0"
+    assert attributes["csi.storage.k8s.io/pod.namespace"] == "shop"
+    assert attributes["csi.storage.k8s.io/pod.uid"] == "uid-1"
+    assert attributes["csi.storage.k8s.io/serviceAccount.name"] == "web"
+    tokens = json.loads(attributes["csi.storage.k8s.io/serviceAccount.tokens"])
+    assert tokens == {"sts.aliyuncs.com": {"token": token,
+                                           "expirationTimestamp": "2100-01-01T00:00:00Z"}}
+    assert json.loads(request["secrets"]) == {"access_key": "LTAI5tExample",
+                                              "access_secret": "s3"}
+    assert request["permission"] == '"288"'  # 0440 as the driver sends it
+    assert request["timeout"] == 90.0
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--permission", "999", "octal file mode"),
+    ("--volume-attribute", "novalue", "KEY=VALUE"),
+    ("--timeout", "soon", "--timeout"),
+])
+def test_bad_flags_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
+                             value: str, message: str) -> None:
+    sock = tmp_path / "s"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(sock))
+        assert main(["mount", "--socket", str(sock), "--spc", write_spc(tmp_path),
+                     "--target", str(tmp_path / "t"), flag, value]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_spc_problems_are_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no SecretProviderClass"):
+        build_request(parse("--spc", write_spc(tmp_path, SPC.split("---")[0])))
+    with pytest.raises(UsageError, match="are not strings"):
+        build_request(parse("--spc", write_spc(
+            tmp_path, SPC.replace("    objects:", "    usePodServiceAccountToken: true\n"
+                                                 "    objects:"))))

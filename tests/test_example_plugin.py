@@ -1,0 +1,110 @@
+"""The third-party plugin in examples/plugins/oosparam, installed from its own directory as a
+separate distribution: discovered through its entry points, listed by `plugins`, checked by
+`lint` with its own validator, and mounted end to end by the `mount` command through a real
+provider socket against its own emulator part, with a static AccessKey identity."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from ack_secrets_provider.core.cli import main
+from ack_secrets_provider.core.emulator.testing import running_emulator
+from ack_secrets_provider.core.endpoints import EndpointOverrides
+from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.testing import running_provider
+
+ROOT = Path(__file__).resolve().parents[1]
+DIST = "ack-secrets-provider-oosparam"
+AK, SECRET = "LTAI5tExamplePlugin1", "example-plugin-secret"
+SEED = {
+    "access_keys": [{"id": AK, "secret": SECRET, "principal": "app"}],
+    "oosparam": {"parameters": [
+        {"name": "shop/feature-flags", "values": ["checkout-v2=off", "checkout-v2=on"]},
+        {"name": "shop/regions", "value": "cn-hangzhou,cn-shanghai", "type": "StringList"},
+    ]},
+}
+SPC = """\
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata: {name: shop-config}
+spec:
+  provider: alibabacloud
+  parameters:
+    region: cn-hangzhou
+    objects: |
+      - objectName: "shop/feature-flags"
+        objectType: oosparam
+        objectAlias: flags
+      - objectName: "shop/feature-flags"
+        objectType: oosparam
+        objectAlias: flags-v1
+        objectVersion: "1"
+      - objectName: "acs:oos:cn-hangzhou:123456789012:parameter/shop/regions"
+        objectType: oosparam
+        objectAlias: regions
+"""
+
+
+def test_installed_as_a_built_distribution() -> None:
+    try:
+        dist = distribution(DIST)
+    except PackageNotFoundError:
+        pytest.fail(f"{DIST} is not installed: `python3 tasks.py test` installs it with "
+                    "`pip install ./examples/plugins/oosparam`")
+    groups = {(ep.group, ep.name) for ep in dist.entry_points}
+    assert ("ack_secrets_provider.backends", "oosparam") in groups
+    assert ("ack_secrets_provider.emulators", "oosparam") in groups
+    import ack_oosparam
+
+    # a real wheel build, not the source folder on sys.path
+    assert ROOT / "examples" not in Path(ack_oosparam.__file__).resolve().parents
+
+
+def test_plugins_lists_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"name": "oosparam", "module": "ack_oosparam.backend:OosParameterBackend",
+            "distribution": DIST, "version": "0.1.0"} in report["backends"]
+    assert any(p["name"] == "oosparam" and p["distribution"] == DIST
+               for p in report["emulator_parts"])
+
+
+def test_lint_uses_the_plugins_validator(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(SPC)
+    assert main(["lint", "-q", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SPC.replace('objectVersion: "1"', 'objectVersion: "101"'))
+    assert main(["lint", "-q", str(bad)]) == 1
+    assert "object #2 (oosparam 'shop/feature-flags'): field objectVersion '101'" in \
+        capsys.readouterr().out
+
+
+def test_mount_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spc = tmp_path / "spc.yaml"
+    spc.write_text(SPC)
+    target = tmp_path / "mnt"
+    with running_emulator(SEED) as emu:  # the plugin's part is found through its entry point
+        settings = ProviderSettings(
+            endpoint_overrides=EndpointOverrides.parse([f"oos={emu.http_url}"]),
+            environ=MappingProxyType({"ACCESS_KEY_ID": AK, "SECRET_ACCESS_KEY": SECRET}),
+        )
+        with running_provider(settings) as provider:
+            code = main(["mount", "--socket", str(provider.socket_path), "--spc", str(spc),
+                         "--target", str(target), "--format", "json"])
+        calls = emu.counters()
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    assert [(f["path"], f["version"]) for f in report["files"]] == [
+        ("flags", "2"), ("flags-v1", "1"), ("regions", "1")]
+    assert (target / "flags").read_text() == "checkout-v2=on"
+    assert (target / "flags-v1").read_text() == "checkout-v2=off"
+    assert (target / "regions").read_text() == "cn-hangzhou,cn-shanghai"
+    assert calls["by_api"]["oosparam.GetParameter"] == 3  # one call per object
+    assert calls["by_principal"] == {"app": 3}  # signed with the static AccessKey
