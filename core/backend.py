@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.errors import InvalidArgument
 from ack_secrets_provider.core.settings import ProviderSettings
 from ack_secrets_provider.core.spec import ObjectSpec
 
@@ -76,6 +77,33 @@ class Backend(abc.ABC):
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
+
+    def regional_endpoint(
+        self,
+        spec: ObjectSpec,
+        *,
+        explicit: str | None,
+        field_name: str,
+        region: str | None,
+        default_host: str,
+    ) -> Endpoint:
+        """The endpoint named by an object's endpoint field, else `default_host` built from
+        `region` (a template with `{region}`), after endpoint overrides.
+
+        `region` is the object's own region (an ARN's) or the mount's. Raises InvalidArgument
+        naming the object when neither an endpoint nor a region is known.
+        """
+        if explicit:
+            host = explicit.strip().lower()
+        elif region:
+            host = default_host.format(region=region)
+        else:
+            raise InvalidArgument(
+                f"{spec.describe()}: no region to build the {self.service.upper()} endpoint "
+                "from; set the SecretProviderClass parameter region (or the provider's --region "
+                f"/ Helm regionId), use an ARN as objectName, or set {field_name}"
+            )
+        return self.settings.endpoint_overrides.resolve(self.service, host)
 
     def validate(self, spec: ObjectSpec) -> None:  # noqa: B027 - optional hook
         """Refuse fields this backend cannot use (raise InvalidArgument). Must be pure."""

@@ -119,18 +119,10 @@ class KmsBackend(Backend):
 
     def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
         arn = _secret_arn(spec)
-        if spec.kms_endpoint:
-            host = spec.kms_endpoint.strip().lower()
-        else:
-            region = arn.region if arn else region
-            if not region:
-                raise InvalidArgument(
-                    f"{spec.describe()}: no region to build the KMS endpoint from; set the "
-                    "SecretProviderClass parameter region (or the provider's --region / Helm "
-                    "regionId), use a secret ARN, or set kmsEndpoint"
-                )
-            host = f"kms-vpc.{region}.aliyuncs.com"
-        return self.settings.endpoint_overrides.resolve(self.service, host)
+        return self.regional_endpoint(
+            spec, explicit=spec.kms_endpoint, field_name="kmsEndpoint",
+            region=arn.region if arn else region, default_host="kms-vpc.{region}.aliyuncs.com",
+        )
 
     # -- fetching -----------------------------------------------------------------------------
 

@@ -116,18 +116,10 @@ class OosBackend(Backend):
 
     def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
         arn = _parameter_arn(spec)
-        if spec.oos_endpoint:
-            host = spec.oos_endpoint.strip().lower()
-        else:
-            region = arn.region if arn else region
-            if not region:
-                raise InvalidArgument(
-                    f"{spec.describe()}: no region to build the OOS endpoint from; set the "
-                    "SecretProviderClass parameter region (or the provider's --region / Helm "
-                    "regionId), use a parameter ARN, or set oosEndpoint"
-                )
-            host = f"oos-vpc.{region}.aliyuncs.com"
-        return self.settings.endpoint_overrides.resolve(self.service, host)
+        return self.regional_endpoint(
+            spec, explicit=spec.oos_endpoint, field_name="oosEndpoint",
+            region=arn.region if arn else region, default_host="oos-vpc.{region}.aliyuncs.com",
+        )
 
     # -- fetching -----------------------------------------------------------------------------
 

@@ -96,19 +96,11 @@ class OosParameterBackend(Backend):
                                 field_name="oosEndpoint", example="oos.cn-hangzhou.aliyuncs.com")
 
     def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
-        if spec.oos_endpoint:
-            host = spec.oos_endpoint.strip().lower()
-        else:
-            arn = parameter_arn(spec)
-            region = arn.region if arn else region
-            if not region:
-                raise InvalidArgument(
-                    f"{spec.describe()}: no region to build the OOS endpoint from; set the "
-                    "SecretProviderClass parameter region (or the provider's --region), use a "
-                    "parameter ARN, or set oosEndpoint"
-                )
-            host = f"oos-vpc.{region}.aliyuncs.com"
-        return self.settings.endpoint_overrides.resolve(self.service, host)
+        arn = parameter_arn(spec)
+        return self.regional_endpoint(
+            spec, explicit=spec.oos_endpoint, field_name="oosEndpoint",
+            region=arn.region if arn else region, default_host="oos-vpc.{region}.aliyuncs.com",
+        )
 
     def _client(self, ctx: FetchContext) -> tuple[ClientKey, Any]:
         endpoint, identity = ctx.endpoint, ctx.identity
