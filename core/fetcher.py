@@ -1,20 +1,45 @@
-"""The one path every upstream fetch takes: retries with a per-endpoint budget.
+"""The one path every upstream fetch takes: cache, coalescing, backend protection, retries.
 
 The mount orchestrator hands the fetcher units of work (one object, or a batch of objects of one
-backend, endpoint and identity); the fetcher owns what wraps the backend call: retry policy and
-budget (core/retry.py), and is the place where caching, coalescing and rate limiting attach.
+backend, endpoint and identity). For each unit the fetcher:
+
+1. looks every object up in the value cache (core/cache.py, keyed by identity, backend, endpoint,
+   name and version selector); hits are answered from memory;
+2. joins the misses to identical fetches already in flight (core/singleflight.py), waiting within
+   this mount's deadline; the objects nobody is fetching yet are fetched by this caller, a batch
+   backend (OOS) getting only those in one call;
+3. sends that call through the endpoint's guards: the outage gate and retry budget
+   (core/retry.py), the per-service call rate and the per-endpoint concurrency bound
+   (core/ratelimit.py), with jittered backoff inside the deadline;
+4. stores each value with the TTL that fits it (pinned versions longer) and hands it to the
+   waiters. Errors are shared with current waiters only, never cached.
+
+With the cache disabled (`cache_ttl` 0, `--no-cache`) steps 1, 2 and 4 are skipped: every fetch
+is an upstream call, as in the existing provider.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ack_secrets_provider.core import metrics
 from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
+from ack_secrets_provider.core.cache import CacheKey, ValueCache, cache_key
+from ack_secrets_provider.core.errors import DeadlineExceeded, PluginError, ProviderError
+from ack_secrets_provider.core.ratelimit import ConcurrencyLimit, RateLimiter
+from ack_secrets_provider.core.retry import OutageGate, RetryBudget, call_with_retries
 from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.singleflight import Flight, SingleFlight
 from ack_secrets_provider.core.spec import ObjectSpec
+
+#: the flag that sets each built-in service's call rate (named in limiter errors)
+RATE_FLAGS = {
+    "kms": "--max-concurrent-kms-secret-pulls",
+    "oos": "--max-concurrent-oos-secret-pulls",
+}
 
 
 @dataclass(frozen=True)
@@ -32,40 +57,160 @@ class FetchUnit:
         return f"objects {names} ({self.backend.object_type} batch)"
 
 
-class Fetcher:
-    """Runs fetch units through the retry policy with one retry budget per endpoint."""
+@dataclass(frozen=True)
+class _EndpointGuard:
+    """What protects one endpoint (service + dialled address) from this process."""
 
-    def __init__(self, settings: ProviderSettings) -> None:
+    budget: RetryBudget
+    gate: OutageGate
+    concurrency: ConcurrencyLimit
+
+
+class Fetcher:
+    """Fetches units through cache → single-flight → guards → retries. Thread-safe, one per process.
+
+    `clock` (monotonic seconds) drives cache expiry and the outage gate; tests inject one.
+    """
+
+    def __init__(
+        self, settings: ProviderSettings, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.settings = settings
-        self._budgets: dict[tuple[str, str], object] = {}
+        self._clock = clock
+        self.cache: ValueCache | None = (
+            ValueCache(max_entries=max(1, settings.cache_max_entries),
+                       max_bytes=max(1, settings.cache_max_bytes), clock=clock)
+            if settings.cache_ttl > 0 else None
+        )
+        self.flights: SingleFlight[CacheKey, SecretValue] = SingleFlight()
+        self._guards: dict[tuple[str, str], _EndpointGuard] = {}
+        self._rates: dict[str, RateLimiter] = {}
         self._lock = threading.Lock()
 
-    def _budget(self, unit: FetchUnit) -> object:
-        from ack_secrets_provider.core.retry import RetryBudget
+    # -- guards -------------------------------------------------------------------------------
 
+    def _guard(self, unit: FetchUnit) -> _EndpointGuard:
         key = (unit.backend.service, unit.context.endpoint.address)
         with self._lock:
-            budget = self._budgets.get(key)
-            if budget is None:
+            guard = self._guards.get(key)
+            if guard is None:
                 budget = RetryBudget.from_policy(self.settings.retry)
-                self._budgets[key] = budget
-            return budget
+                guard = _EndpointGuard(
+                    budget=budget,
+                    gate=OutageGate(budget, clock=self._clock),
+                    concurrency=ConcurrencyLimit(
+                        self.settings.endpoint_concurrency,
+                        name=f"endpoint {unit.context.endpoint.describe()}",
+                    ),
+                )
+                self._guards[key] = guard
+            return guard
+
+    def _rate(self, service: str) -> RateLimiter:
+        with self._lock:
+            limiter = self._rates.get(service)
+            if limiter is None:
+                rate = float(getattr(self.settings, f"{service}_rate_limit", 0.0) or 0.0)
+                limiter = RateLimiter(rate, name=f"{service.upper()} calls per second",
+                                      flag=RATE_FLAGS.get(service))
+                self._rates[service] = limiter
+            return limiter
+
+    # -- the fetch path -----------------------------------------------------------------------
 
     def fetch(self, unit: FetchUnit) -> Sequence[SecretValue]:
-        from ack_secrets_provider.core.retry import call_with_retries
+        if self.cache is None or not getattr(unit.backend, "cacheable", True):
+            return self._upstream(unit)
+        service = unit.backend.service
+        keys = [cache_key(unit.backend, spec, unit.context) for spec in unit.specs]
+        values: list[SecretValue | None] = [self.cache.get(key) for key in keys]
+        missing = [i for i, value in enumerate(values) if value is None]
+        if len(missing) < len(keys):
+            metrics.record_cache_hit(service, len(keys) - len(missing))
+        if not missing:
+            return _complete(values)
+        metrics.record_cache_miss(service, len(missing))
 
+        led: list[tuple[int, Flight[SecretValue]]] = []
+        waiting: list[tuple[int, Flight[SecretValue]]] = []
+        for i in missing:
+            flight, leader = self.flights.begin(keys[i])
+            (led if leader else waiting).append((i, flight))
+        if led:
+            # Fetch what nobody else is fetching first, so two mounts waiting on each other's
+            # objects can never deadlock.
+            sub = FetchUnit(unit.backend, tuple(unit.specs[i] for i, _ in led), unit.context)
+            try:
+                got = self._upstream(sub)
+            except BaseException as exc:
+                for i, flight in led:
+                    self.flights.finish(keys[i], flight, error=exc)
+                raise
+            for (i, flight), value in zip(led, got, strict=True):
+                self._store(keys[i], value)
+                values[i] = value
+                self.flights.finish(keys[i], flight, value=value)
+        if waiting:
+            metrics.record_coalesced_wait(service, len(waiting))
+        for i, flight in waiting:
+            values[i] = self._wait(unit, i, flight)
+        return _complete(values)
+
+    def _wait(self, unit: FetchUnit, index: int, flight: Flight[SecretValue]) -> SecretValue:
+        spec = unit.specs[index]
+        deadline = unit.context.deadline
+        try:
+            return flight.wait(deadline, spec.describe())
+        except DeadlineExceeded:
+            if deadline.expired() or not flight.done:
+                raise
+        # The leader's caller ran out of time, not this one: fetch it ourselves.
+        return self.fetch(FetchUnit(unit.backend, (spec,), unit.context))[0]
+
+    def _store(self, key: CacheKey, value: SecretValue) -> None:
+        assert self.cache is not None
+        ttl = self.settings.cache_pinned_ttl if key.pinned else self.settings.cache_ttl
+        self.cache.put(key, value, ttl)
+
+    def _upstream(self, unit: FetchUnit) -> Sequence[SecretValue]:
+        """One backend call (with retries) through the endpoint's guards."""
+        guard = self._guard(unit)
+        what = unit.describe()
+        deadline = unit.context.deadline
+        if not guard.gate.admit():
+            raise guard.gate.refusal(what, unit.context.endpoint.describe())
         calls = metrics.upstream_calls(unit.backend, batch=len(unit.specs) > 1)
+        limiter = self._rate(unit.backend.service)
 
         def attempt() -> Sequence[SecretValue]:
-            with calls.attempt():  # upstream call/result/latency/retry metrics
+            limiter.acquire(deadline, what)
+            # calls.attempt(): upstream call/result/latency/retry metrics
+            with guard.concurrency.slot(deadline, what), calls.attempt():
                 if len(unit.specs) == 1:
                     return [unit.backend.fetch(unit.specs[0], unit.context)]
                 return unit.backend.fetch_batch(unit.specs, unit.context)
 
-        return call_with_retries(
-            attempt,
-            deadline=unit.context.deadline,
-            policy=self.settings.retry,
-            budget=self._budget(unit),  # type: ignore[arg-type]
-            what=unit.describe(),
-        )
+        try:
+            values = call_with_retries(
+                attempt, deadline=deadline, policy=self.settings.retry,
+                budget=guard.budget, what=what,
+            )
+        except ProviderError as exc:
+            if exc.retryable:
+                guard.gate.record_failure(exc)
+            raise
+        guard.gate.record_success()
+        if len(values) != len(unit.specs):
+            raise PluginError(
+                f"backend {unit.backend.object_type!r} returned {len(values)} values for "
+                f"{len(unit.specs)} objects"
+            )
+        return values
+
+
+def _complete(values: list[SecretValue | None]) -> list[SecretValue]:
+    """The values of a unit once every slot is filled (a hole is a bug, not a user error)."""
+    done = [value for value in values if value is not None]
+    if len(done) != len(values):
+        raise PluginError("the fetcher lost an object's value (a provider bug; please report it)")
+    return done

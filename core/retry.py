@@ -12,6 +12,11 @@ else (not found, permission denied, bad credentials, invalid arguments) fails at
 - A `RetryBudget` (token bucket, one per endpoint) caps retries during an outage: each retry spends
   a token, each success refunds a fraction of one. With the bucket empty, calls fail fast instead
   of multiplying the load on a service that is already struggling.
+- An `OutageGate` (one per endpoint, next to its budget) bounds first attempts too: once a call
+  failed with the budget empty, the endpoint is considered down and only one probe call per
+  `probe_interval` goes out; every other fetch fails at once (UNAVAILABLE) until a call succeeds.
+  So the calls made during an outage are bounded by the budget plus one probe per interval,
+  whatever the mount rate.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from ack_secrets_provider.core.settings import RetryPolicy
 
 T = TypeVar("T")
 
-__all__ = ["RetryBudget", "backoff_delay", "call_with_retries"]
+__all__ = ["OutageGate", "RetryBudget", "backoff_delay", "call_with_retries"]
 
 
 class RetryBudget:
@@ -61,6 +66,64 @@ class RetryBudget:
         """A call succeeded: give back a fraction of a token (never above capacity)."""
         with self._lock:
             self._tokens = min(self.capacity, self._tokens + self.refund)
+
+
+class OutageGate:
+    """Admits first attempts to one endpoint; after a failure with the budget empty, probes only.
+
+    Thread-safe. `clock` is injectable (monotonic seconds) for tests.
+    """
+
+    def __init__(self, budget: RetryBudget, *, probe_interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget = budget
+        self.probe_interval = float(probe_interval)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._down = False
+        self._next_probe = 0.0
+        self._last_error = ""
+
+    @property
+    def down(self) -> bool:
+        with self._lock:
+            return self._down
+
+    def admit(self) -> bool:
+        """True if a first attempt may be made now (always, unless the endpoint is down)."""
+        with self._lock:
+            if not self._down:
+                return True
+            now = self._clock()
+            if now >= self._next_probe:
+                self._next_probe = now + self.probe_interval
+                return True
+            return False
+
+    def refusal(self, what: str, endpoint: str) -> Unavailable:
+        """The error of a fetch `admit()` refused."""
+        with self._lock:
+            wait = max(0.0, self._next_probe - self._clock())
+            last = self._last_error
+        return Unavailable(
+            f"{what}: not called: endpoint {endpoint} kept failing and its retry budget is "
+            f"exhausted, so the provider only sends one probe call every "
+            f"{self.probe_interval:g}s until it answers again (next in {wait:.1f}s); "
+            f"last error: {last}",
+            retry_after=wait or None,
+        )
+
+    def record_failure(self, error: ProviderError) -> None:
+        """A fetch failed with a retryable error: with the budget empty the endpoint is down."""
+        with self._lock:
+            self._last_error = error.message
+            if self.budget.tokens < 1.0 and not self._down:
+                self._down = True
+                self._next_probe = self._clock() + self.probe_interval
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._down = False
 
 
 def backoff_delay(

@@ -13,12 +13,16 @@ from ack_secrets_provider.core.endpoints import EndpointOverrides
 class RetryPolicy:
     """Jittered exponential backoff for retryable upstream errors (throttling, 5xx, network)."""
 
-    max_attempts: int = 5
+    #: 8 attempts: at 30% throttling a call still fails only 0.3**8 = 0.007% of the time; the
+    #: deadline and the budget (not this number) bound the load during an outage
+    max_attempts: int = 8
     base_delay: float = 0.1
     max_delay: float = 5.0
-    #: retry tokens: each retry spends one, each success refunds `refund`; shared per endpoint
+    #: retry tokens: each retry spends one, each success refunds `refund`; shared per endpoint.
+    #: A refund of 0.5 sustains retries on up to half of the successful calls (30% throttling
+    #: needs ~0.43); with no successes (an outage) only the 20 tokens are ever spent
     budget_tokens: float = 20.0
-    budget_refund: float = 0.2
+    budget_refund: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -53,14 +57,17 @@ class ProviderSettings:
     kube_ca_file: str | None = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
     #: seconds a ServiceAccount's role annotation is cached (a rollout of 100 pods: one API call)
     serviceaccount_cache_ttl: float = 30.0
-    #: value cache: seconds a fetched value stays fresh (0 disables the cache)
+    #: value cache: seconds a fetched value stays fresh (0 disables the cache). Off for code that
+    #: builds settings itself (tests, the demo); `serve` and the chart default to 60 s (see
+    #: docs/rotation-and-caching.md)
     cache_ttl: float = 0.0
     #: seconds a value fetched with a pinned objectVersion stays fresh
     cache_pinned_ttl: float = 3600.0
     cache_max_entries: int = 10_000
     cache_max_bytes: int = 64 * 1024 * 1024
-    #: objects of one mount fetched at once
-    fetch_concurrency: int = 8
+    #: objects of one mount fetched at once (10: a SecretProviderClass of up to 10 objects is
+    #: fetched in one wave)
+    fetch_concurrency: int = 10
     #: upstream calls in flight per endpoint (0 = unlimited)
     endpoint_concurrency: int = 16
     #: upstream calls per second per service (the existing --max-concurrent-*-secret-pulls)

@@ -1,0 +1,170 @@
+"""The value cache: fetched secret values, keyed by who fetched them and exactly what was asked.
+
+Why it exists: since driver v1.6 every pod's volume is republished about once a minute, so without
+a cache a node asks KMS for every object of every pod every minute (see
+docs/rotation-and-caching.md). With it, a node makes at most one call per (identity, object) per
+TTL, however many pods share that identity.
+
+Rules that keep it safe:
+
+- The key starts with the `IdentityKey` (what the cloud authorizes on), then the backend's
+  objectType, the endpoint (logical host, dialled address and protocol), the region of the mount,
+  the object name and the version selector (objectVersion, objectVersionLabel). A value fetched by
+  one identity is never returned for another, and two SecretProviderClasses that differ in any of
+  these fields never share an entry.
+- Values live in process memory only (the `SecretValue` bytes); nothing is written to disk, and
+  keys hold no secret (IdentityKey keeps only a keyed digest of an AccessKey secret).
+- The version stored is the upstream version returned with the value, so the version the driver
+  sees only moves when upstream's current version moves.
+- Bounded by entries and by bytes, evicting the least recently used entry first. A value larger
+  than the byte bound is simply not cached.
+- Errors are never cached (only `put` of a value exists).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
+from ack_secrets_provider.core.credentials import IdentityKey
+from ack_secrets_provider.core.spec import OBJECT_FIELDS, ObjectSpec
+
+__all__ = ["CacheKey", "ValueCache", "cache_key", "ENTRY_OVERHEAD"]
+
+#: bytes charged per entry on top of the value (key, bookkeeping): keeps the byte bound honest
+#: for many tiny values
+ENTRY_OVERHEAD = 256
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Everything that decides which bytes an upstream call returns, and for whom."""
+
+    identity: IdentityKey
+    object_type: str
+    host: str
+    address: str
+    protocol: str
+    region: str | None
+    object_name: str
+    object_version: str | None
+    object_version_label: str | None
+    #: fields a third-party backend reads from the object beyond the standard ones, as text
+    extra: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def pinned(self) -> bool:
+        """True when the selector names an immutable version (objectVersion)."""
+        return self.object_version is not None
+
+
+def cache_key(backend: Backend, spec: ObjectSpec, ctx: FetchContext) -> CacheKey:
+    """The cache key of one object fetched by `backend` with the identity/endpoint of `ctx`."""
+    extra = tuple(sorted(
+        (str(name), repr(value)) for name, value in spec.raw.items() if name not in OBJECT_FIELDS
+    ))
+    return CacheKey(
+        identity=ctx.identity.key,
+        object_type=backend.object_type,
+        host=ctx.endpoint.host,
+        address=ctx.endpoint.address,
+        protocol=ctx.endpoint.protocol,
+        region=ctx.region,
+        object_name=spec.object_name,
+        object_version=spec.object_version,
+        object_version_label=spec.object_version_label,
+        extra=extra,
+    )
+
+
+@dataclass(frozen=True)
+class _Entry:
+    value: SecretValue
+    expires_at: float
+    size: int
+
+
+class ValueCache:
+    """A thread-safe LRU map CacheKey → SecretValue with per-entry expiry.
+
+    `clock` is injectable (monotonic seconds) so tests check expiry without sleeping.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int,
+        max_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_entries < 1 or max_bytes < 1:
+            raise ValueError("the value cache needs max_entries >= 1 and max_bytes >= 1")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._items: OrderedDict[CacheKey, _Entry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        #: entries dropped to respect the bounds (not counting expiry)
+        self.evictions = 0
+
+    @staticmethod
+    def size_of(value: SecretValue) -> int:
+        return len(value.data) + len(value.version) + ENTRY_OVERHEAD
+
+    def get(self, key: CacheKey) -> SecretValue | None:
+        """The fresh value under `key`, or None (an expired entry is dropped)."""
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is None:
+                return None
+            if self._clock() >= entry.expires_at:
+                self._drop(key)
+                return None
+            self._items.move_to_end(key)
+            return entry.value
+
+    def put(self, key: CacheKey, value: SecretValue, ttl: float) -> bool:
+        """Store `value` for `ttl` seconds; False when not stored (ttl <= 0 or too large)."""
+        size = self.size_of(value)
+        if ttl <= 0 or size > self.max_bytes:
+            with self._lock:
+                self._drop(key)  # never leave an older value behind a newer fetch
+            return False
+        with self._lock:
+            self._drop(key)
+            self._items[key] = _Entry(value, self._clock() + ttl, size)
+            self._bytes += size
+            while len(self._items) > self.max_entries or self._bytes > self.max_bytes:
+                oldest = next(iter(self._items))
+                self._drop(oldest)
+                self.evictions += 1
+            return True
+
+    def invalidate(self, key: CacheKey) -> None:
+        with self._lock:
+            self._drop(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    def _drop(self, key: CacheKey) -> None:
+        entry = self._items.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry.size
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    @property
+    def bytes(self) -> int:
+        """Bytes charged for the entries held now (values + versions + overhead)."""
+        with self._lock:
+            return self._bytes

@@ -1,0 +1,291 @@
+"""The fetch path end to end against the emulator: coalescing, pinned versions, OOS batches,
+the cache switch, the retry budget and the outage gate under a 503 storm, deadlines."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any
+
+import grpc
+import pytest
+
+from ack_secrets_provider.core import metrics
+from ack_secrets_provider.core.app import load_plugins
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.emulator.testing import (
+    ACCESS_KEY_ID,
+    ACCESS_KEY_SECRET,
+    EmulatorHandle,
+)
+from ack_secrets_provider.core.endpoints import EndpointOverrides
+from ack_secrets_provider.core.errors import DeadlineExceeded, Unavailable
+from ack_secrets_provider.core.fetcher import Fetcher
+from ack_secrets_provider.core.mount import MountService
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
+from ack_secrets_provider.core.testing import (
+    driver_attributes,
+    files_of,
+    running_provider,
+    versions_of,
+)
+
+P = "ack_secrets_provider"
+
+
+def settings_for(emulator: EmulatorHandle, **changes: Any) -> ProviderSettings:
+    base = ProviderSettings(
+        region="cn-hangzhou",
+        endpoint_overrides=EndpointOverrides.parse(
+            [f"kms={emulator.http_url}", f"oos={emulator.http_url}"]),
+        environ=MappingProxyType({"ACCESS_KEY_ID": ACCESS_KEY_ID,
+                                  "SECRET_ACCESS_KEY": ACCESS_KEY_SECRET}),
+        cache_ttl=60.0,
+        kms_rate_limit=0.0, oos_rate_limit=0.0,
+    )
+    return replace(base, **changes)
+
+
+def objects(*entries: str) -> str:
+    return driver_attributes({"objects": "".join(entries)})
+
+
+def kms(name: str, **fields: str) -> str:
+    extra = "".join(f"  {k}: {v!r}\n" for k, v in fields.items())
+    return f"- objectName: {name}\n  objectType: kms\n{extra}"
+
+
+def oos(name: str, **fields: str) -> str:
+    extra = "".join(f"  {k}: {v!r}\n" for k, v in fields.items())
+    return f"- objectName: {name}\n  objectType: oos\n{extra}"
+
+
+def calls(emulator: EmulatorHandle, api: str) -> int:
+    return int(emulator.counters()["by_api"].get(api, 0))
+
+
+@pytest.fixture
+def service(emulator: EmulatorHandle) -> Iterator[MountService]:
+    """An in-process MountService (real SDKs, real emulator) with the cache on."""
+    settings = settings_for(emulator)
+    backends, credentials = load_plugins(settings, autoload_third_party=False)
+    svc = MountService(settings, backends, credentials)
+    yield svc
+    svc.close()
+    backends.close()
+
+
+def mount(svc: MountService, attributes: str, timeout: float = 20.0) -> dict[str, bytes]:
+    outcome = svc.mount(attributes, "null", '"420"', Deadline.after(timeout))
+    return {f.path: f.contents for f in outcome.files}
+
+
+def mount_versions(svc: MountService, attributes: str) -> dict[str, tuple[bytes, str]]:
+    outcome = svc.mount(attributes, "null", '"420"', Deadline.after(20))
+    return {f.path: (f.contents, f.version) for f in outcome.files}
+
+
+def test_concurrent_identical_mounts_make_one_upstream_call(emulator: EmulatorHandle,
+                                                           tmp_path: Any) -> None:
+    emulator.set_faults(latency_ms=300)
+    n = 12
+    attributes = objects(kms("app/db-password"))
+    with metrics.installed() as m, running_provider(settings_for(emulator), tmp_path,
+                                                   autoload_third_party=False) as provider:
+        barrier = threading.Barrier(n)
+        results: list[dict[str, bytes]] = []
+        errors: list[BaseException] = []
+
+        def one() -> None:
+            barrier.wait(timeout=10)
+            try:
+                results.append(files_of(provider.mount(attributes)))
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=one) for _ in range(n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not errors
+        assert results == [{"app_db-password": b"new-password"}] * n
+        assert calls(emulator, "kms.GetSecretValue") == 1
+        assert m.sample(f"{P}_cache_coalesced_waits_total", {"service": "kms"}) >= n - 2
+        # A later mount is a cache hit: still one call.
+        assert files_of(provider.mount(attributes)) == {"app_db-password": b"new-password"}
+        assert calls(emulator, "kms.GetSecretValue") == 1
+        assert m.sample(f"{P}_cache_hits_total", {"service": "kms"}) >= 1
+
+
+def test_versions_are_upstream_versions_and_pins_are_honoured(
+        emulator: EmulatorHandle, service: MountService) -> None:
+    both = objects(kms("app/db-password"), kms("app/db-password", objectVersion="v1",
+                                               objectAlias="old"))
+    assert mount_versions(service, both) == {
+        "app_db-password": (b"new-password", "v2"), "old": (b"old-password", "v1")}
+    emulator.put_secret_version("app/db-password", "rotated", version_id="v3")
+    # Within the TTL the cached current value keeps its upstream version: no call, no change.
+    assert mount_versions(service, both) == {
+        "app_db-password": (b"new-password", "v2"), "old": (b"old-password", "v1")}
+    assert calls(emulator, "kms.GetSecretValue") == 2
+    # A stage label is a different selector: its own fetch, its own (new) upstream version.
+    by_label = mount_versions(service, objects(kms("app/db-password",
+                                                   objectVersionLabel="ACSCurrent")))
+    assert by_label == {"app_db-password": (b"rotated", "v3")}
+    assert calls(emulator, "kms.GetSecretValue") == 3
+
+
+def test_rotation_shows_after_the_ttl_and_pins_live_longer(emulator: EmulatorHandle) -> None:
+    now = [1000.0]
+    settings = settings_for(emulator, cache_ttl=60.0, cache_pinned_ttl=3600.0)
+    backends, credentials = load_plugins(settings, autoload_third_party=False)
+    svc = MountService(settings, backends, credentials,
+                       fetcher=Fetcher(settings, clock=lambda: now[0]))
+    try:
+        attributes = objects(kms("app/db-password"), kms("app/db-password", objectVersion="v2",
+                                                         objectAlias="pinned"))
+        assert mount_versions(svc, attributes)["app_db-password"] == (b"new-password", "v2")
+        emulator.put_secret_version("app/db-password", "rotated", version_id="v3")
+        now[0] += 59.0
+        assert mount_versions(svc, attributes)["app_db-password"] == (b"new-password", "v2")
+        assert calls(emulator, "kms.GetSecretValue") == 2
+        now[0] += 1.0  # TTL reached: the unpinned value is fetched again, the pin is not
+        assert mount_versions(svc, attributes) == {
+            "app_db-password": (b"rotated", "v3"), "pinned": (b"new-password", "v2")}
+        assert calls(emulator, "kms.GetSecretValue") == 3
+        now[0] += 3000.0  # still inside the pinned TTL, past the unpinned one
+        mount(svc, attributes)
+        assert calls(emulator, "kms.GetSecretValue") == 4
+        now[0] += 700.0  # past the pinned TTL too
+        mount(svc, attributes)
+        assert calls(emulator, "kms.GetSecretValue") == 6
+    finally:
+        svc.close()
+        backends.close()
+
+
+def test_reported_version_moves_only_with_upstream(emulator: EmulatorHandle,
+                                                  tmp_path: Any) -> None:
+    """Over the real socket: repeated mounts report the same upstream version (no call)."""
+    with running_provider(settings_for(emulator), tmp_path,
+                          autoload_third_party=False) as provider:
+        attributes = objects(kms("app/db-password"))
+        first = versions_of(provider.mount(attributes))
+        second = versions_of(provider.mount(attributes))
+        assert first == second == {"app_db-password": "v2"}
+        assert calls(emulator, "kms.GetSecretValue") == 1
+
+
+def test_oos_batches_fetch_only_the_objects_not_in_the_cache(
+        emulator: EmulatorHandle, service: MountService) -> None:
+    assert mount(service, objects(oos("app-token"))) == {"app-token": b"token-v2"}
+    assert calls(emulator, "oos.GetSecretParameter") == 1
+    files = mount(service, objects(oos("app-token"), oos("app-smtp"), oos("other-param")))
+    assert files == {"app-token": b"token-v2", "app-smtp": b"smtp-v1", "other-param": b"hidden"}
+    # app-token came from the cache; the two misses went out in one batch call.
+    assert calls(emulator, "oos.GetSecretParameter") == 1
+    assert calls(emulator, "oos.GetSecretParameters") == 1
+    assert emulator.counters()["by_secret"].get("oos/app-token") == 1
+    mount(service, objects(oos("app-token"), oos("app-smtp"), oos("other-param")))
+    assert emulator.counters()["total"] == 2
+
+
+def test_cache_off_calls_upstream_for_every_mount(emulator: EmulatorHandle) -> None:
+    settings = settings_for(emulator, cache_ttl=0.0)
+    backends, credentials = load_plugins(settings, autoload_third_party=False)
+    svc = MountService(settings, backends, credentials)
+    try:
+        assert svc.fetcher.cache is None
+        for _ in range(3):
+            assert mount(svc, objects(kms("app/config"))) == {
+                "app_config": b'{"user": "app", "password": "p@ss"}'}
+        assert calls(emulator, "kms.GetSecretValue") == 3
+    finally:
+        svc.close()
+        backends.close()
+
+
+def test_a_503_storm_never_exceeds_the_retry_budget(emulator: EmulatorHandle) -> None:
+    """40 mounts of distinct objects (no cache help) while every call answers 503."""
+    policy = RetryPolicy(max_attempts=5, base_delay=0.001, max_delay=0.005, budget_tokens=6,
+                         budget_refund=0.2)
+    settings = settings_for(emulator, retry=policy, cache_ttl=0.0)
+    backends, credentials = load_plugins(settings, autoload_third_party=False)
+    svc = MountService(settings, backends, credentials)
+    emulator.set_faults(outage_seconds=60)
+    names = ["app/db-password", "app/config", "app/binary", "other/secret"]
+    outcomes: list[str] = []
+    try:
+        for i in range(40):
+            try:
+                mount(svc, objects(kms(names[i % 4])), timeout=5)
+                outcomes.append("ok")
+            except Unavailable as exc:
+                outcomes.append("gate" if "probe call" in exc.message else
+                                "budget" if "retry budget" in exc.message else "other")
+        total = emulator.counters()["total"]
+        # Before the gate closes: at most (first attempt + budget) calls; then one probe per
+        # second of the (sub-second) test.
+        assert total <= 1 + policy.budget_tokens + 1 + 1
+        assert "ok" not in outcomes and outcomes.count("gate") >= 30
+        emulator.clear_faults()
+        time.sleep(1.05)  # the next probe slot
+        assert mount(svc, objects(kms("app/config")))  # recovery: the probe succeeds
+        assert mount(svc, objects(kms("app/binary")))  # and the gate is open again
+    finally:
+        svc.close()
+        backends.close()
+
+
+def test_a_waiter_gives_up_at_its_own_deadline_without_cancelling_the_leader(
+        emulator: EmulatorHandle, service: MountService) -> None:
+    emulator.set_faults(latency_ms=800)
+    attributes = objects(kms("app/config"))
+    leader: list[dict[str, bytes]] = []
+    thread = threading.Thread(target=lambda: leader.append(mount(service, attributes)))
+    thread.start()
+    deadline_hit = False
+    time.sleep(0.2)
+    started = time.monotonic()
+    try:
+        mount(service, attributes, timeout=0.2)
+    except DeadlineExceeded:
+        deadline_hit = True
+    waited = time.monotonic() - started
+    thread.join(timeout=10)
+    assert deadline_hit and waited < 0.6
+    assert leader == [{"app_config": b'{"user": "app", "password": "p@ss"}'}]
+    assert calls(emulator, "kms.GetSecretValue") == 1
+    emulator.clear_faults()
+    assert mount(service, attributes) == leader[0]  # the leader's value filled the cache
+    assert calls(emulator, "kms.GetSecretValue") == 1
+
+
+def test_errors_are_shared_with_waiters_but_never_cached(
+        emulator: EmulatorHandle, tmp_path: Any) -> None:
+    emulator.set_faults(latency_ms=300)
+    settings = settings_for(emulator)
+    attributes = objects(kms("no/such-secret"))
+    with running_provider(settings, tmp_path, autoload_third_party=False) as provider:
+        codes: list[grpc.StatusCode] = []
+
+        def one() -> None:
+            try:
+                provider.mount(attributes)
+            except grpc.RpcError as exc:
+                codes.append(exc.code())
+
+        threads = [threading.Thread(target=one) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        assert codes == [grpc.StatusCode.NOT_FOUND] * 5
+        assert calls(emulator, "kms.GetSecretValue") == 1
+        with pytest.raises(grpc.RpcError):
+            provider.mount(attributes)
+        assert calls(emulator, "kms.GetSecretValue") == 2
