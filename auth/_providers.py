@@ -16,8 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
-
-from alibabacloud_credentials.client import Client as CredentialClient
+from typing import Any
 
 from ack_secrets_provider.auth._refresh import Clock, Fetch, Issued, RefreshingProvider
 from ack_secrets_provider.core.arn import parse_arn
@@ -83,6 +82,8 @@ def refreshing_identity(
 ) -> Identity:
     """An Identity whose credential client wraps a RefreshingProvider around `fetch`."""
     provider = RefreshingProvider(name, fetch, clock=CACHE.clock)
+    from alibabacloud_credentials.client import Client as CredentialClient  # heavy: first use
+
     return Identity(key=key, credential=CredentialClient(provider=provider),
                     provider_level=provider_level)
 
@@ -185,7 +186,9 @@ def access_key_pair(environ: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def static_credential(access_key_id: str, access_key_secret: str) -> CredentialClient:
+def static_credential(access_key_id: str, access_key_secret: str) -> Any:
     """A credential client for a fixed AccessKey pair (the base of an AssumeRole)."""
     issued = Issued(access_key_id, access_key_secret)
+    from alibabacloud_credentials.client import Client as CredentialClient
+
     return CredentialClient(provider=RefreshingProvider("static_ak", lambda _t: issued))

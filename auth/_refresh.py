@@ -19,9 +19,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from alibabacloud_credentials.provider.refreshable import Credentials
 from alibabacloud_credentials_api import ICredentialsProvider
+
+if TYPE_CHECKING:
+    from alibabacloud_credentials.provider.refreshable import Credentials
 
 from ack_secrets_provider.core.deadline import Deadline
 
@@ -115,6 +118,9 @@ class RefreshingProvider(ICredentialsProvider):
             return issued
 
     def get_credentials(self) -> Credentials:
+        # imported here: alibabacloud_credentials.provider pulls the whole SDK stack (~200 ms)
+        from alibabacloud_credentials.provider.refreshable import Credentials
+
         issued = self.ensure_fresh()
         return Credentials(
             access_key_id=issued.access_key_id,

@@ -14,17 +14,7 @@ import calendar
 import re
 import time
 from collections.abc import Iterable
-from typing import Any
-
-from alibabacloud_sts20150401 import models as sts_models
-from alibabacloud_sts20150401.client import Client as StsClient
-from alibabacloud_tea_openapi import utils_models as openapi_models
-from alibabacloud_tea_openapi.exceptions import (
-    ClientException,
-    ServerException,
-    ThrottlingException,
-)
-from darabonba.runtime import RuntimeOptions
+from typing import TYPE_CHECKING, Any
 
 from ack_secrets_provider.auth._refresh import Issued
 from ack_secrets_provider.core.endpoints import Endpoint
@@ -37,6 +27,10 @@ from ack_secrets_provider.core.errors import (
     Unavailable,
 )
 from ack_secrets_provider.core.settings import ProviderSettings
+
+if TYPE_CHECKING:  # the STS SDK (and aiohttp under it) is imported on first use, not at start-up
+    from alibabacloud_sts20150401.client import Client as StsClient
+    from darabonba.runtime import RuntimeOptions
 
 DEFAULT_DURATION = 3600
 MIN_DURATION = 900
@@ -64,6 +58,9 @@ def make_client(
     settings: ProviderSettings, endpoint: Endpoint, credential: Any | None = None
 ) -> StsClient:
     """An STS client for exactly `endpoint`; anonymous when `credential` is None."""
+    from alibabacloud_sts20150401.client import Client as StsClient
+    from alibabacloud_tea_openapi import utils_models as openapi_models
+
     config = openapi_models.Config(
         endpoint=endpoint.address,
         protocol=endpoint.protocol,
@@ -76,6 +73,8 @@ def make_client(
 
 
 def _runtime(timeout: float) -> RuntimeOptions:
+    from darabonba.runtime import RuntimeOptions
+
     millis = max(100, int(timeout * 1000))
     return RuntimeOptions(connect_timeout=min(millis, 5000), read_timeout=millis)
 
@@ -110,6 +109,12 @@ def map_sts_error(
     exc: Exception, what: str, hint: str, secrets: Iterable[str | None] = ()
 ) -> ProviderError:
     """Turn an STS SDK exception into a ProviderError that names the call and the fix."""
+    from alibabacloud_tea_openapi.exceptions import (
+        ClientException,
+        ServerException,
+        ThrottlingException,
+    )
+
     secrets = list(secrets)
     if isinstance(exc, ProviderError):
         return exc
@@ -142,6 +147,8 @@ def assume_role(
     client: StsClient, *, role_arn: str, session: str, duration: int, timeout: float,
     what: str, hint: str, secrets: Iterable[str | None] = (),
 ) -> Issued:
+    from alibabacloud_sts20150401 import models as sts_models
+
     request = sts_models.AssumeRoleRequest(
         role_arn=role_arn, role_session_name=session, duration_seconds=duration
     )
@@ -156,6 +163,8 @@ def assume_role_with_oidc(
     client: StsClient, *, role_arn: str, oidc_provider_arn: str, token: str, session: str,
     duration: int, timeout: float, what: str, hint: str,
 ) -> Issued:
+    from alibabacloud_sts20150401 import models as sts_models
+
     request = sts_models.AssumeRoleWithOIDCRequest(
         role_arn=role_arn, oidcprovider_arn=oidc_provider_arn, oidctoken=token,
         role_session_name=session, duration_seconds=duration,

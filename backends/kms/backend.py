@@ -38,7 +38,6 @@ from ack_secrets_provider.core.errors import (
 from ack_secrets_provider.core.sdk_errors import ServiceHints, map_sdk_error
 from ack_secrets_provider.core.settings import ProviderSettings
 from ack_secrets_provider.core.spec import ObjectSpec
-from ack_secrets_provider.core.tls import bundled_kms_ca, install_sdk_trust
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +164,8 @@ class KmsBackend(Backend):
                 "instance CA, chosen by region: set the SecretProviderClass parameter region (or "
                 "--region), or give the CA with --kms-ca-file"
             )
+        from ack_secrets_provider.core.tls import bundled_kms_ca  # TLS stack on first use
+
         bundled = bundled_kms_ca(region)
         if bundled is None:
             raise FailedPrecondition(
@@ -185,6 +186,8 @@ class KmsBackend(Backend):
             from alibabacloud_kms20160120.client import Client
 
             if key.ca_files:
+                from ack_secrets_provider.core.tls import install_sdk_trust
+
                 install_sdk_trust(key.address, key.ca_files, max_idle_conns=MAX_IDLE_CONNS)
             return Client(openapi_config(endpoint, identity))
 
