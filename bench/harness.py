@@ -76,16 +76,16 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 class ProviderProcess:
-    """`ack-secrets-provider serve` (through bench/provider.py) in its own process."""
+    """`ack-secrets-provider serve` in its own process (so RSS and CPU are the provider's)."""
 
     def __init__(self, flags: Sequence[str], env: dict[str, str], kube_token_file: str,
                  log_path: Path) -> None:
         self.dir = tempfile.mkdtemp(prefix="bench-sock-")
         self.socket = os.path.join(self.dir, "alibabacloud.sock")
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        args = [sys.executable, str(BENCH_DIR / "provider.py"), "--kube-token-file",
-                kube_token_file, "--", "serve", "--provider-volume", self.dir,
-                "--healthz-port", "0", "--metrics-port", "0", *flags]
+        args = [sys.executable, "-m", "ack_secrets_provider.core.cli", "serve",
+                "--provider-volume", self.dir, "--kube-token-file", kube_token_file,
+                "--kube-ca-file", "", "--healthz-port", "0", "--metrics-port", "0", *flags]
         self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=self._log)
         self.ps = psutil.Process(self.proc.pid)
         deadline = time.monotonic() + 30

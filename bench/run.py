@@ -5,7 +5,7 @@ fresh provider process: `tuned` (the defaults: value cache, coalescing, parallel
 (`--no-cache --serial-fetch`, i.e. the existing provider's behaviour). Both modes get the same
 rate-limit flags (lifted: 0 = unlimited) so the comparison is about cache and concurrency.
 
-The provider runs as its own process (bench/provider.py → `ack-secrets-provider serve`), the
+The provider runs as its own process (`ack-secrets-provider serve`), the
 emulator as another (`running_emulator_process`), so the CPU and peak RSS reported are the
 provider's own (psutil / VmHWM). See docs/performance.md for the method and a run's table.
 """
@@ -337,17 +337,19 @@ def targets(records: list[Record]) -> list[str]:
     by = {(r.scenario, r.mode, r.variant): r for r in records}
     lines = ["targets (tuned vs off, same run):"]
 
-    def check(ok: bool, text: str) -> None:
-        lines.append(f"  [{'PASS' if ok else 'FAIL'}] {text}")
+    def check(ok: bool, text: str, *, informative: bool = False) -> None:
+        verdict = ("MET" if ok else "MISSED") if informative else ("PASS" if ok else "FAIL")
+        lines.append(f"  [{verdict}] {text}")
 
     for variant in ("c=1", "c=8"):
         t, o = by.get((2, "tuned", variant)), by.get((2, "off", variant))
         if t and o:
             ratio = t.p50_ms / o.p50_ms if o.p50_ms else float("inf")
             note = "" if variant == "c=1" else ", informative"
-            check(ratio <= 0.2 or variant != "c=1",
+            check(ratio <= 0.2,
                   f"scenario 2 {variant}: p50 {t.p50_ms:.0f} ms vs serial {o.p50_ms:.0f} ms "
-                  f"(ratio {ratio:.2f}; target <= 0.20{note})")
+                  f"(ratio {ratio:.2f}; target <= 0.20{note})",
+                  informative=variant != "c=1")
     t, o = by.get((3, "tuned", "100 pods x 5")), by.get((3, "off", "100 pods x 5"))
     if t and o:
         pairs = t.extra["distinct_pairs"]

@@ -74,6 +74,8 @@ class Backend(abc.ABC):
     batch_api: ClassVar[str] = "FetchBatch"
     #: False for backends that need no cloud credential (the core then resolves none)
     needs_credentials: ClassVar[bool] = True
+    #: False for backends whose values must never be reused between mounts (no value cache)
+    cacheable: ClassVar[bool] = True
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings

@@ -75,6 +75,10 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="CA bundle trusted for an https STS endpoint override (tests, proxies)")
     add("--kube-api-url", default=None,
         help="Kubernetes API base URL (default: in-cluster from KUBERNETES_SERVICE_HOST)")
+    add("--kube-token-file", default=ProviderSettings.kube_token_file,
+        help="bearer token for the Kubernetes API (default: the pod's ServiceAccount token)")
+    add("--kube-ca-file", default=ProviderSettings.kube_ca_file,
+        help="CA of the Kubernetes API; empty with an http --kube-api-url")
     add("--rrsa-token-file", default=ProviderSettings.rrsa_token_file,
         help="projected ServiceAccount token of the provider (provider RRSA)")
     add("--disable-imds-v1", action="store_true",
@@ -91,6 +95,8 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     add("--fetch-concurrency", type=int, default=ProviderSettings.fetch_concurrency,
         help="objects of one mount fetched at once")
     add("--serial-fetch", action="store_true", help="fetch one object at a time")
+    add("--endpoint-concurrency", type=int, default=ProviderSettings.endpoint_concurrency,
+        help="upstream calls in flight per endpoint from this node (0 = unlimited)")
     add("--max-concurrent-kms-secret-pulls", type=float, default=10.0,
         help="KMS calls per second from this node (the existing provider's flag: a rate, not a "
              "concurrency; 0 = unlimited; a call that cannot get a slot before the mount's "
@@ -118,12 +124,15 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
         sts_endpoint=args.sts_endpoint,
         sts_ca_file=args.sts_ca_file,
         kube_api_url=args.kube_api_url,
+        kube_token_file=args.kube_token_file or None,
+        kube_ca_file=args.kube_ca_file or None,
         imds_v1_fallback=not args.disable_imds_v1,
         rrsa_token_file=args.rrsa_token_file,
         cache_ttl=cache_ttl,
         cache_max_entries=args.cache_max_entries,
         cache_max_bytes=args.cache_max_bytes,
         fetch_concurrency=1 if args.serial_fetch else max(1, args.fetch_concurrency),
+        endpoint_concurrency=max(0, args.endpoint_concurrency),
         kms_rate_limit=args.max_concurrent_kms_secret_pulls,
         oos_rate_limit=args.max_concurrent_oos_secret_pulls,
         retry=RetryPolicy(),

@@ -119,7 +119,7 @@ class Fetcher:
     # -- the fetch path -----------------------------------------------------------------------
 
     def fetch(self, unit: FetchUnit) -> Sequence[SecretValue]:
-        if self.cache is None or not getattr(unit.backend, "cacheable", True):
+        if self.cache is None or not unit.backend.cacheable:
             return self._upstream(unit)
         service = unit.backend.service
         keys = [cache_key(unit.backend, spec, unit.context) for spec in unit.specs]

@@ -60,7 +60,7 @@ class MountService:
         self.fetcher = fetcher or Fetcher(settings)
         # Shared by all mounts; each mount bounds its own share with a semaphore.
         self._pool = ThreadPoolExecutor(
-            max_workers=max(4, settings.fetch_concurrency * 4), thread_name_prefix="fetch"
+            max_workers=max(16, settings.fetch_concurrency * 8), thread_name_prefix="fetch"
         )
 
     def close(self) -> None:

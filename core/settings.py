@@ -69,7 +69,7 @@ class ProviderSettings:
     #: fetched in one wave)
     fetch_concurrency: int = 10
     #: upstream calls in flight per endpoint (0 = unlimited)
-    endpoint_concurrency: int = 16
+    endpoint_concurrency: int = 32
     #: upstream calls per second per service (the existing --max-concurrent-*-secret-pulls)
     kms_rate_limit: float = 0.0
     oos_rate_limit: float = 0.0
