@@ -21,7 +21,8 @@ from typing import Any
 from ack_secrets_provider.auth._refresh import Clock, Fetch, Issued, RefreshingProvider
 from ack_secrets_provider.core.arn import parse_arn
 from ack_secrets_provider.core.credentials import Identity, IdentityKey
-from ack_secrets_provider.core.errors import FailedPrecondition, ProviderError
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.errors import DeadlineExceeded, FailedPrecondition, ProviderError
 
 #: per-process key of `secret_digest` (digests are never comparable across processes)
 _DIGEST_KEY = os.urandom(32)
@@ -44,14 +45,26 @@ class IdentityCache:
         self._lock = threading.Lock()
         self._building: dict[Hashable, threading.Lock] = {}
 
-    def get_or_create(self, cache_key: Hashable, build: Callable[[], Identity]) -> Identity:
+    def get_or_create(
+        self, cache_key: Hashable, build: Callable[[], Identity], deadline: Deadline | None = None
+    ) -> Identity:
+        """The cached identity, else `build()` once for all concurrent callers of the key.
+
+        `deadline` bounds the wait for another caller's build (a build that does I/O, such as
+        the node RAM role discovery, must not hold later mounts past their deadline).
+        """
         with self._lock:
             found = self._entries.get(cache_key)
             if found is not None:
                 self._entries.move_to_end(cache_key)
                 return found
             key_lock = self._building.setdefault(cache_key, threading.Lock())
-        with key_lock:
+        if not key_lock.acquire(timeout=-1 if deadline is None else deadline.remaining()):
+            raise DeadlineExceeded(
+                "the mount deadline passed while waiting for the same credential to be set "
+                "up by another mount; the STS or metadata service may be slow"
+            )
+        try:
             with self._lock:
                 found = self._entries.get(cache_key)
                 if found is not None:
@@ -63,6 +76,8 @@ class IdentityCache:
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
             return identity
+        finally:
+            key_lock.release()
 
     def clear(self) -> None:
         with self._lock:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from alibabacloud_credentials.provider.refreshable import Credentials
 
 from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.errors import DeadlineExceeded
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,20 @@ class RefreshingProvider(ICredentialsProvider):
         current = self._current
         if current is not None and not self._needs_refresh(now):
             return current
-        with self._lock:
+        # Another caller may be refreshing (an STS call of up to DEFAULT_REFRESH_TIMEOUT):
+        # wait for it only as long as this caller's deadline allows.
+        wait = -1.0 if deadline is None else max(0.0, deadline.remaining())
+        if not self._lock.acquire(timeout=wait):
+            cached = self._current
+            if cached is not None and (
+                cached.expiration is None or cached.expiration - self._clock() > MIN_REMAINING
+            ):
+                return cached  # still valid: the refresh in progress will replace it
+            raise DeadlineExceeded(
+                f"the mount deadline passed while waiting for a refresh of the {self._name} "
+                "credential already in progress; the STS or metadata service may be slow"
+            )
+        try:
             now = self._clock()
             if self._current is not None and not self._needs_refresh(now):
                 return self._current
@@ -116,6 +130,8 @@ class RefreshingProvider(ICredentialsProvider):
             self._current = issued
             self._refresh_at = refresh_time(issued, self._clock())
             return issued
+        finally:
+            self._lock.release()
 
     def get_credentials(self) -> Credentials:
         # imported here: alibabacloud_credentials.provider pulls the whole SDK stack (~200 ms)

@@ -97,25 +97,42 @@ def _issued(credentials: Any, what: str) -> Issued:
     )
 
 
-def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """Remove every secret (token, AccessKey secret) that might be echoed in `text`."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "<redacted>")
-    return text
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+
+
+def _safe(value: object) -> str:
+    """An error code or request id when it looks like one, else a placeholder."""
+    text = str(value or "")
+    return text if _SAFE_ID.match(text) else "?"
+
+
+def _transport_reason(exc: Exception) -> str:
+    """What went wrong on the wire, in words: the exception's text is never forwarded."""
+    text = f"{exc!r} {getattr(exc, 'message', '')}".lower()
+    if "timed out" in text or "timeout" in text:
+        return "the call timed out"
+    if "certificate" in text or "ssl" in text:
+        return "TLS verification of the endpoint failed"
+    return "the connection failed or was dropped"
 
 
 def map_sts_error(
     exc: Exception, what: str, hint: str, secrets: Iterable[str | None] = ()
 ) -> ProviderError:
-    """Turn an STS SDK exception into a ProviderError that names the call and the fix."""
+    """Turn an STS SDK exception into a ProviderError that names the call and the fix.
+
+    Only the STS error code and request id are kept, never the SDK's or the server's text:
+    STS echoes its string-to-sign in signature errors, and the SDK's network errors quote the
+    request URL, whose query holds the OIDC token (AssumeRoleWithOIDC is an RPC call).
+    `secrets` is kept for callers; nothing from the exception is formatted any more.
+    """
     from alibabacloud_tea_openapi.exceptions import (
         ClientException,
         ServerException,
         ThrottlingException,
     )
 
-    secrets = list(secrets)
+    del secrets  # nothing of the exception's text is used
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, ThrottlingException):
@@ -123,12 +140,11 @@ def map_sts_error(
         return Throttled(f"{what}: STS throttled the call; it will be retried",
                          retry_after=retry_after)
     if isinstance(exc, ServerException):
-        return Unavailable(f"{what}: STS failed ({exc.code}, request id {exc.request_id}); "
-                           "try again later")
+        return Unavailable(f"{what}: STS failed ({_safe(exc.code)}, request id "
+                           f"{_safe(exc.request_id)}); try again later")
     if isinstance(exc, ClientException):
-        code = str(exc.code or "")
-        detail = scrub(str(getattr(exc, "message", "") or ""), secrets)
-        text = f"{what}: STS refused the call ({code}, request id {exc.request_id}): {detail}"
+        code = _safe(exc.code)
+        text = f"{what}: STS refused the call ({code}, request id {_safe(exc.request_id)})"
         lowered = code.lower()
         if any(k in lowered for k in ("accesskeyid", "signature", "securitytoken", "expired",
                                       "oidctoken", "invalidtoken")):
@@ -138,9 +154,9 @@ def map_sts_error(
             return PermissionDenied(f"{text}. {hint}")
         return FailedPrecondition(f"{text}. {hint}")
     # network errors, timeouts (UnretryableException / RetryError) and the like
-    cause = scrub(f"{type(exc).__name__}: {exc}", secrets)
-    return Unavailable(f"{what}: STS could not be reached ({cause}); check the STS endpoint "
-                       "(--sts-endpoint) and the node's network")
+    return Unavailable(f"{what}: STS could not be reached ({type(exc).__name__}: "
+                       f"{_transport_reason(exc)}); check the STS endpoint (--sts-endpoint) "
+                       "and the node's network")
 
 
 def assume_role(

@@ -160,6 +160,6 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
             provider_level=True,
         )
 
-    identity = CACHE.get_or_create(cache_key, build)
+    identity = CACHE.get_or_create(cache_key, build, context.deadline)
     provider_of(identity).ensure_fresh(context.deadline)
     return identity

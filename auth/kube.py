@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import (
+    DeadlineExceeded,
     FailedPrecondition,
     PermissionDenied,
     Unavailable,
@@ -60,7 +61,14 @@ class ServiceAccountReader:
             if entry is not None and self.clock() - entry.fetched_at < self.ttl:
                 return entry.role_arn
             key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
+        # Concurrent lookups of one ServiceAccount wait for the first; when it fails each
+        # waiter tries in turn, so every wait is bounded by the waiter's own deadline.
+        if not key_lock.acquire(timeout=max(0.0, deadline.remaining())):
+            raise DeadlineExceeded(
+                f"reading serviceaccount {namespace}/{name}: the mount deadline passed while "
+                "waiting for the same lookup already in progress; the Kubernetes API is slow"
+            )
+        try:
             with self._lock:
                 entry = self._cache.get(key)
                 if entry is not None and self.clock() - entry.fetched_at < self.ttl:
@@ -71,6 +79,12 @@ class ServiceAccountReader:
                 if len(self._cache) > 10_000:
                     self._cache.pop(next(iter(self._cache)))
             return role
+        finally:
+            key_lock.release()
+            with self._lock:
+                if len(self._key_locks) > 10_000:  # bound: drop locks nobody holds
+                    for stale in [k for k, lock in self._key_locks.items() if not lock.locked()]:
+                        del self._key_locks[stale]
 
     def _context(self) -> ssl.SSLContext | None:
         if not self.base_url.startswith("https://"):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from ack_secrets_provider.core.deadline import Deadline
-from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.endpoints import Endpoint, host_allowed
 from ack_secrets_provider.core.errors import InvalidArgument
 from ack_secrets_provider.core.settings import ProviderSettings
 from ack_secrets_provider.core.spec import ObjectSpec
@@ -97,6 +97,7 @@ class Backend(abc.ABC):
         """
         if explicit:
             host = explicit.strip().lower()
+            self.check_allowed_host(spec, host, field_name)
         elif region:
             host = default_host.format(region=region)
         else:
@@ -106,6 +107,27 @@ class Backend(abc.ABC):
                 f"/ Helm regionId), use an ARN as objectName, or set {field_name}"
             )
         return self.settings.endpoint_overrides.resolve(self.service, host)
+
+    def check_allowed_host(self, spec: ObjectSpec, host: str, field_name: str) -> None:
+        """Refuse an endpoint host outside the allowed domains that no override covers.
+
+        Endpoint fields can come from a pod's volumeAttributes; without this check a pod could
+        point them at a host it controls and receive the provider's signed requests (AccessKey
+        id, STS security token header) or make the node call internal addresses.
+        """
+        allowed = self.settings.allowed_endpoint_suffixes
+        if host_allowed(host, allowed) or self.settings.endpoint_overrides.overrides(
+            self.service, host
+        ):
+            return
+        raise InvalidArgument(
+            f"{spec.describe()}: field {field_name} {host!r} is not an allowed endpoint: the "
+            f"provider only sends credentials to hosts under {', '.join(allowed)} (for "
+            "example kms-vpc.cn-hangzhou.aliyuncs.com or "
+            "<kms-instance-id>.cryptoservice.kms.aliyuncs.com); fix the host, or ask the "
+            "cluster operator to allow its domain (--allowed-endpoint-suffixes / Helm value "
+            "allowedEndpointSuffixes) or to map it with --endpoint-override"
+        )
 
     def validate(self, spec: ObjectSpec) -> None:  # noqa: B027 - optional hook
         """Refuse fields this backend cannot use (raise InvalidArgument). Must be pure."""

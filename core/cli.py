@@ -13,13 +13,16 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
-from types import FrameType, MappingProxyType
+from types import MappingProxyType
 
 from ack_secrets_provider.core import __version__
 from ack_secrets_provider.core.durations import parse_duration
-from ack_secrets_provider.core.endpoints import EndpointOverrides
+from ack_secrets_provider.core.endpoints import (
+    DEFAULT_ALLOWED_ENDPOINT_SUFFIXES,
+    EndpointOverrides,
+    parse_allowed_suffixes,
+)
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 log = logging.getLogger("ack_secrets_provider")
@@ -65,6 +68,11 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     add("--endpoint-override", action="append", default=[], metavar="SVC_OR_HOST=URL",
         help="send a service (kms, oos, sts, metadata) or one endpoint host to a base URL; "
              "repeatable; also ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES")
+    add("--allowed-endpoint-suffixes", default=",".join(DEFAULT_ALLOWED_ENDPOINT_SUFFIXES),
+        metavar="DOMAINS",
+        help="comma-separated domains an object's kmsEndpoint / oosEndpoint may name (a "
+             "domain allows the hosts below it); other hosts are refused unless an "
+             "--endpoint-override maps them; * allows any host")
     add("--kms-ca-file", default=None, help="CA bundle for dedicated KMS gateways")
     add("--kms-ca-dir", default=None, help="directory of <region>.pem CAs for dedicated gateways")
     add("--provider-identity-namespaces", default="",
@@ -117,6 +125,7 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
     return ProviderSettings(
         region=args.region or None,
         endpoint_overrides=EndpointOverrides.from_sources(args.endpoint_override, environ),
+        allowed_endpoint_suffixes=parse_allowed_suffixes(args.allowed_endpoint_suffixes),
         environ=MappingProxyType(dict(environ)),
         kms_ca_file=args.kms_ca_file,
         kms_ca_dir=args.kms_ca_dir,
@@ -151,6 +160,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ack_secrets_provider.core.health import BindError
 
     configure_logging(args.verbosity, args.log_format)
+    # Block SIGTERM/SIGINT before any thread starts (threads inherit the mask), then wait for
+    # them synchronously: no signal can slip in before a handler exists, and no handler runs
+    # in the middle of a lock acquisition.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
         settings = build_settings(args, dict(os.environ))
         grace_period = parse_duration(args.grace_period)
@@ -172,16 +186,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Start-up problems are the operator's to fix: one clear line, no traceback.
         print(f"ack-secrets-provider: cannot start: {exc}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     try:
-        stop.wait()
+        received = signal.sigwait(stop_signals)
+        log.info("received %s: shutting down", signal.Signals(received).name)
     finally:
         app.stop()
     return 0

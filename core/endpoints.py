@@ -20,6 +20,12 @@ from ack_secrets_provider.core.errors import InvalidArgument
 
 ENV_OVERRIDES = "ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES"
 SERVICES = ("kms", "oos", "sts", "metadata")
+#: domains an endpoint host written in a SecretProviderClass (or a pod's volumeAttributes) may
+#: name by default: Alibaba Cloud's API domain, which also holds the dedicated KMS gateways
+#: (`<kms-instance-id>.cryptoservice.kms.aliyuncs.com`)
+DEFAULT_ALLOWED_ENDPOINT_SUFFIXES = ("aliyuncs.com",)
+#: the `--allowed-endpoint-suffixes` entry that allows any host (explicit opt-out)
+ANY_HOST = "*"
 
 _HOST = re.compile(
     r"(?=[^:]{1,253}(?::|\Z))[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -90,6 +96,39 @@ def check_endpoint_host(host: str, *, where: str, field_name: str, example: str)
             f"{where}: field {field_name} {host!r} has port {match.group(1)}, which is not "
             f"between 1 and 65535; expected something like {example!r}"
         )
+
+
+def parse_allowed_suffixes(text: str) -> tuple[str, ...]:
+    """`--allowed-endpoint-suffixes`: comma-separated domains (or `*`); ValueError with the fix.
+
+    A domain allows itself and every host below it (`aliyuncs.com` allows
+    `kms.cn-hangzhou.aliyuncs.com`, never `evilaliyuncs.com`); an IP address allows itself.
+    """
+    suffixes = []
+    for entry in (part.strip().lower().lstrip(".") for part in text.split(",")):
+        if not entry:
+            continue
+        if entry != ANY_HOST and (":" in entry or not _HOST.fullmatch(entry)):
+            raise ValueError(
+                f"allowed endpoint suffix {entry!r} must be a domain such as aliyuncs.com or "
+                "internal.example.com (no scheme, port or wildcard), or * to allow any host"
+            )
+        suffixes.append(entry)
+    if not suffixes:
+        raise ValueError(
+            "--allowed-endpoint-suffixes is empty; give at least one domain (default "
+            "aliyuncs.com), or * to allow any host"
+        )
+    return tuple(suffixes)
+
+
+def host_allowed(host: str, suffixes: Iterable[str]) -> bool:
+    """True when `host` (optionally `host:port`) is one of `suffixes` or below one of them."""
+    name = host.lower().rsplit(":", 1)[0] if host.count(":") == 1 else host.lower()
+    for suffix in suffixes:
+        if suffix == ANY_HOST or name == suffix or name.endswith("." + suffix):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -167,6 +206,10 @@ class EndpointOverrides:
             service=service, host=host, address=parts.netloc, protocol=parts.scheme,
             overridden=True,
         )
+
+    def overrides(self, service: str, host: str) -> bool:
+        """True when calls to `host` of `service` are sent to an operator-given base URL."""
+        return host.lower() in self.by_host or service in self.by_service
 
     def describe(self) -> list[str]:
         """Lines for the start-up log."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,10 @@ from ack_secrets_provider.core.retry import OutageGate, RetryBudget, call_with_r
 from ack_secrets_provider.core.settings import ProviderSettings
 from ack_secrets_provider.core.singleflight import Flight, SingleFlight
 from ack_secrets_provider.core.spec import ObjectSpec
+
+#: endpoints whose guards (retry budget, outage gate, concurrency bound) are kept; the least
+#: recently used beyond this is forgotten (a node talks to a handful of endpoints)
+MAX_ENDPOINT_GUARDS = 1024
 
 #: the flag that sets each built-in service's call rate (named in limiter errors)
 RATE_FLAGS = {
@@ -83,7 +88,8 @@ class Fetcher:
             if settings.cache_ttl > 0 else None
         )
         self.flights: SingleFlight[CacheKey, SecretValue] = SingleFlight()
-        self._guards: dict[tuple[str, str], _EndpointGuard] = {}
+        #: LRU-bounded: the dialled address can come from a pod's kmsEndpoint / oosEndpoint
+        self._guards: OrderedDict[tuple[str, str], _EndpointGuard] = OrderedDict()
         self._rates: dict[str, RateLimiter] = {}
         self._lock = threading.Lock()
 
@@ -104,6 +110,10 @@ class Fetcher:
                     ),
                 )
                 self._guards[key] = guard
+                while len(self._guards) > MAX_ENDPOINT_GUARDS:
+                    self._guards.popitem(last=False)
+            else:
+                self._guards.move_to_end(key)
             return guard
 
     def _rate(self, service: str) -> RateLimiter:
@@ -143,8 +153,12 @@ class Fetcher:
             try:
                 got = self._upstream(sub)
             except BaseException as exc:
+                # A failed batch may have failed for another object of it (one name denied or
+                # missing fails a whole GetSecretParameters call): a waiter for one object of
+                # it must not inherit that error, it fetches its object itself instead.
+                shared = exc if len(led) == 1 or _applies_to_all(exc) else _BatchFailed()
                 for i, flight in led:
-                    self.flights.finish(keys[i], flight, error=exc)
+                    self.flights.finish(keys[i], flight, error=shared)
                 raise
             for (i, flight), value in zip(led, got, strict=True):
                 self._store(keys[i], value)
@@ -164,7 +178,9 @@ class Fetcher:
         except DeadlineExceeded:
             if deadline.expired() or not flight.done:
                 raise
-        # The leader's caller ran out of time, not this one: fetch it ourselves.
+            # The leader's caller ran out of time, not this one: fetch it ourselves.
+        except _BatchFailed:
+            pass  # the leader's batch failed, maybe for another object: fetch this one alone
         return self.fetch(FetchUnit(unit.backend, (spec,), unit.context))[0]
 
     def _store(self, key: CacheKey, value: SecretValue) -> None:
@@ -206,6 +222,16 @@ class Fetcher:
                 f"{len(unit.specs)} objects"
             )
         return values
+
+
+class _BatchFailed(Exception):
+    """Handed to waiters of a multi-object call that failed with an object-specific error."""
+
+
+def _applies_to_all(exc: BaseException) -> bool:
+    """True for failures that say nothing about one object: the endpoint or credential is down
+    (retryable), or the caller's time ran out (waiters handle that themselves)."""
+    return isinstance(exc, ProviderError) and (exc.retryable or isinstance(exc, DeadlineExceeded))
 
 
 def _complete(values: list[SecretValue | None]) -> list[SecretValue]:

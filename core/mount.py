@@ -102,6 +102,10 @@ class MountService:
         return identities
 
     def _plan(self, request: MountRequest, deadline: Deadline) -> list[FetchUnit]:
+        # Endpoints first: a refused endpoint (e.g. a host outside the allowed domains) fails
+        # the mount before any credential is resolved or any STS call is made.
+        endpoints = {spec.index: self.backends.get(spec.object_type).endpoint(spec, request.region)
+                     for spec in request.objects}
         identities = self._identities(request, deadline)
         groups: dict[tuple[str, str, str, IdentityKey], list[ObjectSpec]] = {}
         contexts: dict[tuple[str, str, str, IdentityKey], FetchContext] = {}
@@ -111,7 +115,7 @@ class MountService:
             needs_credentials = backend.needs_credentials
             identity = (identities.get(spec.cross_account_role_arn) or identities[None]
                         if needs_credentials else ANONYMOUS)
-            endpoint = backend.endpoint(spec, request.region)
+            endpoint = endpoints[spec.index]
             context = FetchContext(identity, deadline, endpoint, self.settings,
                                    region=request.region)
             if backend.max_batch > 1 and spec.object_version is None:

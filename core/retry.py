@@ -116,7 +116,9 @@ class OutageGate:
     def record_failure(self, error: ProviderError) -> None:
         """A fetch failed with a retryable error: with the budget empty the endpoint is down."""
         with self._lock:
-            self._last_error = error.message
+            # The class only: the message names another mount's object (and pod namespace's
+            # secret names must not reach a different pod's error or Events); logs have it.
+            self._last_error = f"{error.reason} ({error.code.name})"
             if self.budget.tokens < 1.0 and not self._down:
                 self._down = True
                 self._next_probe = self._clock() + self.probe_interval

@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from ack_secrets_provider.core.endpoints import EndpointOverrides
+from ack_secrets_provider.core.endpoints import (
+    DEFAULT_ALLOWED_ENDPOINT_SUFFIXES,
+    EndpointOverrides,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,11 @@ class ProviderSettings:
     #: default region (`--region`), used when a SecretProviderClass names none
     region: str | None = None
     endpoint_overrides: EndpointOverrides = field(default_factory=EndpointOverrides)
+    #: domains an object's endpoint field (kmsEndpoint, oosEndpoint: partly pod-controlled) may
+    #: name; other hosts are refused unless an endpoint override covers them, so a pod cannot
+    #: make the provider send its signed, credential-bearing requests to a host of its choosing
+    #: (`--allowed-endpoint-suffixes`; "*" allows any host)
+    allowed_endpoint_suffixes: tuple[str, ...] = DEFAULT_ALLOWED_ENDPOINT_SUFFIXES
     #: snapshot of the process environment taken at start-up; plugins read this, never os.environ
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     #: CA bundle (file) or directory for dedicated KMS gateways; None = the bundled per-region CAs

@@ -99,3 +99,24 @@ def emulator_tls(tmp_path):  # type: ignore[no-untyped-def]
 
     with running_emulator(default_seed(), tls=True, tls_dir=tmp_path / "emulator-ca") as handle:
         yield handle
+
+
+@pytest.fixture
+def emu(emulator):  # type: ignore[no-untyped-def]
+    """The requesting module's `emulator` with its faults cleared and counters zeroed.
+
+    For modules that override `emulator` with a module-scoped one (their own seed, started
+    once): every test still starts from no faults and zero counters.
+    """
+    emulator.clear_faults()
+    emulator.reset_counters()
+    return emulator
+
+
+@pytest.fixture
+def taken_port():  # type: ignore[no-untyped-def]
+    """A 127.0.0.1 port that a listening socket holds for the whole test (to make a bind fail)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        yield taken.getsockname()[1]

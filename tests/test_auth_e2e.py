@@ -1,151 +1,51 @@
 """Every credential mode end to end: CredentialHost.resolve with the real plugins, STS over TLS
 and instance metadata from the emulator, then a real KMS GetSecretValue through the KMS SDK that
-the emulator verifies (signature, security token, expiry, the role's allow-list)."""
+the emulator verifies (signature, security token, expiry, the role's allow-list). The account
+(seed, emulator, fixtures) is shared with test_e2e_auth.py: tests/auth_world.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
-from types import MappingProxyType
-from typing import Any
+from collections.abc import Mapping
 
+import auth_world
 import pytest
 from alibabacloud_kms20160120 import models as kms_models
 from alibabacloud_kms20160120.client import Client as KmsClient
 from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.utils_models import Config
+from auth_world import (
+    ACCOUNT,
+    AK_ENV,
+    NO_ECS,
+    NODE_ROLE,
+    NPS,
+    NPS_KEY,
+    NPS_SECRET,
+    OIDC_ENV,
+    PROVIDER_SA,
+    ROLE_A,
+    ROLE_CROSS,
+    ROLE_ENV,
+    ROLE_PROVIDER,
+    SECRETS,
+    USER_KEY,
+    AuthWorld,
+    FakeClock,
+)
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from ack_secrets_provider.auth import _providers, kube
-from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, StsEmulator
-from ack_secrets_provider.backends.kms.emulator import KmsEmulator
-from ack_secrets_provider.core.credentials import CredentialContext, CredentialHost, Identity
+from ack_secrets_provider.core.credentials import CredentialContext, Identity
 from ack_secrets_provider.core.deadline import Deadline
-from ack_secrets_provider.core.emulator import Emulator
-from ack_secrets_provider.core.endpoints import EndpointOverrides
 from ack_secrets_provider.core.errors import FailedPrecondition, PermissionDenied, ProviderError
 from ack_secrets_provider.core.settings import ProviderSettings
 from ack_secrets_provider.core.spec import ATTR_SA_TOKENS, parse_mount_request
 
-ACCOUNT = "1234567890"
-OIDC = f"acs:ram::{ACCOUNT}:oidc-provider/ack-rrsa-c1"
-ROLE_A = f"acs:ram::{ACCOUNT}:role/app-a"
-ROLE_B = f"acs:ram::{ACCOUNT}:role/app-b"
-ROLE_PROVIDER = f"acs:ram::{ACCOUNT}:role/provider"
-ROLE_CROSS = "acs:ram::9876543210:role/cross"
-NODE_ROLE_ARN = f"acs:ram::{ACCOUNT}:role/node-role"
-USER_KEY, USER_SECRET = "LTAIuser0000001", "user-secret-value-1"
-NPS_KEY, NPS_SECRET = "LTAInps00000001", "nps-secret-value-1"
-SECRETS = {"app-a/db": "pw-a", "app-b/db": "pw-b", "shared/db": "pw-shared",
-           "provider/db": "pw-provider", "cross/db": "pw-cross"}
-
-SEED: dict[str, Any] = {
-    "access_keys": [
-        {"id": USER_KEY, "secret": USER_SECRET, "principal": "ci-user"},
-        {"id": NPS_KEY, "secret": NPS_SECRET, "principal": "nps-user"},
-    ],
-    "policies": [
-        {"principal": ROLE_A, "allow": {"kms": ["app-a/*", "shared/*"]}},
-        {"principal": ROLE_B, "allow": {"kms": ["app-b/*"]}},
-        {"principal": ROLE_PROVIDER, "allow": {"kms": ["provider/*"]}},
-        {"principal": ROLE_CROSS, "allow": {"kms": ["cross/*"]}},
-        {"principal": "ci-user", "allow": {"kms": ["provider/*"]}},
-        {"principal": "nps-user", "allow": {"kms": ["shared/*"]}},
-        {"principal": NODE_ROLE_ARN, "allow": {"kms": ["provider/*"]}},
-    ],
-    "kms": {"secrets": [{"name": n, "versions": [{"version_id": "v1", "data": v}]}
-                        for n, v in SECRETS.items()]},
-    "sts": {
-        "oidc_providers": [{"arn": OIDC, "issuer": "https://oidc.test/c1"}],
-        "roles": [
-            {"arn": ROLE_A, "oidc_subjects": ["system:serviceaccount:team-a:app-a"]},
-            {"arn": ROLE_B, "oidc_subjects": ["system:serviceaccount:team-b:*"]},
-            {"arn": ROLE_PROVIDER, "trusted_principals": ["ci-user"],
-             "oidc_subjects": ["system:serviceaccount:kube-system:csi-secrets-store-provider-*"]},
-            {"arn": ROLE_CROSS, "trusted_principals": [ROLE_PROVIDER, "ci-user"]},
-        ],
-    },
-    "metadata": {"role": "node-role", "role_arn": NODE_ROLE_ARN},
-}
-
-
-@dataclass
-class Env:
-    emulator: Emulator
-    kube: FakeKubeApi
-    base: ProviderSettings
-    host: CredentialHost
-    token_file: str
-
-    @property
-    def sts(self) -> StsEmulator:
-        part = self.emulator.parts["sts"]
-        assert isinstance(part, StsEmulator)
-        return part
-
-    @property
-    def metadata(self) -> MetadataEmulator:
-        part = self.emulator.parts["metadata"]
-        assert isinstance(part, MetadataEmulator)
-        return part
-
-    def settings(self, environ: Mapping[str, str] | None = None, **changes: Any
-                 ) -> ProviderSettings:
-        env = {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", **(environ or {})}
-        return replace(self.base, environ=MappingProxyType(env), **changes)
-
-    def token(self, namespace: str, sa: str, **kwargs: Any) -> str:
-        return self.sts.mint_token(OIDC, f"system:serviceaccount:{namespace}:{sa}", **kwargs)
-
-    def api(self, name: str) -> int:
-        return int(self.emulator.counters.snapshot()["by_api"].get(name, 0))
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    emulator = Emulator(SEED, parts=[KmsEmulator, StsEmulator, MetadataEmulator])
-    kube_api = FakeKubeApi(token="kube-api-token").start()
-    with tempfile.TemporaryDirectory(prefix="auth-e2e-") as scratch:
-        emulator.start("127.0.0.1:0", tls_listen="127.0.0.1:0", tls_dir=scratch)
-        assert emulator.tls is not None and emulator.https_url and emulator.http_url
-        kube_token = os.path.join(scratch, "kube-token")
-        with open(kube_token, "w") as handle:
-            handle.write("kube-api-token\n")
-        base = ProviderSettings(
-            region="cn-hangzhou",
-            endpoint_overrides=EndpointOverrides.parse(
-                [f"sts={emulator.https_url}", f"metadata={emulator.http_url}"]),
-            sts_ca_file=str(emulator.tls.root),
-            kube_api_url=kube_api.url, kube_token_file=kube_token, kube_ca_file=None,
-            rrsa_token_file=os.path.join(scratch, "rrsa-token"),
-        )
-        host = CredentialHost(base)
-        host.load(autoload_third_party=False)
-        try:
-            yield Env(emulator, kube_api, base, host, base.rrsa_token_file)
-        finally:
-            emulator.stop()
-            kube_api.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh(env: Env) -> Iterator[None]:
-    _providers.CACHE.clear()
-    kube.clear_readers()
-    env.emulator.counters.reset()
-    env.kube.service_accounts.clear()
-    env.kube.add("team-a", "app-a", {kube.ROLE_ANNOTATION: ROLE_A})
-    env.kube.add("team-b", "app-b", {kube.ROLE_ANNOTATION: ROLE_B})
-    env.kube.add("team-c", "plain", {})
-    env.kube.calls = 0
-    yield
-    _providers.CACHE.clear()
-    _providers.CACHE.clock = __import__("time").time
+# the module-scoped world and the autouse reset before every test (pytest fixtures)
+env, fresh = auth_world.env, auth_world.fresh
 
 
 def context(settings: ProviderSettings, *, namespace: str = "team-a", sa: str = "app-a",
@@ -163,7 +63,7 @@ def context(settings: ProviderSettings, *, namespace: str = "team-a", sa: str = 
     return CredentialContext(request, settings, Deadline.after(30))
 
 
-def kms_get(env: Env, identity: Identity, name: str) -> str:
+def kms_get(env: AuthWorld, identity: Identity, name: str) -> str:
     client = KmsClient(Config(endpoint=env.emulator.http_address, protocol="http",
                               credential=identity.credential, region_id="cn-hangzhou"))
     response = client.get_secret_value(kms_models.GetSecretValueRequest(secret_name=name))
@@ -172,8 +72,8 @@ def kms_get(env: Env, identity: Identity, name: str) -> str:
 
 # --- each mode end to end ---------------------------------------------------------------------
 
-def test_pod_rrsa_end_to_end(env: Env) -> None:
-    settings = env.settings({"ALICLOUD_OIDC_PROVIDER_ARN": OIDC})
+def test_pod_rrsa_end_to_end(env: AuthWorld) -> None:
+    settings = env.settings({**OIDC_ENV, **NO_ECS})
     identity = env.host.resolve(context(settings, pod_identity=True,
                                         token=env.token("team-a", "app-a")))
     assert identity.key.mode == "pod-rrsa" and identity.key.subject == "team-a/app-a"
@@ -185,51 +85,44 @@ def test_pod_rrsa_end_to_end(env: Env) -> None:
     assert env.sts.issued[-1] == ("AssumeRoleWithOIDC", ROLE_A, "ack-team-a-app-a")
 
 
-def test_pod_rrsa_uses_account_and_cluster_ids(env: Env) -> None:
-    settings = env.settings({"ALICLOUD_ACCOUNT_ID": ACCOUNT, "ALICLOUD_CLUSTER_ID": "c1"})
+def test_pod_rrsa_uses_account_and_cluster_ids(env: AuthWorld) -> None:
+    settings = env.settings({"ALICLOUD_ACCOUNT_ID": ACCOUNT, "ALICLOUD_CLUSTER_ID": "c1",
+                             **NO_ECS})
     identity = env.host.resolve(context(settings, namespace="team-b", sa="app-b",
                                         pod_identity=True, token=env.token("team-b", "app-b")))
     assert kms_get(env, identity, "app-b/db") == "pw-b"
 
 
-def test_provider_rrsa_end_to_end_and_token_rotation(env: Env) -> None:
-    subject = ("kube-system", "csi-secrets-store-provider-alibabacloud")
-    with open(env.token_file, "w") as handle:
-        handle.write(env.token(*subject))
-    settings = env.settings({"ALICLOUD_ROLE_ARN": ROLE_PROVIDER,
-                             "ALICLOUD_OIDC_PROVIDER_ARN": OIDC})
+def test_provider_rrsa_end_to_end_and_token_rotation(env: AuthWorld) -> None:
+    env.write_provider_token()
+    settings = env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS})
     identity = env.host.resolve(context(settings))
     assert identity.key.mode == "provider-rrsa" and identity.provider_level
     assert kms_get(env, identity, "provider/db") == "pw-provider"
     # kubelet rotates the file; the old token expires. The next refresh must read the new one.
-    with open(env.token_file, "w") as handle:
-        handle.write(env.token(*subject, expires_in=7200))
+    env.write_provider_token(expires_in=7200)
     clock = FakeClock()
     _providers.CACHE.clear()
     _providers.CACHE.clock = clock
     env.host.resolve(context(settings))
-    with open(env.token_file, "w") as handle:
-        handle.write(env.token(*subject, expires_in=-10))  # an expired token: STS refuses it
+    env.write_provider_token(expires_in=-10)  # an expired token: STS refuses it
     clock.advance(4000)
     with pytest.raises(ProviderError) as refused:
         env.host.resolve(context(settings))
     assert "Expired" in str(refused.value)
-    assert env.token(*subject)[:20] not in str(refused.value)
+    assert env.token(*PROVIDER_SA)[:20] not in str(refused.value)
 
 
-def test_provider_rrsa_without_token_file_says_rrsa_enable(env: Env) -> None:
-    settings = env.settings({"ALICLOUD_ROLE_ARN": ROLE_PROVIDER,
-                             "ALICLOUD_OIDC_PROVIDER_ARN": OIDC},
+def test_provider_rrsa_without_token_file_says_rrsa_enable(env: AuthWorld) -> None:
+    settings = env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS},
                             rrsa_token_file="/nonexistent/token")
     with pytest.raises(FailedPrecondition, match="rrsa.enable=true"):
         env.host.resolve(context(settings))
 
 
-def test_ak_assume_role_end_to_end(env: Env) -> None:
-    settings = env.settings({"ACCESS_KEY_ID": USER_KEY, "SECRET_ACCESS_KEY": USER_SECRET,
-                             "ALICLOUD_ROLE_ARN": ROLE_PROVIDER,
-                             "ALICLOUD_ROLE_SESSION_NAME": "my-session",
-                             "ALICLOUD_ROLE_SESSION_EXPIRATION": "1800"})
+def test_ak_assume_role_end_to_end(env: AuthWorld) -> None:
+    settings = env.settings({**AK_ENV, **ROLE_ENV, "ALICLOUD_ROLE_SESSION_NAME": "my-session",
+                             "ALICLOUD_ROLE_SESSION_EXPIRATION": "1800", **NO_ECS})
     identity = env.host.resolve(context(settings))
     assert identity.key.mode == "ak-assume-role" and identity.key.access_key_id == USER_KEY
     assert kms_get(env, identity, "provider/db") == "pw-provider"
@@ -238,67 +131,55 @@ def test_ak_assume_role_end_to_end(env: Env) -> None:
     assert principals.get(ROLE_PROVIDER) == 1 and "ci-user" in principals  # signed AssumeRole
 
 
-def test_ak_assume_role_wrong_secret_is_unauthenticated_and_secret_not_shown(env: Env) -> None:
+def test_ak_assume_role_wrong_secret_is_unauthenticated_and_secret_not_shown(
+    env: AuthWorld,
+) -> None:
     settings = env.settings({"ACCESS_KEY_ID": USER_KEY, "SECRET_ACCESS_KEY": "wrong-secret-xyz",
-                             "ALICLOUD_ROLE_ARN": ROLE_PROVIDER})
+                             **ROLE_ENV, **NO_ECS})
     with pytest.raises(ProviderError) as err:
         env.host.resolve(context(settings))
     assert err.value.reason == "Unauthenticated"
     assert "wrong-secret-xyz" not in str(err.value)
 
 
-def test_node_publish_secret_end_to_end(env: Env) -> None:
-    settings = env.settings()
-    identity = env.host.resolve(context(
-        settings, secrets={"Access_Key": NPS_KEY, "ACCESS_SECRET": NPS_SECRET}))
+def test_node_publish_secret_end_to_end(env: AuthWorld) -> None:
+    identity = env.host.resolve(context(env.settings(NO_ECS), secrets=NPS))
     assert identity.key.mode == "node-publish-secret" and identity.key.access_key_id == NPS_KEY
     assert kms_get(env, identity, "shared/db") == "pw-shared"
     assert env.api("sts.AssumeRole") == 0
 
 
-def test_static_ak_end_to_end(env: Env) -> None:
-    settings = env.settings({"ACCESS_KEY_ID": USER_KEY, "SECRET_ACCESS_KEY": USER_SECRET})
-    identity = env.host.resolve(context(settings))
+def test_static_ak_end_to_end(env: AuthWorld) -> None:
+    identity = env.host.resolve(context(env.settings({**AK_ENV, **NO_ECS})))
     assert identity.key.mode == "static-ak"
-    assert kms_get(env, identity, "provider/db") == "pw-provider"
+    assert kms_get(env, identity, "user/db") == "pw-user"
     assert env.emulator.counters.snapshot()["by_principal"] == {"ci-user": 1}
 
 
 @pytest.mark.parametrize("require_v2", [False, True])
-def test_ecs_ram_role_end_to_end_imdsv2(env: Env, require_v2: bool) -> None:
-    env.metadata.configure({"require_v2": require_v2, "v2_enabled": True})
+def test_ecs_ram_role_end_to_end_imdsv2(env: AuthWorld, require_v2: bool) -> None:
+    env.metadata.configure({"require_v2": require_v2})  # `fresh` restores the seed's
     v1_before = env.metadata.v1_requests
-    try:
-        identity = env.host.resolve(context(settings_ecs(env)))
-        assert identity.key.mode == "ecs-ram-role" and identity.key.role_arn == "node-role"
-        assert kms_get(env, identity, "provider/db") == "pw-provider"
-        assert env.api("metadata./latest/api/token") >= 1
-        assert env.metadata.v1_requests == v1_before  # IMDSv2 was used
-    finally:
-        env.metadata.configure({"require_v2": False, "v2_enabled": True})
+    identity = env.host.resolve(context(env.settings()))
+    assert identity.key.mode == "ecs-ram-role" and identity.key.role_arn == NODE_ROLE
+    assert kms_get(env, identity, "node/db") == "pw-node"
+    assert env.api("metadata./latest/api/token") >= 1
+    assert env.metadata.v1_requests == v1_before  # IMDSv2 was used
 
 
-def settings_ecs(env: Env, **changes: Any) -> ProviderSettings:
-    return replace(env.base, environ=MappingProxyType({}), **changes)
+def test_ecs_imdsv1_fallback_and_switch(env: AuthWorld) -> None:
+    # an old metadata service: no IMDSv2 and so no way to require it (`fresh` restores both)
+    env.metadata.configure({"v2_enabled": False, "require_v2": False})
+    identity = env.host.resolve(context(env.settings()))
+    assert kms_get(env, identity, "node/db") == "pw-node"
+    assert env.metadata.v1_requests > 0
+    _providers.CACHE.clear()
+    with pytest.raises(FailedPrecondition, match="IMDSv2"):
+        env.host.resolve(context(env.settings(imds_v1_fallback=False)))
 
 
-def test_ecs_imdsv1_fallback_and_switch(env: Env) -> None:
-    env.metadata.configure({"v2_enabled": False})
-    try:
-        identity = env.host.resolve(context(settings_ecs(env)))
-        assert kms_get(env, identity, "provider/db") == "pw-provider"
-        assert env.metadata.v1_requests > 0
-        _providers.CACHE.clear()
-        with pytest.raises(FailedPrecondition, match="IMDSv2"):
-            env.host.resolve(context(settings_ecs(env, imds_v1_fallback=False)))
-    finally:
-        env.metadata.configure({"v2_enabled": True})
-
-
-def test_cross_account_on_top_of_ak_assume_role(env: Env) -> None:
-    settings = env.settings({"ACCESS_KEY_ID": USER_KEY, "SECRET_ACCESS_KEY": USER_SECRET,
-                             "ALICLOUD_ROLE_ARN": ROLE_PROVIDER})
-    ctx = context(settings)
+def test_cross_account_on_top_of_ak_assume_role(env: AuthWorld) -> None:
+    ctx = context(env.settings({**AK_ENV, **ROLE_ENV, **NO_ECS}))
     base = env.host.resolve(ctx)
     crossed = env.host.assume_role(base, ROLE_CROSS, ctx)
     assert crossed.key.cross_account_role == ROLE_CROSS and crossed.key.role_arn == ROLE_PROVIDER
@@ -311,8 +192,8 @@ def test_cross_account_on_top_of_ak_assume_role(env: Env) -> None:
     assert env.api("sts.AssumeRole") == calls
 
 
-def test_cross_account_refused_by_trust_policy(env: Env) -> None:
-    settings = env.settings({"ALICLOUD_OIDC_PROVIDER_ARN": OIDC})
+def test_cross_account_refused_by_trust_policy(env: AuthWorld) -> None:
+    settings = env.settings({**OIDC_ENV, **NO_ECS})
     ctx = context(settings, pod_identity=True, token=env.token("team-a", "app-a"))
     base = env.host.resolve(ctx)
     with pytest.raises(PermissionDenied, match="trust"):
@@ -321,16 +202,14 @@ def test_cross_account_refused_by_trust_policy(env: Env) -> None:
 
 # --- chain order ------------------------------------------------------------------------------
 
-ALL_PROVIDER_ENV = {"ACCESS_KEY_ID": USER_KEY, "SECRET_ACCESS_KEY": USER_SECRET,
-                    "ALICLOUD_ROLE_ARN": ROLE_PROVIDER, "ALICLOUD_OIDC_PROVIDER_ARN": OIDC}
+#: every provider-level mode configured at once (ECS metadata is on: NO_ECS is not in it)
+ALL_PROVIDER_ENV = {**AK_ENV, **ROLE_ENV, **OIDC_ENV}
 
 
-def test_chain_order_when_everything_applies(env: Env) -> None:
-    with open(env.token_file, "w") as handle:
-        handle.write(env.token("kube-system", "csi-secrets-store-provider-alibabacloud"))
+def test_chain_order_when_everything_applies(env: AuthWorld) -> None:
+    env.write_provider_token()
     nps = {"access_key": NPS_KEY, "access_secret": NPS_SECRET}
-    ecs = {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": ""}
-    full = env.settings({**ALL_PROVIDER_ENV, **ecs})
+    full = env.settings(ALL_PROVIDER_ENV)
     token = env.token("team-a", "app-a")
     # pod identity requested: it wins over everything
     assert env.host.resolve(context(full, pod_identity=True, token=token, secrets=nps)
@@ -338,26 +217,22 @@ def test_chain_order_when_everything_applies(env: Env) -> None:
     # provider RRSA before AccessKey + AssumeRole and the nodePublishSecretRef
     assert env.host.resolve(context(full, secrets=nps)).key.mode == "provider-rrsa"
     no_oidc = {k: v for k, v in ALL_PROVIDER_ENV.items() if k != "ALICLOUD_OIDC_PROVIDER_ARN"}
-    assert env.host.resolve(context(env.settings({**no_oidc, **ecs}), secrets=nps)
+    assert env.host.resolve(context(env.settings(no_oidc), secrets=nps)
                             ).key.mode == "ak-assume-role"
-    static = {"ACCESS_KEY_ID": USER_KEY, "SECRET_ACCESS_KEY": USER_SECRET, **ecs}
-    assert env.host.resolve(context(env.settings(static), secrets=nps)
+    assert env.host.resolve(context(env.settings(AK_ENV), secrets=nps)
                             ).key.mode == "node-publish-secret"
-    assert env.host.resolve(context(env.settings(static))).key.mode == "static-ak"
-    assert env.host.resolve(context(env.settings(ecs))).key.mode == "ecs-ram-role"
+    assert env.host.resolve(context(env.settings(AK_ENV))).key.mode == "static-ak"
+    assert env.host.resolve(context(env.settings())).key.mode == "ecs-ram-role"
     with pytest.raises(FailedPrecondition, match="no credential is configured"):
-        env.host.resolve(context(env.settings({})))
+        env.host.resolve(context(env.settings(NO_ECS)))
 
 
 # --- no silent fallback -----------------------------------------------------------------------
 
-PROVIDER_ENV = {**ALL_PROVIDER_ENV, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": ""}
-
-
 @pytest.mark.parametrize("case", ["no-token", "no-annotation", "no-serviceaccount",
                                   "sts-refuses", "wrong-subject", "no-oidc-provider"])
-def test_pod_identity_missing_piece_fails_without_other_identity(env: Env, case: str) -> None:
-    environ = dict(PROVIDER_ENV)
+def test_pod_identity_missing_piece_fails_without_other_identity(env: AuthWorld, case: str) -> None:
+    environ = dict(ALL_PROVIDER_ENV)
     namespace, sa = "team-a", "app-a"
     token: str | None = env.token(namespace, sa)
     expected: tuple[type[ProviderError], str]
@@ -383,8 +258,7 @@ def test_pod_identity_missing_piece_fails_without_other_identity(env: Env, case:
         for name in ("ALICLOUD_OIDC_PROVIDER_ARN", "ALICLOUD_ROLE_ARN"):
             environ.pop(name)
         expected = (FailedPrecondition, "rrsa.accountId")
-    with open(env.token_file, "w") as handle:
-        handle.write(env.token("kube-system", "csi-secrets-store-provider-alibabacloud"))
+    env.write_provider_token()
     settings = env.settings(environ)
     with pytest.raises(expected[0], match=expected[1]) as err:
         env.host.resolve(context(settings, namespace=namespace, sa=sa, pod_identity=True,
@@ -399,38 +273,25 @@ def test_pod_identity_missing_piece_fails_without_other_identity(env: Env, case:
 
 # --- one STS call per credential lifetime ----------------------------------------------------
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return __import__("time").time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-
 @pytest.mark.parametrize("mode", ["pod-rrsa", "ak-assume-role", "ecs-ram-role"])
-def test_one_sts_call_per_lifetime_over_100_mounts(env: Env, mode: str) -> None:
-    clock = FakeClock()
-    _providers.CACHE.clock = clock
+def test_one_sts_call_per_lifetime_over_100_mounts(env: AuthWorld, mode: str) -> None:
+    clock = FakeClock().install()
     if mode == "pod-rrsa":
-        settings = env.settings({"ALICLOUD_OIDC_PROVIDER_ARN": OIDC})
+        settings = env.settings({**OIDC_ENV, **NO_ECS})
         api, secret, value = "sts.AssumeRoleWithOIDC", "app-a/db", "pw-a"
 
         def make() -> CredentialContext:
             return context(settings, pod_identity=True, token=env.token("team-a", "app-a"))
     elif mode == "ak-assume-role":
-        settings = env.settings({"ACCESS_KEY_ID": USER_KEY, "SECRET_ACCESS_KEY": USER_SECRET,
-                                 "ALICLOUD_ROLE_ARN": ROLE_PROVIDER})
+        settings = env.settings({**AK_ENV, **ROLE_ENV, **NO_ECS})
         api, secret, value = "sts.AssumeRole", "provider/db", "pw-provider"
 
         def make() -> CredentialContext:
             return context(settings)
     else:
-        settings = settings_ecs(env)
-        api = "metadata./latest/meta-data/ram/security-credentials/node-role"
-        secret, value = "provider/db", "pw-provider"
+        settings = env.settings()
+        api = f"metadata./latest/meta-data/ram/security-credentials/{NODE_ROLE}"
+        secret, value = "node/db", "pw-node"
 
         def make() -> CredentialContext:
             return context(settings)
@@ -467,11 +328,11 @@ class TwoPods(RuleBasedStateMachine):
     """Pods of different roles request the same secrets in any order: each gets exactly what
     its role's allow-list permits, never a value through the other pod's identity."""
 
-    env: Env
+    env: AuthWorld
 
     def __init__(self) -> None:
         super().__init__()
-        self.settings = self.env.settings({"ALICLOUD_OIDC_PROVIDER_ARN": OIDC})
+        self.settings = self.env.settings({**OIDC_ENV, **NO_ECS})
         self.seen: dict[tuple[str, str], Identity] = {}
 
     @rule(pod=st.sampled_from(sorted(POD_ROLES)), secret=st.sampled_from(sorted(SECRETS)))
@@ -504,7 +365,7 @@ class TwoPods(RuleBasedStateMachine):
                     != b.credential.get_credential().access_key_id)
 
 
-def test_two_pods_stateful(env: Env) -> None:
+def test_two_pods_stateful(env: AuthWorld) -> None:
     TwoPods.env = env
     TwoPods.TestCase.settings = hsettings(max_examples=15, stateful_step_count=12,
                                           deadline=None, database=None)

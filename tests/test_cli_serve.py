@@ -101,19 +101,14 @@ def test_a_live_socket_is_never_stolen(tmp_path: Path) -> None:
         pass
 
 
-def test_a_taken_health_port_is_a_clear_start_up_error(tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "ack_secrets_provider.core.cli",
-             f"--provider-volume={tmp_path}", "--healthz-addr=127.0.0.1",
-             f"--healthz-port={port}", "--metrics-port=0"],
-            capture_output=True, text=True, timeout=60,
-        )
+def test_a_taken_health_port_is_a_clear_start_up_error(tmp_path: Path, taken_port: int) -> None:
+    port = taken_port
+    result = subprocess.run(
+        [sys.executable, "-m", "ack_secrets_provider.core.cli",
+         f"--provider-volume={tmp_path}", "--healthz-addr=127.0.0.1",
+         f"--healthz-port={port}", "--metrics-port=0"],
+        capture_output=True, text=True, timeout=60,
+    )
     assert result.returncode == 1
     assert "cannot start" in result.stderr and str(port) in result.stderr
     assert "Traceback" not in result.stderr

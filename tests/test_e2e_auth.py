@@ -5,27 +5,39 @@ emulator's STS (over TLS with the emulator's test CA) or instance metadata (IMDS
 AccessKey; the real KMS SDK then signs GetSecretValue with it and the emulator verifies the
 signature, the security token, the expiry and the principal's allow-list. The emulator's
 per-principal counters show which identity really reached KMS. Pod RRSA reads the
-ServiceAccount's role annotation from a fake Kubernetes API on loopback.
+ServiceAccount's role annotation from a fake Kubernetes API on loopback. The account (seed,
+emulator, fixtures) is shared with test_auth_e2e.py: tests/auth_world.py.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
+import auth_world
 import grpc
 import pytest
+from auth_world import (
+    AK_ENV,
+    NO_ECS,
+    NODE_ROLE_ARN,
+    NPS,
+    NPS_KEY,
+    NPS_SECRET,
+    OIDC_ENV,
+    ROLE_A,
+    ROLE_B,
+    ROLE_CROSS,
+    ROLE_ENV,
+    ROLE_PROVIDER,
+    SECRETS,
+    USER_KEY,
+    AuthWorld,
+    FakeClock,
+)
 
-from ack_secrets_provider.auth import _providers, kube
-from ack_secrets_provider.auth.emulator import FakeKubeApi
-from ack_secrets_provider.core.emulator.testing import EmulatorHandle, running_emulator
-from ack_secrets_provider.core.endpoints import EndpointOverrides
-from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
+from ack_secrets_provider.auth import kube
 from ack_secrets_provider.core.spec import ATTR_SA_TOKENS
 from ack_secrets_provider.core.testing import (
     PodRef,
@@ -35,127 +47,8 @@ from ack_secrets_provider.core.testing import (
     running_provider,
 )
 
-ACCOUNT = "1234567890"
-OIDC = f"acs:ram::{ACCOUNT}:oidc-provider/ack-rrsa-c1"
-ROLE_A = f"acs:ram::{ACCOUNT}:role/app-a"
-ROLE_B = f"acs:ram::{ACCOUNT}:role/app-b"
-ROLE_PROVIDER = f"acs:ram::{ACCOUNT}:role/provider"
-ROLE_CROSS = "acs:ram::9876543210:role/cross"
-NODE_ROLE_ARN = f"acs:ram::{ACCOUNT}:role/node-role"
-USER_KEY, USER_SECRET = "LTAIe2eUser000001", "e2e-user-secret-value-1"
-NPS_KEY, NPS_SECRET = "LTAIe2eNps0000001", "e2e-nps-secret-value-1"
-PROVIDER_SA = ("kube-system", "csi-secrets-store-provider-alibabacloud")
-SECRETS = {"app-a/db": "pw-a", "app-b/db": "pw-b", "shared/db": "pw-shared",
-           "provider/db": "pw-provider", "cross/db": "pw-cross", "node/db": "pw-node",
-           "user/db": "pw-user"}
-
-SEED: dict[str, Any] = {
-    "access_keys": [
-        {"id": USER_KEY, "secret": USER_SECRET, "principal": "ci-user"},
-        {"id": NPS_KEY, "secret": NPS_SECRET, "principal": "nps-user"},
-    ],
-    # each identity may read exactly one secret of its own (shared/db: pod role A and nps)
-    "policies": [
-        {"principal": ROLE_A, "allow": {"kms": ["app-a/*", "shared/*"]}},
-        {"principal": ROLE_B, "allow": {"kms": ["app-b/*"]}},
-        {"principal": ROLE_PROVIDER, "allow": {"kms": ["provider/*"]}},
-        {"principal": ROLE_CROSS, "allow": {"kms": ["cross/*"]}},
-        {"principal": "ci-user", "allow": {"kms": ["user/*"]}},
-        {"principal": "nps-user", "allow": {"kms": ["shared/*"]}},
-        {"principal": NODE_ROLE_ARN, "allow": {"kms": ["node/*"]}},
-    ],
-    "kms": {"secrets": [{"name": n, "versions": [{"version_id": "v1", "data": v}]}
-                        for n, v in SECRETS.items()]},
-    "sts": {
-        "oidc_providers": [{"arn": OIDC, "issuer": "https://oidc.test/c1"}],
-        "roles": [
-            {"arn": ROLE_A, "oidc_subjects": ["system:serviceaccount:team-a:app-a"]},
-            {"arn": ROLE_B, "oidc_subjects": ["system:serviceaccount:team-b:*"]},
-            {"arn": ROLE_PROVIDER, "trusted_principals": ["ci-user"],
-             "oidc_subjects": ["system:serviceaccount:kube-system:csi-secrets-store-provider-*"]},
-            {"arn": ROLE_CROSS, "trusted_principals": [ROLE_PROVIDER]},
-        ],
-    },
-    "metadata": {"role": "node-role", "role_arn": NODE_ROLE_ARN, "require_v2": True},
-}
-
-#: every provider-level mode configured at once (ECS metadata is on unless disabled)
-AK_ENV = {"ACCESS_KEY_ID": USER_KEY, "SECRET_ACCESS_KEY": USER_SECRET}
-ROLE_ENV = {"ALICLOUD_ROLE_ARN": ROLE_PROVIDER}
-OIDC_ENV = {"ALICLOUD_OIDC_PROVIDER_ARN": OIDC}
-NO_ECS = {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
-NPS = {"Access_Key": NPS_KEY, "ACCESS_SECRET": NPS_SECRET}  # keys in any case
-
-
-@dataclass
-class Env:
-    emu: EmulatorHandle
-    kube_api: FakeKubeApi
-    base: ProviderSettings
-    token_file: Path
-
-    def settings(self, environ: Mapping[str, str], **changes: Any) -> ProviderSettings:
-        return replace(self.base, environ=MappingProxyType(dict(environ)), **changes)
-
-    def token(self, namespace: str, service_account: str) -> str:
-        answer = self.emu.admin("POST", "sts/mint_token", {
-            "provider": OIDC, "subject": f"system:serviceaccount:{namespace}:{service_account}",
-        })
-        return str(answer["token"])
-
-    def write_provider_token(self) -> None:
-        self.token_file.write_text(self.token(*PROVIDER_SA))
-
-    def counters(self) -> dict[str, Any]:
-        return self.emu.counters()
-
-    def api(self, name: str) -> int:
-        return int(self.counters()["by_api"].get(name, 0))
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    scratch = tmp_path_factory.mktemp("e2e-auth")
-    kube_api = FakeKubeApi(token="kube-api-token").start()
-    try:
-        with running_emulator(SEED, tls=True, tls_dir=scratch / "ca") as emu:
-            assert emu.https_url and emu.root_ca
-            kube_token = scratch / "kube-token"
-            kube_token.write_text("kube-api-token\n")
-            base = ProviderSettings(
-                region="cn-hangzhou",
-                endpoint_overrides=EndpointOverrides.parse([
-                    f"kms={emu.http_url}", f"sts={emu.https_url}",
-                    f"metadata={emu.http_url}",
-                ]),
-                sts_ca_file=str(emu.root_ca),
-                kube_api_url=kube_api.url, kube_token_file=str(kube_token), kube_ca_file=None,
-                rrsa_token_file=str(scratch / "rrsa-token"),
-                retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02),
-                cache_ttl=0.0,  # no value cache: every mount reaches KMS with its identity
-            )
-            yield Env(emu, kube_api, base, Path(base.rrsa_token_file))
-    finally:
-        kube_api.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh(env: Env) -> Iterator[None]:
-    """No identity, annotation or counter survives a test (the identity cache is global)."""
-    _providers.CACHE.clear()
-    kube.clear_readers()
-    env.emu.reset_counters()
-    env.token_file.unlink(missing_ok=True)
-    env.kube_api.service_accounts.clear()
-    env.kube_api.add("team-a", "app-a", {kube.ROLE_ANNOTATION: ROLE_A})
-    env.kube_api.add("team-b", "app-b", {kube.ROLE_ANNOTATION: ROLE_B})
-    env.kube_api.add("team-c", "plain", {})
-    env.kube_api.calls = 0
-    yield
-    _providers.CACHE.clear()
-    _providers.CACHE.clock = time.time
-    kube.clear_readers()
-
+# the module-scoped world and the autouse reset before every test (pytest fixtures)
+env, fresh = auth_world.env, auth_world.fresh
 
 POD_A = PodRef(name="app-a-0", namespace="team-a", service_account="app-a")
 POD_B = PodRef(name="app-b-0", namespace="team-b", service_account="app-b")
@@ -188,7 +81,7 @@ def mount_error(provider: RunningProvider, secret: str, **kwargs: Any) -> grpc.R
 # --- each mode end to end ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("token_in", ["attributes", "secrets"])
-def test_pod_rrsa(env: Env, tmp_path: Path, token_in: str) -> None:
+def test_pod_rrsa(env: AuthWorld, tmp_path: Path, token_in: str) -> None:
     token = env.token("team-a", "app-a")
     settings = env.settings({**OIDC_ENV, **NO_ECS})
     with running_provider(settings, tmp_path) as provider:
@@ -205,10 +98,10 @@ def test_pod_rrsa(env: Env, tmp_path: Path, token_in: str) -> None:
     counters = env.counters()
     assert counters["by_api"] == {"sts.AssumeRoleWithOIDC": 1, "kms.GetSecretValue": 2}
     assert counters["by_principal"] == {ROLE_A: 2}
-    assert env.kube_api.calls == 1
+    assert env.kube.calls == 1
 
 
-def test_provider_rrsa_with_a_token_file(env: Env, tmp_path: Path) -> None:
+def test_provider_rrsa_with_a_token_file(env: AuthWorld, tmp_path: Path) -> None:
     env.write_provider_token()
     settings = env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS})
     with running_provider(settings, tmp_path) as provider:
@@ -218,7 +111,7 @@ def test_provider_rrsa_with_a_token_file(env: Env, tmp_path: Path) -> None:
     assert counters["by_principal"] == {ROLE_PROVIDER: 1}
 
 
-def test_access_key_and_assume_role(env: Env, tmp_path: Path) -> None:
+def test_access_key_and_assume_role(env: AuthWorld, tmp_path: Path) -> None:
     settings = env.settings({**AK_ENV, **ROLE_ENV, "ALICLOUD_ROLE_SESSION_NAME": "e2e-session",
                              **NO_ECS})
     with running_provider(settings, tmp_path) as provider:
@@ -230,7 +123,7 @@ def test_access_key_and_assume_role(env: Env, tmp_path: Path) -> None:
     assert counters["by_principal"] == {"ci-user": 1, ROLE_PROVIDER: 2}  # ci-user signed STS
 
 
-def test_node_publish_secret_ref_keys_in_any_case(env: Env, tmp_path: Path) -> None:
+def test_node_publish_secret_ref_keys_in_any_case(env: AuthWorld, tmp_path: Path) -> None:
     with running_provider(env.settings(NO_ECS), tmp_path) as provider:
         mount_ok(provider, "shared/db", secrets=NPS)
         mount_ok(provider, "shared/db", secrets={"access_key": NPS_KEY,
@@ -240,14 +133,14 @@ def test_node_publish_secret_ref_keys_in_any_case(env: Env, tmp_path: Path) -> N
     assert counters["by_principal"] == {"nps-user": 2}
 
 
-def test_static_access_key(env: Env, tmp_path: Path) -> None:
+def test_static_access_key(env: AuthWorld, tmp_path: Path) -> None:
     with running_provider(env.settings({**AK_ENV, **NO_ECS}), tmp_path) as provider:
         mount_ok(provider, "user/db")
     assert env.counters()["by_principal"] == {"ci-user": 1}
 
 
 def test_static_access_key_with_a_wrong_secret_is_unauthenticated(
-    env: Env, tmp_path: Path
+    env: AuthWorld, tmp_path: Path
 ) -> None:
     settings = env.settings({"ACCESS_KEY_ID": USER_KEY, "SECRET_ACCESS_KEY": "not-the-secret-9",
                              **NO_ECS})
@@ -257,7 +150,7 @@ def test_static_access_key_with_a_wrong_secret_is_unauthenticated(
     assert "not-the-secret-9" not in error.details()
 
 
-def test_ecs_ram_role_from_metadata_with_imdsv2(env: Env, tmp_path: Path) -> None:
+def test_ecs_ram_role_from_metadata_with_imdsv2(env: AuthWorld, tmp_path: Path) -> None:
     """The metadata emulator refuses IMDSv1 (require_v2 in the seed): success means v2."""
     with running_provider(env.settings({}), tmp_path) as provider:
         mount_ok(provider, "node/db")
@@ -267,7 +160,7 @@ def test_ecs_ram_role_from_metadata_with_imdsv2(env: Env, tmp_path: Path) -> Non
     assert counters["by_principal"] == {NODE_ROLE_ARN: 1}
 
 
-def test_cross_account_role_per_object(env: Env, tmp_path: Path) -> None:
+def test_cross_account_role_per_object(env: AuthWorld, tmp_path: Path) -> None:
     settings = env.settings({**AK_ENV, **ROLE_ENV, **NO_ECS})
     extra = (f"- {{objectName: cross/db, objectAlias: crossed,"
              f" crossAccountRoleArn: '{ROLE_CROSS}'}}\n")
@@ -293,7 +186,7 @@ def test_cross_account_role_per_object(env: Env, tmp_path: Path) -> None:
     ("ecs-ram-role", "node/db", NODE_ROLE_ARN, None),
 ])
 def test_chain_order_first_applicable_mode_wins(
-    env: Env, tmp_path: Path, case: str, secret: str, principal: str, sts_api: str | None
+    env: AuthWorld, tmp_path: Path, case: str, secret: str, principal: str, sts_api: str | None
 ) -> None:
     """Each row removes what made the previous row's mode apply; everything after it is still
     configured. The principal that reached KMS shows which mode won."""
@@ -334,7 +227,7 @@ def test_chain_order_first_applicable_mode_wins(
     ("sts-refuses", grpc.StatusCode.PERMISSION_DENIED, "trust"),
 ])
 def test_pod_identity_missing_piece_fails_without_using_another_identity(
-    env: Env, tmp_path: Path, case: str, code: grpc.StatusCode, fragment: str
+    env: AuthWorld, tmp_path: Path, case: str, code: grpc.StatusCode, fragment: str
 ) -> None:
     """Every provider-level mode is configured and would work; none may be used instead."""
     env.write_provider_token()
@@ -343,7 +236,7 @@ def test_pod_identity_missing_piece_fails_without_using_another_identity(
         pod = PodRef(name="plain-0", namespace="team-c", service_account="plain")
         token = env.token("team-c", "plain")
     elif case == "sts-refuses":  # role A does not trust team-a/other
-        env.kube_api.add("team-a", "other", {kube.ROLE_ANNOTATION: ROLE_A})
+        env.kube.add("team-a", "other", {kube.ROLE_ANNOTATION: ROLE_A})
         pod = PodRef(name="other-0", namespace="team-a", service_account="other")
         token = env.token("team-a", "other")
     settings = env.settings({**AK_ENV, **ROLE_ENV, **OIDC_ENV})
@@ -360,7 +253,7 @@ def test_pod_identity_missing_piece_fails_without_using_another_identity(
     assert counters["by_principal"] == {}  # no identity signed anything
 
 
-def test_namespace_allow_list_for_provider_identities(env: Env, tmp_path: Path) -> None:
+def test_namespace_allow_list_for_provider_identities(env: AuthWorld, tmp_path: Path) -> None:
     settings = env.settings({**AK_ENV, **OIDC_ENV, **NO_ECS},
                             provider_identity_namespaces=frozenset({"team-a"}))
     with running_provider(settings, tmp_path) as provider:
@@ -377,22 +270,11 @@ def test_namespace_allow_list_for_provider_identities(env: Env, tmp_path: Path) 
 
 # --- one STS call per credential lifetime --------------------------------------------------
 
-class FakeClock:
-    """The identity cache's clock, moved forward to reach a credential's refresh time."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
 @pytest.mark.parametrize("mode", ["pod-rrsa", "ak-assume-role"])
 def test_one_sts_call_over_100_mounts_then_one_more_near_expiry(
-    env: Env, tmp_path: Path, mode: str
+    env: AuthWorld, tmp_path: Path, mode: str
 ) -> None:
-    clock = FakeClock()
-    _providers.CACHE.clock = clock
+    clock = FakeClock().install()
     if mode == "pod-rrsa":
         settings = env.settings({**OIDC_ENV, **NO_ECS})
         token = env.token("team-a", "app-a")
@@ -409,8 +291,8 @@ def test_one_sts_call_over_100_mounts_then_one_more_near_expiry(
         assert env.api("kms.GetSecretValue") == 100
         assert env.counters()["by_principal"][principal] == 100
         if mode == "pod-rrsa":
-            assert env.kube_api.calls == 1  # the role annotation is cached too
-        clock.offset = 3000.0  # of a 3600 s credential: time to refresh
+            assert env.kube.calls == 1  # the role annotation is cached too
+        clock.advance(3000)  # of a 3600 s credential: time to refresh
         for _ in range(3):
             mount_ok(provider, secret, **kwargs)
     assert env.api(api) == 2

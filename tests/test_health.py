@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -78,17 +77,11 @@ def test_custom_healthz_path_from_the_flag(tmp_path: Path) -> None:
         app.stop()
 
 
-def test_a_taken_health_port_raises_a_clear_error(tmp_path: Path) -> None:
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    port = taken.getsockname()[1]
-    try:
-        with metrics.installed(), pytest.raises(BindError) as info:
-            build_app(ProviderSettings(), str(tmp_path),
-                      healthz=("127.0.0.1", port, "/healthz", 1.0))
-    finally:
-        taken.close()
+def test_a_taken_health_port_raises_a_clear_error(tmp_path: Path, taken_port: int) -> None:
+    port = taken_port
+    with metrics.installed(), pytest.raises(BindError) as info:
+        build_app(ProviderSettings(), str(tmp_path),
+                  healthz=("127.0.0.1", port, "/healthz", 1.0))
     message = str(info.value)
     assert f"127.0.0.1:{port}" in message and "--healthz-port" in message
     assert not (tmp_path / "alibabacloud.sock").exists()  # nothing started half-healthy

@@ -116,13 +116,6 @@ def emulator() -> Iterator[EmulatorHandle]:
         yield handle
 
 
-@pytest.fixture()
-def emu(emulator: EmulatorHandle) -> EmulatorHandle:
-    emulator.clear_faults()
-    emulator.reset_counters()
-    return emulator
-
-
 def backend_for(emu: EmulatorHandle, **settings: object) -> KmsBackend:
     overrides = EndpointOverrides.parse([f"kms={emu.http_url}"])
     return KmsBackend(ProviderSettings(endpoint_overrides=overrides, **settings))  # type: ignore

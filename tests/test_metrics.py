@@ -6,7 +6,6 @@ tests/plugins/ack-test-backend), with HTTP servers on 127.0.0.1 ephemeral ports.
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -231,18 +230,14 @@ def test_retries_and_throttles_are_counted_through_the_fetch_path() -> None:
                         {"service": "flakysvc", "reason": "throttled"}) == 2
 
 
-def test_a_taken_metrics_port_fails_start_up_with_a_clear_error(tmp_path: Path) -> None:
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    port = taken.getsockname()[1]
-    try:
-        with metrics.installed(), pytest.raises(BindError) as info:
-            build_app(ProviderSettings(), str(tmp_path),
-                      healthz=("127.0.0.1", 0, "/healthz", 1.0), metrics=("127.0.0.1", port),
-                      any_port=True)
-    finally:
-        taken.close()
+def test_a_taken_metrics_port_fails_start_up_with_a_clear_error(
+    tmp_path: Path, taken_port: int
+) -> None:
+    port = taken_port
+    with metrics.installed(), pytest.raises(BindError) as info:
+        build_app(ProviderSettings(), str(tmp_path),
+                  healthz=("127.0.0.1", 0, "/healthz", 1.0), metrics=("127.0.0.1", port),
+                  any_port=True)
     message = str(info.value)
     assert f"127.0.0.1:{port}" in message
     assert "metrics" in message and "--metrics-port" in message

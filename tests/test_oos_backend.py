@@ -83,13 +83,6 @@ def emulator() -> Iterator[EmulatorHandle]:
         yield handle
 
 
-@pytest.fixture()
-def emu(emulator: EmulatorHandle) -> EmulatorHandle:
-    emulator.clear_faults()
-    emulator.reset_counters()
-    return emulator
-
-
 def backend_for(emu: EmulatorHandle) -> OosBackend:
     overrides = EndpointOverrides.parse([f"oos={emu.http_url}"])
     return OosBackend(ProviderSettings(endpoint_overrides=overrides))

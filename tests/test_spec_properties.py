@@ -8,10 +8,9 @@ behind the same bug in the test.
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import pytest
+import strategies as s  # tests/strategies.py (tests/ is on pytest's pythonpath)
 from hypothesis import assume, event, example, given, note
 from hypothesis import strategies as st
 
@@ -23,9 +22,6 @@ from ack_secrets_provider.core.paths import (
     parse_path_translation,
 )
 from ack_secrets_provider.core.spec import MountRequest, parse_mount_request
-
-sys.path.insert(0, os.path.dirname(__file__))  # tests/ is not a package (importlib mode)
-import strategies as s  # noqa: E402
 
 # --- an independent model of the driver's File.path validation (driver v1.6, Go) ---------------
 

@@ -1,0 +1,42 @@
+"""The chart value `allowedEndpointSuffixes` reaches the provider as `--allowed-endpoint-suffixes`
+(empty keeps the provider's default, aliyuncs.com) and the schema refuses malformed domains."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ack_secrets_provider.core import cli
+
+if TYPE_CHECKING:
+    from helm import ChartUnderTest
+
+
+def _settings(chart: ChartUnderTest, values: dict[str, Any] | None) -> Any:
+    daemonset = chart.template([], values).one("DaemonSet")
+    [container] = daemonset["spec"]["template"]["spec"]["containers"]
+    args = cli.build_parser("serve").parse_args(["serve", *container["args"]])
+    return container["args"], cli.build_settings(args, {})
+
+
+def test_default_keeps_the_provider_default(chart: ChartUnderTest) -> None:
+    args, settings = _settings(chart, None)
+    assert not any(arg.startswith("--allowed-endpoint-suffixes") for arg in args)
+    assert settings.allowed_endpoint_suffixes == ("aliyuncs.com",)
+
+
+def test_listed_domains_become_the_flag(chart: ChartUnderTest) -> None:
+    args, settings = _settings(
+        chart, {"allowedEndpointSuffixes": ["aliyuncs.com", "kms-proxy.corp.example"]})
+    assert "--allowed-endpoint-suffixes=aliyuncs.com,kms-proxy.corp.example" in args
+    assert settings.allowed_endpoint_suffixes == ("aliyuncs.com", "kms-proxy.corp.example")
+    _args, settings = _settings(chart, {"allowedEndpointSuffixes": ["*"]})
+    assert settings.allowed_endpoint_suffixes == ("*",)
+
+
+@pytest.mark.parametrize("bad", ["https://corp.example", "corp.example:443", "*.corp.example"])
+def test_schema_refuses_malformed_domains(chart: ChartUnderTest, bad: str) -> None:
+    error = chart.template_error(values={"allowedEndpointSuffixes": [bad]})
+    assert "values don't meet the specifications of the schema" in error
+    assert "allowedEndpointSuffixes.0" in error

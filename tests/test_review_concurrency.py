@@ -1,0 +1,274 @@
+"""Review fixes: shared in-flight work never hands a caller someone else's error, and every wait
+for another caller's work is bounded by the waiter's own deadline.
+
+- A waiter that joined one object of a multi-object (OOS batch) call that failed with an
+  object-specific error fetches its object itself instead of inheriting the error (the batch may
+  have failed for another object: a denied or missing name fails a whole GetSecretParameters).
+- Waiting for a credential refresh, an identity build or a ServiceAccount lookup in progress
+  ends at the waiter's deadline.
+- Per-endpoint guards (keyed by pod-controlled hosts) are bounded.
+- The outage gate's refusal does not quote another mount's error (its object names).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from ack_secrets_provider.auth import kube
+from ack_secrets_provider.auth._providers import IdentityCache
+from ack_secrets_provider.auth._refresh import Issued, RefreshingProvider
+from ack_secrets_provider.core import fetcher as fetcher_module
+from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
+from ack_secrets_provider.core.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.errors import (
+    DeadlineExceeded,
+    NotFound,
+    ProviderError,
+    Unavailable,
+)
+from ack_secrets_provider.core.fetcher import Fetcher, FetchUnit
+from ack_secrets_provider.core.retry import OutageGate, RetryBudget
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
+from ack_secrets_provider.core.spec import ObjectSpec
+
+WAIT = 10.0
+
+
+class GatedBatchBackend(Backend):
+    """A batch backend whose first call blocks until released and fails for the name `bad`."""
+
+    object_type = "gated"
+    service = "gated"
+    max_batch = 10
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls: list[tuple[str, ...]] = []
+
+    def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+        return Endpoint(service="gated", host="gated.local", address="gated.local")
+
+    def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+        return self.fetch_batch([spec], ctx)[0]
+
+    def fetch_batch(self, specs: Sequence[ObjectSpec], ctx: FetchContext) -> list[SecretValue]:
+        names = tuple(spec.object_name for spec in specs)
+        self.calls.append(names)
+        self.started.set()
+        assert self.release.wait(WAIT)
+        if "bad" in names:
+            raise NotFound("objects (gated 'bad'): not found; check objectName")
+        return [SecretValue(f"value-of-{name}".encode(), "v1") for name in names]
+
+
+def spec(index: int, name: str) -> ObjectSpec:
+    return ObjectSpec(index=index, object_name=name, object_type="gated", file_name=name)
+
+
+def test_a_waiter_does_not_inherit_a_batch_error_caused_by_another_object() -> None:
+    settings = ProviderSettings(cache_ttl=60.0)
+    backend = GatedBatchBackend(settings)
+    fetcher = Fetcher(settings)
+    identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
+
+    def unit(*names: str) -> FetchUnit:
+        ctx = FetchContext(identity, Deadline.after(WAIT), backend.endpoint(spec(0, "x"), None),
+                           settings)
+        return FetchUnit(backend, tuple(spec(i, n) for i, n in enumerate(names)), ctx)
+
+    leader_error: list[BaseException] = []
+    waiter_result: list[Any] = []
+
+    def lead() -> None:
+        try:
+            fetcher.fetch(unit("good", "bad"))
+        except ProviderError as exc:
+            leader_error.append(exc)
+
+    def wait() -> None:
+        try:
+            waiter_result.append(fetcher.fetch(unit("good")))
+        except BaseException as exc:  # collected for the assertion
+            waiter_result.append(exc)
+
+    leader = threading.Thread(target=lead)
+    leader.start()
+    assert backend.started.wait(WAIT)
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    for _ in range(500):  # until the waiter has joined the leader's flight
+        if any(f.waiters for f in fetcher.flights._flights.values()):
+            break
+        threading.Event().wait(0.01)
+    backend.release.set()
+    leader.join(WAIT)
+    waiter.join(WAIT)
+    assert isinstance(leader_error[0], NotFound)
+    [values] = waiter_result
+    assert not isinstance(values, BaseException), values
+    assert [v.data for v in values] == [b"value-of-good"]
+    assert backend.calls == [("good", "bad"), ("good",)]
+
+
+def test_a_retryable_batch_error_is_still_shared() -> None:
+    """Throttling or an outage says nothing about one object: waiters share it (no extra load)."""
+    assert fetcher_module._applies_to_all(Unavailable("down"))
+    assert fetcher_module._applies_to_all(DeadlineExceeded("late"))
+    assert not fetcher_module._applies_to_all(NotFound("missing"))
+
+
+def test_waiting_for_a_refresh_in_progress_ends_at_the_waiters_deadline() -> None:
+    release = threading.Event()
+    started = threading.Event()
+    clock = [1000.0]
+
+    def fetch(_timeout: float) -> Issued:
+        started.set()
+        assert release.wait(WAIT)
+        return Issued("id", "secret", expiration=clock[0] + 3600)
+
+    provider = RefreshingProvider("test", fetch, clock=lambda: clock[0])
+    first = threading.Thread(target=provider.ensure_fresh, args=(Deadline.after(WAIT),))
+    first.start()
+    assert started.wait(WAIT)
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            provider.ensure_fresh(Deadline.after(0.2))
+        except DeadlineExceeded as exc:
+            errors.append(exc)
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    waiter.join(WAIT / 2)
+    stuck = waiter.is_alive()
+    release.set()
+    first.join(WAIT)
+    waiter.join(WAIT)
+    assert not stuck, "the waiter was held past its deadline by another caller's refresh"
+    assert len(errors) == 1 and "test credential" in str(errors[0])
+
+    # a credential due for refresh but still valid is handed out instead of waiting
+    clock[0] += 3600 - 600  # inside the refresh margin, 10 minutes of validity left
+    release.clear()
+    started.clear()
+    refresher = threading.Thread(target=provider.ensure_fresh, args=(Deadline.after(WAIT),))
+    refresher.start()
+    assert started.wait(WAIT)
+    got = provider.ensure_fresh(Deadline.after(0.2))
+    release.set()
+    refresher.join(WAIT)
+    assert got.access_key_id == "id"
+
+
+def test_waiting_for_an_identity_build_ends_at_the_waiters_deadline() -> None:
+    cache = IdentityCache()
+    release, started = threading.Event(), threading.Event()
+    identity = Identity(IdentityKey(mode="test"), credential=None)
+
+    def build() -> Identity:
+        started.set()
+        assert release.wait(WAIT)
+        return identity
+
+    builder = threading.Thread(target=cache.get_or_create, args=("k", build))
+    builder.start()
+    assert started.wait(WAIT)
+    with pytest.raises(DeadlineExceeded):
+        cache.get_or_create("k", build, Deadline.after(0.2))
+    release.set()
+    builder.join(WAIT)
+    assert cache.get_or_create("k", build, Deadline.after(1)) is identity
+
+
+class _SlowApi(BaseHTTPRequestHandler):
+    release = threading.Event()
+    requests = 0
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        type(self).requests += 1
+        self.release.wait(WAIT)
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_api() -> Iterator[str]:
+    _SlowApi.release = threading.Event()
+    _SlowApi.requests = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        _SlowApi.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(WAIT)
+
+
+def test_waiting_for_a_serviceaccount_lookup_ends_at_the_waiters_deadline(slow_api: str) -> None:
+    reader = kube.ServiceAccountReader(slow_api, token_file=None, ca_file=None, ttl=30)
+    first = threading.Thread(
+        target=lambda: pytest.raises(Unavailable, reader.role_arn, "ns", "sa",
+                                     Deadline.after(WAIT)))
+    first.start()
+    for _ in range(500):
+        if _SlowApi.requests:
+            break
+        threading.Event().wait(0.01)
+    outcome: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            reader.role_arn("ns", "sa", Deadline.after(0.2))
+        except BaseException as exc:  # collected for the assertion
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    # well before the leader's own 5 s request timeout (kube.MAX_TIMEOUT) would free the lock
+    waiter.join(kube.MAX_TIMEOUT / 2)
+    stuck = waiter.is_alive()
+    _SlowApi.release.set()
+    first.join(WAIT)
+    waiter.join(WAIT)
+    assert not stuck, "the waiter was held past its deadline by another lookup"
+    assert isinstance(outcome[0], DeadlineExceeded) and "ns/sa" in str(outcome[0])
+
+
+def test_endpoint_guards_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetcher_module, "MAX_ENDPOINT_GUARDS", 3)
+    settings = ProviderSettings()
+    backend = GatedBatchBackend(settings)
+    fetcher = Fetcher(settings)
+    identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
+    for n in range(10):
+        endpoint = Endpoint(service="gated", host=f"h{n}.example", address=f"h{n}.example")
+        ctx = FetchContext(identity, Deadline.after(1), endpoint, settings)
+        fetcher._guard(FetchUnit(backend, (spec(0, "x"),), ctx))
+    assert list(fetcher._guards) == [("gated", f"h{n}.example") for n in (7, 8, 9)]
+
+
+def test_the_outage_refusal_does_not_quote_another_mounts_error() -> None:
+    budget = RetryBudget.from_policy(RetryPolicy(budget_tokens=0.0))
+    gate = OutageGate(budget)
+    gate.record_failure(Unavailable("object #1 (kms 'team-a/db-password') at endpoint x: 503"))
+    refusal = gate.refusal("object #1 (kms 'team-b/api-key')", "kms-vpc.cn-hangzhou.aliyuncs.com")
+    assert "team-a" not in refusal.message
+    assert "team-b/api-key" in refusal.message and "Unavailable" in refusal.message
