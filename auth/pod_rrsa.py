@@ -29,7 +29,11 @@ from ack_secrets_provider.auth._refresh import Issued
 from ack_secrets_provider.auth.kube import ROLE_ANNOTATION, reader_for
 from ack_secrets_provider.core.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.endpoints import Endpoint
-from ack_secrets_provider.core.errors import FailedPrecondition, PermissionDenied
+from ack_secrets_provider.core.errors import (
+    FailedPrecondition,
+    PermissionDenied,
+    Unauthenticated,
+)
 from ack_secrets_provider.core.hookspecs import hookimpl
 from ack_secrets_provider.core.settings import ProviderSettings
 
@@ -108,7 +112,14 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
         )
     expected_sub = f"system:serviceaccount:{pod.namespace}:{pod.service_account}"
     sub = _token_subject(token.token)
-    if sub is not None and sub != expected_sub:
+    if sub is None:
+        # A ServiceAccount token is always a JWT with a subject: anything else did not come
+        # from kubelet's tokenRequests (it may have been injected through volumeAttributes).
+        raise Unauthenticated(
+            f"{where}, but the {AUDIENCE} token it sent is not a ServiceAccount token (a JWT "
+            "with a subject); check the CSIDriver tokenRequests configuration"
+        )
+    if sub != expected_sub:
         raise PermissionDenied(
             f"{where}, but its token belongs to {sub!r}, not to {expected_sub!r}; the token "
             "and the pod information come from the driver and must agree"

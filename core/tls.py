@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -98,7 +99,10 @@ class _Installed:
 
 
 _lock = threading.Lock()
-_installed: dict[str, _Installed] = {}
+#: gateway hosts come from SecretProviderClasses (partly pod-controlled): keep a bounded number
+#: of sessions, least recently installed first out
+MAX_INSTALLED = 256
+_installed: OrderedDict[str, _Installed] = OrderedDict()
 
 
 def install_sdk_trust(
@@ -122,7 +126,13 @@ def install_sdk_trust(
             session.trust_env = False  # no proxy or netrc surprises for a private gateway
             session.mount("https://", PrivateCaAdapter(context, pool_size))
             entry = _installed[key] = _Installed(context, set(wanted), session)
+            while len(_installed) > MAX_INSTALLED:
+                old_key, old = _installed.popitem(last=False)
+                if DaraCore._sessions.get(old_key) is old.session:
+                    del DaraCore._sessions[old_key]
+                old.session.close()
         else:
+            _installed.move_to_end(key)
             for path in sorted(wanted - entry.ca_files):
                 entry.context.load_verify_locations(cafile=path)
                 entry.ca_files.add(path)

@@ -224,11 +224,15 @@ def test_same_access_key_id_with_another_secret_is_another_identity(
 
 
 def test_pod_identity_outside_a_cluster_says_so(host: CredentialHost) -> None:
+    import base64
+
     from ack_secrets_provider.core.spec import ATTR_SA_TOKENS
 
+    claims = base64.urlsafe_b64encode(json.dumps(
+        {"sub": "system:serviceaccount:ns:sa"}).encode()).decode().rstrip("=")
     attrs = {"csi.storage.k8s.io/pod.name": "p", "csi.storage.k8s.io/pod.namespace": "ns",
              "csi.storage.k8s.io/serviceAccount.name": "sa", "usePodServiceAccountToken": "true",
-             ATTR_SA_TOKENS: json.dumps({"sts.aliyuncs.com": {"token": "t.o.k"}})}
+             ATTR_SA_TOKENS: json.dumps({"sts.aliyuncs.com": {"token": f"h.{claims}.s"}})}
     request = parse_mount_request(json.dumps(attrs), "{}", "420")
     settings = ProviderSettings(environ=MappingProxyType(
         {"ALICLOUD_OIDC_PROVIDER_ARN": "acs:ram::1:oidc-provider/x"}))

@@ -190,3 +190,24 @@ def test_objects_yaml_errors_come_from_the_parser(
     messages = [p["message"] for p in report["problems"]]
     assert "appears twice in the same object" in messages[0]
     assert messages[1].startswith("object #2 ('z'): field objectType 'nope'")
+
+
+def test_kubectl_list_output_is_linted_item_by_item(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kubectl get secretproviderclass -o yaml` prints a `kind: List`; each item is checked."""
+    manifest = tmp_path / "list.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "- apiVersion: secrets-store.csi.x-k8s.io/v1\n  kind: SecretProviderClass\n"
+        "  metadata: {name: good}\n  spec:\n    provider: alibabacloud\n"
+        "    parameters:\n      objects: |\n        - objectName: db\n"
+        "- apiVersion: secrets-store.csi.x-k8s.io/v1\n  kind: SecretProviderClass\n"
+        "  metadata: {name: bad}\n  spec:\n    provider: alibabacloud\n"
+        "    parameters:\n      objects: |\n        - objectName: db\n          objectAlais: x\n"
+    )
+    assert main(["lint", str(manifest)]) == 1
+    out = capsys.readouterr().out
+    assert "document 1, item 2 (bad): error: object #1 ('db'): unknown field 'objectAlais'" in out
+    assert "item 1" not in out  # the good item has no problem to report
+    assert "checked 2 SecretProviderClasses: 1 error" in out

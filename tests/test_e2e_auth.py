@@ -225,6 +225,7 @@ def test_chain_order_first_applicable_mode_wins(
     ("no-annotation", grpc.StatusCode.FAILED_PRECONDITION,
      "kubectl annotate serviceaccount -n team-c plain"),
     ("sts-refuses", grpc.StatusCode.PERMISSION_DENIED, "trust"),
+    ("not-a-jwt", grpc.StatusCode.UNAUTHENTICATED, "not a ServiceAccount token"),
 ])
 def test_pod_identity_missing_piece_fails_without_using_another_identity(
     env: AuthWorld, tmp_path: Path, case: str, code: grpc.StatusCode, fragment: str
@@ -239,6 +240,8 @@ def test_pod_identity_missing_piece_fails_without_using_another_identity(
         env.kube.add("team-a", "other", {kube.ROLE_ANNOTATION: ROLE_A})
         pod = PodRef(name="other-0", namespace="team-a", service_account="other")
         token = env.token("team-a", "other")
+    elif case == "not-a-jwt":  # e.g. injected through volumeAttributes without tokenRequests
+        token = "opaque-token-value-0123456789"
     settings = env.settings({**AK_ENV, **ROLE_ENV, **OIDC_ENV})
     with running_provider(settings, tmp_path) as provider:
         error = mount_error(provider, "shared/db", pod=pod, pod_identity=True, token=token,

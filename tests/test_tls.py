@@ -13,6 +13,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alibabacloud_credentials.client import Client as CredentialClient
@@ -205,3 +206,23 @@ def test_shared_gateway_uses_default_trust() -> None:
                        region="cn-hangzhou")
     assert endpoint.host == "kms-vpc.cn-hangzhou.aliyuncs.com"
     assert backend.ca_files(spec, ctx) == ()
+
+
+def test_installed_gateway_sessions_are_bounded(tmp_path: Path, monkeypatch: Any) -> None:
+    """Gateway hosts are partly pod-controlled: the trust sessions kept for them are bounded."""
+    from darabonba.core import DaraCore
+
+    from ack_secrets_provider.core import tls
+
+    ca = tmp_path / "ca.pem"
+    bundled = tls.bundled_kms_ca("cn-hangzhou")
+    assert bundled is not None
+    ca.write_bytes(bundled.read_bytes())
+    monkeypatch.setattr(tls, "MAX_INSTALLED", 3)
+    before = set(DaraCore._sessions)
+    hosts = [f"kst-bound{i}.cryptoservice.kms.aliyuncs.com" for i in range(6)]
+    for host in hosts:
+        tls.install_sdk_trust(host, [ca], max_idle_conns=None)
+    ours = [key for key in DaraCore._sessions if key not in before and "kst-bound" in key]
+    assert len(ours) == 3
+    assert all(any(host in key for key in ours) for host in hosts[-3:])

@@ -60,13 +60,16 @@ class Problem:
     message: str
     object: int | None = None
     field: str | None = None
+    #: position in a `kind: List` document
+    item: int | None = None
 
     @classmethod
     def of(cls, file: str, doc: Document | None, severity: str, message: str) -> Problem:
         obj = _OBJECT.search(message)
         fld = _FIELD.search(message)
         return cls(file, doc.index if doc else None, doc.name if doc else None, severity,
-                   message, int(obj.group(1)) if obj else None, fld.group(1) if fld else None)
+                   message, int(obj.group(1)) if obj else None, fld.group(1) if fld else None,
+                   doc.item if doc else None)
 
 
 @dataclass
@@ -301,6 +304,8 @@ def _where(problem: Problem) -> str:
     parts = [problem.file]
     if problem.document is not None:
         doc = f"document {problem.document}"
+        if problem.item is not None:
+            doc += f", item {problem.item}"
         parts.append(f"{doc} ({problem.name})" if problem.name else doc)
     return ": ".join(parts)
 

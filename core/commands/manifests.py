@@ -36,6 +36,8 @@ class Document:
 
     index: int
     data: Any
+    #: position in a `kind: List` (as `kubectl get -o yaml` prints several objects), from 1
+    item: int | None = None
 
     @property
     def kind(self) -> str | None:
@@ -55,6 +57,8 @@ class Document:
 
     def describe(self) -> str:
         label = f"document {self.index}"
+        if self.item is not None:
+            label += f", item {self.item}"
         if self.kind and self.name:
             return f"{label} ({self.kind} {self.name})"
         return label
@@ -91,7 +95,15 @@ def documents(text: str) -> Iterator[Document]:
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or "syntax error"
             raise ManifestError(f"not valid YAML{where}: {problem}", document=index) from None
-        if data is not None:
+        if data is None:
+            continue
+        items = data.get("items") if isinstance(data, dict) else None
+        if isinstance(data, dict) and str(data.get("kind", "")).endswith("List") and (
+            isinstance(items, list)
+        ):
+            for number, item in enumerate(items, start=1):
+                yield Document(index, item, number)
+        else:
             yield Document(index, data)
 
 
