@@ -9,8 +9,13 @@
 # an unprivileged user for any other use.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Third-party plugins to bake in, as pip requirements separated by spaces, e.g.
+# --build-arg EXTRA_PACKAGES="ack-secrets-provider-oosparam==0.1.0" (the image has no pip at
+# run time, so plugins are added at build time).
+ARG EXTRA_PACKAGES=""
 
 FROM ${PYTHON_IMAGE} AS build
+ARG EXTRA_PACKAGES
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
@@ -18,16 +23,19 @@ COPY pyproject.toml README.md ./
 COPY core/ core/
 COPY backends/ backends/
 COPY auth/ auth/
-RUN pip wheel --wheel-dir /wheels .
+# hadolint ignore=SC2086,DL3013
+RUN pip wheel --wheel-dir /wheels . ${EXTRA_PACKAGES}
 
 FROM ${PYTHON_IMAGE}
+ARG EXTRA_PACKAGES
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
+# hadolint ignore=SC2086,DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-index --find-links /wheels \
-        /wheels/csi_secrets_store_provider_alibabacloud-*.whl \
+        /wheels/csi_secrets_store_provider_alibabacloud-*.whl ${EXTRA_PACKAGES} \
     && pip uninstall --yes pip
 USER 65532:65532
 ENTRYPOINT ["ack-secrets-provider", "serve"]

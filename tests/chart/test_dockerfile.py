@@ -89,13 +89,15 @@ def test_multi_stage_slim_python() -> None:
     assert len(stages) == 2
     assert stages[0][0].args.endswith("AS build")
     arg = [i.args for i in _instructions(DOCKERFILE.read_text()) if i.keyword == "ARG"]
-    assert arg == ["PYTHON_IMAGE=python:3.11-slim-bookworm"]
+    # the base image, and the optional third-party plugins (declared globally, then per stage)
+    assert arg == ["PYTHON_IMAGE=python:3.11-slim-bookworm", 'EXTRA_PACKAGES=""',
+                   "EXTRA_PACKAGES", "EXTRA_PACKAGES"]
     assert all(stage[0].args.split()[0] == "${PYTHON_IMAGE}" for stage in stages)
 
 
 def test_build_stage_builds_wheels_from_pyproject() -> None:
     (run,) = _runs(_stages()[0])
-    assert run == "pip wheel --wheel-dir /wheels ."
+    assert run == "pip wheel --wheel-dir /wheels . ${EXTRA_PACKAGES}"
     expected = {"pyproject.toml", PYPROJECT["project"]["readme"]}
     expected |= set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())
     assert _copied(_stages()[0]) == expected
@@ -111,7 +113,8 @@ def test_runtime_stage_installs_only_the_project_offline() -> None:
     packages = [w for w in words if not w.startswith("-") and w != "/wheels"]
     # Dependencies come only from pyproject.toml (as in CI's `pip install -e .[test]`): no
     # requirements file, no extras, no other packages.
-    assert packages == [f"/wheels/{_wheel_name()}-*.whl"]
+    # the project's wheel, plus only the plugins named at build time (default: none)
+    assert packages == [f"/wheels/{_wheel_name()}-*.whl", "${EXTRA_PACKAGES}"]
     assert "-r" not in words and "[" not in install
     assert "pip uninstall --yes pip" in run
 
