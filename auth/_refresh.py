@@ -26,6 +26,7 @@ from alibabacloud_credentials_api import ICredentialsProvider
 if TYPE_CHECKING:
     from alibabacloud_credentials.provider.refreshable import Credentials
 
+from ack_secrets_provider.core import metrics
 from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import DeadlineExceeded
 
@@ -116,7 +117,8 @@ class RefreshingProvider(ICredentialsProvider):
             try:
                 self.fetches += 1
                 issued = self._fetch(timeout)
-            except Exception:
+            except Exception as exc:
+                metrics.record_credential_refresh(self._name, exc)
                 cached = self._current
                 if cached is not None and (
                     cached.expiration is None or cached.expiration - now > MIN_REMAINING
@@ -127,6 +129,8 @@ class RefreshingProvider(ICredentialsProvider):
                     )
                     return cached
                 raise
+            if issued.expiration is not None:  # a temporary credential (static ones never expire)
+                metrics.record_credential_refresh(self._name)
             self._current = issued
             self._refresh_at = refresh_time(issued, self._clock())
             return issued
@@ -147,7 +151,7 @@ class RefreshingProvider(ICredentialsProvider):
         )
 
     async def get_credentials_async(self) -> Credentials:
-        # The refresh blocks on I/O: keep it off the event loop (see alibaba-sdk.md).
+        # The refresh blocks on I/O: keep it off the event loop of the SDK's async clients.
         return await asyncio.to_thread(self.get_credentials)
 
     def get_provider_name(self) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ack_secrets_provider.auth._refresh import Issued
+from ack_secrets_provider.core import metrics
 from ack_secrets_provider.core.endpoints import Endpoint
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
@@ -171,7 +172,10 @@ def assume_role(
     try:
         response = client.assume_role_with_options(request, _runtime(timeout))
     except Exception as exc:
-        raise map_sts_error(exc, what, hint, secrets) from None
+        error = map_sts_error(exc, what, hint, secrets)
+        metrics.record_sts_call("AssumeRole", error)
+        raise error from None
+    metrics.record_sts_call("AssumeRole")
     return _issued(response.body.credentials if response.body else None, what)
 
 
@@ -188,5 +192,8 @@ def assume_role_with_oidc(
     try:
         response = client.assume_role_with_oidcwith_options(request, _runtime(timeout))
     except Exception as exc:
-        raise map_sts_error(exc, what, hint, [token]) from None
+        error = map_sts_error(exc, what, hint, [token])
+        metrics.record_sts_call("AssumeRoleWithOIDC", error)
+        raise error from None
+    metrics.record_sts_call("AssumeRoleWithOIDC")
     return _issued(response.body.credentials if response.body else None, what)

@@ -26,6 +26,7 @@ from ack_secrets_provider.core.errors import (
     PermissionDenied,
     Unavailable,
 )
+from ack_secrets_provider.core.kube import in_cluster_url
 from ack_secrets_provider.core.settings import ProviderSettings
 
 ROLE_ANNOTATION = "ack.alibabacloud.com/role-arn"
@@ -89,9 +90,7 @@ class ServiceAccountReader:
     def _context(self) -> ssl.SSLContext | None:
         if not self.base_url.startswith("https://"):
             return None
-        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else (
-            ssl.create_default_context()
-        )
+        return ssl.create_default_context(cafile=self.ca_file or None)
 
     def _fetch(self, namespace: str, name: str, deadline: Deadline) -> str | None:
         what = f"serviceaccount {namespace}/{name}"
@@ -148,18 +147,13 @@ _readers_lock = threading.Lock()
 
 def reader_for(settings: ProviderSettings) -> ServiceAccountReader:
     """The shared reader for these settings (one cache per API server)."""
-    base = settings.kube_api_url
+    base = settings.kube_api_url or in_cluster_url(settings.environ)
     if not base:
-        host = settings.environ.get("KUBERNETES_SERVICE_HOST")
-        port = settings.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        if not host:
-            raise FailedPrecondition(
-                "pod-level RRSA reads the ServiceAccount's role annotation from the Kubernetes "
-                "API, but the provider does not run in a cluster (KUBERNETES_SERVICE_HOST is "
-                "unset) and no --kube-api-url is given"
-            )
-        host = f"[{host}]" if ":" in host else host
-        base = f"https://{host}:{port}"
+        raise FailedPrecondition(
+            "pod-level RRSA reads the ServiceAccount's role annotation from the Kubernetes "
+            "API, but the provider does not run in a cluster (KUBERNETES_SERVICE_HOST is "
+            "unset) and no --kube-api-url is given"
+        )
     key = (base, settings.kube_token_file, settings.kube_ca_file,
            settings.serviceaccount_cache_ttl)
     with _readers_lock:

@@ -1,8 +1,9 @@
 """`ack-secrets-provider`: the provider's single command-line entry point.
 
 Sub-commands: serve (the default, so the existing chart's flag-only arguments keep working),
-emulator, demo, version, plugins. Go-style single-dash long flags (`-provider-volume=/x`,
-`-v=5`) are accepted as the existing provider's klog/flag parsing accepts them.
+emulator, demo, version, plugins, lint, mount. Go-style single-dash long flags
+(`-provider-volume=/x`, `-v=5`) are accepted as the existing provider's klog/flag parsing accepts
+them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 log = logging.getLogger("ack_secrets_provider")
 
 DEFAULT_PROVIDER_VOLUME = "/var/run/secrets-store-csi-providers"
-SUBCOMMANDS = ("serve", "emulator", "demo", "version", "plugins", "lint", "mount")
 #: sub-commands implemented in core/commands/<name>.py (add_arguments + run)
 COMMANDS = (
     ("version", "print the provider version, protocol and library versions"),

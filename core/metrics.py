@@ -54,25 +54,24 @@ PREFIX = "ack_secrets_provider"
 # `*_created` timestamp series double the series count for no use on a node agent.
 disable_created_metrics()
 
-#: the fixed set of upstream call results (the `result` label of upstream/STS metrics)
-RESULTS = ("ok", "not_found", "denied", "unauthenticated", "invalid", "throttled",
-           "unavailable", "timeout", "error")
-
 #: mount latency buckets (seconds): a cached mount takes milliseconds, kubelet gives up at ~2 min
 MOUNT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 OBJECT_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500)
+
+#: error class → `result` label; order matters: Throttled is an Unavailable
+_RESULT_OF_ERROR: tuple[tuple[type[BaseException], str], ...] = (
+    (Throttled, "throttled"), (NotFound, "not_found"), (PermissionDenied, "denied"),
+    (Unauthenticated, "unauthenticated"), (InvalidArgument, "invalid"),
+    (DeadlineExceeded, "timeout"), (Unavailable, "unavailable"),
+)
 
 
 def result_of(error: BaseException | None) -> str:
     """The `result` label for an upstream call that raised `error` (None: success)."""
     if error is None:
         return "ok"
-    # Order matters: Throttled is an Unavailable.
-    for cls, name in ((Throttled, "throttled"), (NotFound, "not_found"),
-                      (PermissionDenied, "denied"), (Unauthenticated, "unauthenticated"),
-                      (InvalidArgument, "invalid"), (DeadlineExceeded, "timeout"),
-                      (Unavailable, "unavailable")):
+    for cls, name in _RESULT_OF_ERROR:
         if isinstance(error, cls):
             return name
     if isinstance(error, TimeoutError):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import (
     DeadlineExceeded,
     InternalError,
-    PluginError,
     ProviderError,
 )
 from ack_secrets_provider.core.fetcher import Fetcher, FetchUnit
@@ -58,6 +56,10 @@ class MountService:
         self.backends = backends
         self.credentials = credentials
         self.fetcher = fetcher or Fetcher(settings)
+        # Backends are loaded once before the service is built: what parsing needs from them
+        # is fixed for the process, so it is not rebuilt on every Mount.
+        self._known_types = backends.names
+        self._validators = backends.validators()
         # Shared by all mounts; each mount bounds its own share with a semaphore.
         self._pool = ThreadPoolExecutor(
             max_workers=max(16, settings.fetch_concurrency * 8), thread_name_prefix="fetch"
@@ -70,8 +72,8 @@ class MountService:
         return parse_mount_request(
             attributes, secrets, permission,
             default_region=self.settings.region,
-            known_types=self.backends.names,
-            validators=self.backends.validators(),
+            known_types=self._known_types,
+            validators=self._validators,
         )
 
     def mount(
@@ -146,13 +148,8 @@ class MountService:
                 if failed.is_set():  # another object failed: this mount is lost anyway
                     raise _Skipped()
                 unit.context.deadline.check(unit.describe())
-                values = self.fetcher.fetch(unit)
-                if len(values) != len(unit.specs):
-                    raise PluginError(
-                        f"backend {unit.backend.object_type!r} returned {len(values)} values for "
-                        f"{len(unit.specs)} objects"
-                    )
-                return values
+                # the fetcher checks the backend returned one value per object
+                return self.fetcher.fetch(unit)
             except BaseException:
                 failed.set()
                 raise
@@ -169,7 +166,7 @@ class MountService:
         done, pending = wait(futures, timeout=deadline.remaining(), return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
-        error = _first_error(futures, done, request)
+        error = _first_error(futures, done)
         if error is not None:
             raise error
         if pending or len(futures) < len(units):
@@ -192,7 +189,6 @@ class _Skipped(Exception):
 def _first_error(
     futures: dict[Future[Sequence[SecretValue]], FetchUnit],
     done: set[Future[Sequence[SecretValue]]],
-    request: MountRequest,
 ) -> ProviderError | None:
     """The failure to report: the first failed unit in object order (skips ignored)."""
     failures = []
@@ -213,6 +209,3 @@ def _first_error(
     failures.sort(key=lambda item: item[0])
     return failures[0][1]
 
-
-def monotonic_ms(start: float) -> float:
-    return (time.monotonic() - start) * 1000

@@ -84,5 +84,3 @@ class ProviderSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: seconds a Mount may run when the caller gave no deadline (kubelet bounds CSI calls at ~2 m)
     default_mount_timeout: float = 100.0
-    #: settings for third-party plugins (`--plugin-setting name=value`)
-    extra: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

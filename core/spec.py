@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -20,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ack_secrets_provider.core.arn import REGION_PATTERN
 from ack_secrets_provider.core.errors import InvalidArgument
 from ack_secrets_provider.core.paths import (
     PathTranslation,
@@ -79,9 +79,11 @@ JMESPATH_FIELDS: Mapping[str, str] = MappingProxyType(
     }
 )
 
-DEFAULT_OBJECT_TYPE = "kms"
+#: lower-cased field name → field name, for `_canonical_keys` (built once, used every Mount)
+_OBJECT_FIELDS_BY_LOWER = {name.lower(): name for name in OBJECT_FIELDS}
+_JMESPATH_FIELDS_BY_LOWER = {name.lower(): name for name in JMESPATH_FIELDS}
 
-_REGION = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)+")
+DEFAULT_OBJECT_TYPE = "kms"
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,7 @@ def _scalar(where: str, name: str, value: Any) -> str | None:
     return value if value != "" else None
 
 
-def _permission(where: str, name: str, value: str | None) -> int | None:
+def _permission(where: str, value: str | None) -> int | None:
     if value is None:
         return None
     try:
@@ -326,7 +328,7 @@ def _parse_jmes_path(
             raise InvalidArgument(
                 f"{entry_where} must be a map with the fields path and objectAlias"
             )
-        item = _canonical_keys(entry_where, item, JMESPATH_FIELDS)
+        item = _canonical_keys(entry_where, item, _JMESPATH_FIELDS_BY_LOWER)
         for key in item:
             if key not in JMESPATH_FIELDS:
                 raise InvalidArgument(
@@ -352,8 +354,7 @@ def _parse_jmes_path(
                 object_alias=alias,
                 file_name=_file_name(entry_where, "objectAlias", alias, translation),
                 file_permission=_permission(
-                    entry_where, "filePermission",
-                    _scalar(entry_where, "filePermission", item.get("filePermission")),
+                    entry_where, _scalar(entry_where, "filePermission", item.get("filePermission")),
                 ),
             )
         )
@@ -384,15 +385,16 @@ def _check_jmespath_syntax(where: str, expression: str) -> None:
         ) from None
 
 
-
-def _canonical_keys(where: str, item: dict[Any, Any], fields: Mapping[str, str]) -> dict[Any, Any]:
-    """Map keys that differ from a known field only in letter case to the field's name.
+def _canonical_keys(
+    where: str, item: dict[Any, Any], by_lower: Mapping[str, str]
+) -> dict[Any, Any]:
+    """Map keys that differ from a known field only in letter case to the field's name
+    (`by_lower`: lower-cased field name → field name).
 
     The existing provider decodes objects through JSON, whose field matching ignores case, so
     `objectname` works there; a drop-in replacement accepts it too. Two spellings of one field
     in the same map are refused.
     """
-    by_lower = {name.lower(): name for name in fields}
     result: dict[Any, Any] = {}
     for key, value in item.items():
         name = by_lower.get(key.lower(), key) if isinstance(key, str) else key
@@ -417,7 +419,7 @@ def _parse_object(
             f"{where} in parameter objects must be a map with at least objectName, "
             "for example '- objectName: \"db-password\"'"
         )
-    item = _canonical_keys(where, item, OBJECT_FIELDS)
+    item = _canonical_keys(where, item, _OBJECT_FIELDS_BY_LOWER)
     name_preview = item.get("objectName")
     if isinstance(name_preview, str) and name_preview:
         where = f"object #{index + 1} ({name_preview!r})"
@@ -460,7 +462,7 @@ def _parse_object(
         kms_endpoint=values["kmsEndpoint"],
         oos_endpoint=values["oosEndpoint"],
         cross_account_role_arn=values["crossAccountRoleArn"],
-        file_permission=_permission(where, "filePermission", values["filePermission"]),
+        file_permission=_permission(where, values["filePermission"]),
         raw=MappingProxyType(dict(item)),
     )
 
@@ -568,7 +570,7 @@ def parse_mount_request(
     except ValueError as exc:
         raise InvalidArgument(f"parameter {exc}") from None
     region = attrs.get(ATTR_REGION) or default_region or None
-    if region is not None and not _REGION.fullmatch(region):
+    if region is not None and not REGION_PATTERN.match(region):
         raise InvalidArgument(
             f"parameter region {region!r} is not a region id; use the form cn-hangzhou or "
             "ap-southeast-1"

@@ -299,3 +299,22 @@ def test_one_sts_call_over_100_mounts_then_one_more_near_expiry(
         for _ in range(3):
             mount_ok(provider, secret, **kwargs)
     assert env.api(api) == 2
+
+
+def test_sts_calls_and_credential_refreshes_are_counted(env: AuthWorld, tmp_path: Path) -> None:
+    """The STS and refresh metrics move with real STS calls (and only with them)."""
+    from ack_secrets_provider.core import metrics
+
+    token = env.token("team-a", "app-a")
+    settings = env.settings({**OIDC_ENV, **NO_ECS})
+    with metrics.installed() as recorded, running_provider(settings, tmp_path) as provider:
+        for _ in range(3):  # one STS call for the identity's lifetime, not one per mount
+            mount_ok(provider, "app-a/db", pod_identity=True, token=token)
+        registry = recorded.registry
+        assert registry.get_sample_value(
+            "ack_secrets_provider_sts_calls_total",
+            {"api": "AssumeRoleWithOIDC", "result": "ok"}) == 1
+        assert registry.get_sample_value(
+            "ack_secrets_provider_credential_refreshes_total",
+            {"mode": "pod-rrsa", "result": "ok"}) == 1
+    assert env.counters()["by_api"]["sts.AssumeRoleWithOIDC"] == 1

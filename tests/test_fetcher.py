@@ -215,7 +215,9 @@ def test_a_503_storm_never_exceeds_the_retry_budget(emulator: EmulatorHandle) ->
                          budget_refund=0.2)
     settings = settings_for(emulator, retry=policy, cache_ttl=0.0)
     backends, credentials = load_plugins(settings, autoload_third_party=False)
-    svc = MountService(settings, backends, credentials)
+    now = [time.monotonic()]  # the outage gate's clock: stands still until the test moves it
+    svc = MountService(settings, backends, credentials,
+                       fetcher=Fetcher(settings, clock=lambda: now[0]))
     emulator.set_faults(outage_seconds=60)
     names = ["app/db-password", "app/config", "app/binary", "other/secret"]
     outcomes: list[str] = []
@@ -228,12 +230,16 @@ def test_a_503_storm_never_exceeds_the_retry_budget(emulator: EmulatorHandle) ->
                 outcomes.append("gate" if "probe call" in exc.message else
                                 "budget" if "retry budget" in exc.message else "other")
         total = emulator.counters()["total"]
-        # Before the gate closes: at most (first attempt + budget) calls; then one probe per
-        # second of the (sub-second) test.
-        assert total <= 1 + policy.budget_tokens + 1 + 1
-        assert "ok" not in outcomes and outcomes.count("gate") >= 30
+        # Before the gate closes: the first attempts of the mounts that ran before it closed
+        # plus at most the budget's retries; with the clock standing still, no probe after.
+        before_gate = len(outcomes) - outcomes.count("gate")
+        assert total <= before_gate + policy.budget_tokens
+        assert "ok" not in outcomes and outcomes.count("gate") >= 35
         emulator.clear_faults()
-        time.sleep(1.05)  # the next probe slot
+        assert emulator.counters()["total"] == total  # the gate kept every refused mount local
+        with pytest.raises(Unavailable, match="probe call"):  # healed, but no probe slot yet
+            mount(svc, objects(kms("app/config")))
+        now[0] += 1.0  # the next probe slot
         assert mount(svc, objects(kms("app/config")))  # recovery: the probe succeeds
         assert mount(svc, objects(kms("app/binary")))  # and the gate is open again
     finally:
@@ -249,15 +255,19 @@ def test_a_waiter_gives_up_at_its_own_deadline_without_cancelling_the_leader(
     thread = threading.Thread(target=lambda: leader.append(mount(service, attributes)))
     thread.start()
     deadline_hit = False
-    time.sleep(0.2)
-    started = time.monotonic()
+    leader_done_when_waiter_gave_up: bool | None = None
+    polling_until = time.monotonic() + 5
+    while service.fetcher.flights.in_flight() == 0 and time.monotonic() < polling_until:
+        time.sleep(0.005)  # until the leader's fetch is in flight: the next mount joins it
+    assert service.fetcher.flights.in_flight() == 1, "the leader's fetch never started"
     try:
         mount(service, attributes, timeout=0.2)
     except DeadlineExceeded:
         deadline_hit = True
-    waited = time.monotonic() - started
+        # the leader needs 0.8 s; a waiter that gives up at its own 0.2 s sees it unfinished
+        leader_done_when_waiter_gave_up = bool(leader)
     thread.join(timeout=10)
-    assert deadline_hit and waited < 0.6
+    assert deadline_hit and leader_done_when_waiter_gave_up is False
     assert leader == [{"app_config": b'{"user": "app", "password": "p@ss"}'}]
     assert calls(emulator, "kms.GetSecretValue") == 1
     emulator.clear_faults()

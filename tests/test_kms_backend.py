@@ -4,6 +4,7 @@ loopback emulator (which checks ACS3 signatures)."""
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -228,12 +229,19 @@ def test_deadline_expires_during_retries(emu: EmulatorHandle) -> None:
     ctx = FetchContext(IDENTITY, deadline, endpoint, backend.settings)
     # Unavailable with the upstream cause; DeadlineExceeded only if the deadline passes in the
     # instant between the retry loop's check and the backend's own check.
+    #: (requested delay, time left on the deadline when the sleep began)
+    slept: list[tuple[float, float]] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append((seconds, deadline.remaining()))
+        time.sleep(seconds)
+
     with pytest.raises((Unavailable, DeadlineExceeded)) as info:
         call_with_retries(lambda: backend.fetch(s, ctx), deadline=deadline,
                           policy=RetryPolicy(max_attempts=50, base_delay=0.05, max_delay=0.1),
-                          budget=None, what=s.describe())
+                          budget=None, what=s.describe(), sleep=sleep)
     assert "deadline" in info.value.message and "db-password" in info.value.message
-    assert deadline.remaining() >= 0.0
+    assert slept and all(delay < left for delay, left in slept), slept  # never slept past it
     assert emu.counters()["by_api"]["kms.GetSecretValue"] >= 2
 
 

@@ -21,5 +21,9 @@ def test_loopback_is_allowed() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
-        with socket.create_connection(server.getsockname(), timeout=5):
-            pass
+        server.settimeout(5)
+        with socket.create_connection(server.getsockname(), timeout=5) as client:
+            accepted, _ = server.accept()
+            with accepted:
+                client.sendall(b"ping")
+                assert accepted.recv(4) == b"ping"  # a real connection, not just no error

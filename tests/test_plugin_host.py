@@ -40,6 +40,7 @@ def test_third_party_backends_are_not_loaded_when_autoload_is_off() -> None:
     host = BackendHost(ProviderSettings())
     host.load(autoload_third_party=False)
     assert "testmem" not in host.names
+    assert sorted(host.names) == ["kms", "oos"]  # the built-ins still load
 
 
 def test_unknown_object_type_lists_installed_types() -> None:
@@ -167,9 +168,14 @@ def test_third_party_plugins_come_after_explicit_built_ins_and_before_the_node_r
 
 
 def test_autoload_off_keeps_only_built_ins(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = [ep for ep in importlib.metadata.entry_points(
+        group="ack_secrets_provider.credentials")
+        if ep.name in ("pod-rrsa", "static-ak", "ecs-ram-role")]
+    assert len(real) == 3
     third = SimpleNamespace(name="vault-auth", dist=SimpleNamespace(name="ack-vault-auth"),
                             load=lambda: _Fixed("vault"))
-    _no_entry_points(monkeypatch, [third])
+    _no_entry_points(monkeypatch, [*real, third])
     host = CredentialHost(ProviderSettings())
     host.load(autoload_third_party=False)
-    assert "vault-auth" not in host.plugin_names()
+    # the third-party plugin is left out, the built-ins are all there, in their order
+    assert host.plugin_names() == ["pod-rrsa", "static-ak", "ecs-ram-role"]

@@ -160,12 +160,10 @@ def test_objects_are_fetched_concurrently_but_bounded(provider: RunningProvider)
     attributes = driver_attributes({"objects": "".join(
         f"- {{objectName: {name}, objectType: testmem}}\n" for name in names
     )})
-    started = time.monotonic()
     response = provider.mount(attributes)
-    elapsed = time.monotonic() - started
-    assert len(response.files) == 8
-    assert ack_test_backend.IN_FLIGHT["max"] == 4  # fetch_concurrency=4 in the fixture
-    assert elapsed < 8 * 0.5  # not serial (a loose bound: the point is the in-flight count)
+    assert files_of(response) == {name: f"value-of-{name}".encode() for name in names}
+    # concurrent (more than one at a time) but bounded: fetch_concurrency=4 in the fixture
+    assert ack_test_backend.IN_FLIGHT["max"] == 4
 
 
 def test_deadline_of_the_caller_is_honoured(provider: RunningProvider) -> None:

@@ -69,7 +69,7 @@ def _secret_name(value: str) -> str:
     return value
 
 
-def _data(entry: Mapping[str, Any], data_type: str, where: str) -> bytes:
+def _data(entry: Mapping[str, Any], where: str) -> bytes:
     if "data_base64" in entry:
         try:
             return base64.b64decode(str(entry["data_base64"]), validate=True)
@@ -123,7 +123,7 @@ class KmsEmulator(EmulatorPart):
                     raise ValueError(f"{vwhere}: field stages must be a list")
                 secret.versions.append(_Version(
                     str(ventry.get("version_id") or f"v{vindex + 1}"),
-                    _data(ventry, data_type, vwhere), data_type, [str(s) for s in stages],
+                    _data(ventry, vwhere), data_type, [str(s) for s in stages],
                     _iso(self.context.now())))
             if len({v.version_id for v in secret.versions}) != len(secret.versions):
                 raise ValueError(f"{where}: version_id values must be unique")
@@ -192,7 +192,7 @@ class KmsEmulator(EmulatorPart):
         data_type = str(body.get("data_type", "text"))
         if data_type not in ("text", "binary"):
             raise ValueError("kms/put-secret-version: field data_type must be text or binary")
-        data = _data(body, data_type, "kms/put-secret-version")
+        data = _data(body, "kms/put-secret-version")
         with self._lock:
             secret = self._secrets.setdefault(name, _Secret(name))
             taken = {v.version_id for v in secret.versions}

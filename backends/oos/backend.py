@@ -201,14 +201,14 @@ class OosBackend(Backend):
                 index, spec = chunk[0]
                 results[index] = self.fetch(spec, ctx)
                 continue
-            ctx.deadline.check(self._describe_batch([s for _, s in chunk]))
+            what = self._describe_batch([s for _, s in chunk])
+            ctx.deadline.check(what)
             names = list(dict.fromkeys(parameter_name(spec) for _, spec in chunk))
             request = models.GetSecretParametersRequest(
                 names=json.dumps(names), with_decryption=True,
                 region_id=self._region([s for _, s in chunk], ctx),
             )
             runtime = self._runtime(ctx)
-            what = self._describe_batch([s for _, s in chunk])
             response = self._call(
                 ctx, key, what, BATCH_HINTS,
                 lambda request=request, runtime=runtime: client.get_secret_parameters_with_options(

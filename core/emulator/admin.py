@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 if TYPE_CHECKING:
     from ack_secrets_provider.core.emulator.server import Emulator
@@ -33,7 +32,7 @@ class AdminApi:
     def __init__(self, emulator: Emulator) -> None:
         self._emulator = emulator
 
-    def handle(self, method: str, path: str, query: str, body: bytes) -> tuple[int, Any]:
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         try:
             data = json.loads(body) if body.strip() else {}
         except ValueError:
@@ -42,14 +41,13 @@ class AdminApi:
             return 400, {"error": "admin request body must be a JSON object"}
         parts = [p for p in path.split("/") if p][1:]  # drop "_admin"
         try:
-            return self._route(method, parts, data, parse_qs(query))
+            return self._route(method, parts, data)
         except ValueError as exc:
             return 400, {"error": str(exc)}
         except KeyError:
             return 404, {"error": f"unknown admin route {method} {path}"}
 
-    def _route(self, method: str, parts: list[str], data: Mapping[str, Any],
-               query: Mapping[str, list[str]]) -> tuple[int, Any]:
+    def _route(self, method: str, parts: list[str], data: Mapping[str, Any]) -> tuple[int, Any]:
         em = self._emulator
         route = "/".join(parts)
         if route == "health" and method == "GET":

@@ -125,10 +125,6 @@ class CredentialStore:
         with self._lock:
             return self._keys.get(access_key_id)
 
-    def static_keys(self) -> list[AccessKey]:
-        with self._lock:
-            return [k for k in self._keys.values() if not k.temporary]
-
 
 class PolicyStore:
     """Per-principal allow lists of resource-name globs, per service.

@@ -297,7 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not ipaddress.ip_address(self.client_address[0]).is_loopback:
                 self._send_json(403, {"error": "the admin API answers loopback clients only"})
                 return
-            status, payload = emulator.admin.handle(self.command, url.path, url.query, body)
+            status, payload = emulator.admin.handle(self.command, url.path, body)
             self._send_json(status, payload)
             return
         query = parse_qsl(url.query, keep_blank_values=True)
