@@ -194,7 +194,7 @@ class _FieldProblem(yaml.constructor.ConstructorError):
 _BaseTextLoader: type[Any] = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
 
 
-class _TextLoader(_BaseTextLoader):  # type: ignore[misc]
+class _TextLoader(_BaseTextLoader):
     """PyYAML's BaseLoader (every scalar stays the exact text written; no YAML 1.1 typing)
     that also refuses duplicate keys and non-text keys.
 
