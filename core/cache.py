@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.credentials import IdentityKey
-from ack_secrets_provider.core.spec import OBJECT_FIELDS, ObjectSpec
+from ack_secrets_provider.core.spec import ObjectSpec
 
 __all__ = ["CacheKey", "ValueCache", "cache_key", "ENTRY_OVERHEAD"]
 
@@ -53,8 +53,6 @@ class CacheKey:
     object_name: str
     object_version: str | None
     object_version_label: str | None
-    #: fields a third-party backend reads from the object beyond the standard ones, as text
-    extra: tuple[tuple[str, str], ...] = ()
 
     @property
     def pinned(self) -> bool:
@@ -63,10 +61,10 @@ class CacheKey:
 
 
 def cache_key(backend: Backend, spec: ObjectSpec, ctx: FetchContext) -> CacheKey:
-    """The cache key of one object fetched by `backend` with the identity/endpoint of `ctx`."""
-    extra = tuple(sorted(
-        (str(name), repr(value)) for name, value in spec.raw.items() if name not in OBJECT_FIELDS
-    ))
+    """The cache key of one object fetched by `backend` with the identity/endpoint of `ctx`.
+
+    Only the standard fields select a value: the parser refuses any other object field.
+    """
     return CacheKey(
         identity=ctx.identity.key,
         object_type=backend.object_type,
@@ -77,7 +75,6 @@ def cache_key(backend: Backend, spec: ObjectSpec, ctx: FetchContext) -> CacheKey
         object_name=spec.object_name,
         object_version=spec.object_version,
         object_version_label=spec.object_version_label,
-        extra=extra,
     )
 
 

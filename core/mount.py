@@ -19,9 +19,11 @@ from ack_secrets_provider.core.credentials import (
     IdentityKey,
 )
 from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.endpoints import Endpoint, host_allowed
 from ack_secrets_provider.core.errors import (
     DeadlineExceeded,
     InternalError,
+    InvalidArgument,
     ProviderError,
 )
 from ack_secrets_provider.core.fetcher import Fetcher, FetchUnit
@@ -106,8 +108,7 @@ class MountService:
     def _plan(self, request: MountRequest, deadline: Deadline) -> list[FetchUnit]:
         # Endpoints first: a refused endpoint (e.g. a host outside the allowed domains) fails
         # the mount before any credential is resolved or any STS call is made.
-        endpoints = {spec.index: self.backends.get(spec.object_type).endpoint(spec, request.region)
-                     for spec in request.objects}
+        endpoints = {spec.index: self._endpoint(spec, request.region) for spec in request.objects}
         identities = self._identities(request, deadline)
         groups: dict[tuple[str, str, str, IdentityKey], list[ObjectSpec]] = {}
         contexts: dict[tuple[str, str, str, IdentityKey], FetchContext] = {}
@@ -133,6 +134,26 @@ class MountService:
                     FetchUnit(backend, tuple(specs[start:start + backend.max_batch]), contexts[key])
                 )
         return units
+
+    def _endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+        """The object's endpoint; credentials only ever go to an allowed or overridden host.
+
+        Backends refuse a disallowed host with a field-specific message (Backend.
+        check_allowed_host); this is the core's guarantee for every backend, including a
+        third party's that builds its endpoint another way.
+        """
+        backend = self.backends.get(spec.object_type)
+        endpoint = backend.endpoint(spec, region)
+        if (backend.needs_credentials and not endpoint.overridden
+                and not host_allowed(endpoint.host, self.settings.allowed_endpoint_suffixes)):
+            raise InvalidArgument(
+                f"{spec.describe()}: its endpoint host {endpoint.host!r} is not an allowed "
+                "endpoint: the provider only sends credentials to hosts under "
+                f"{', '.join(self.settings.allowed_endpoint_suffixes)}; fix the object's "
+                "endpoint field, or ask the cluster operator to allow its domain "
+                "(--allowed-endpoint-suffixes / Helm value allowedEndpointSuffixes)"
+            )
+        return endpoint
 
     # -- fetching ---------------------------------------------------------------------------
 

@@ -190,3 +190,64 @@ def test_the_serve_flag_parses_and_refuses_bad_entries() -> None:
         with pytest.raises(ValueError, match="allowed endpoint suffix|is empty"):
             parse_allowed_suffixes(bad)
     assert json.dumps(parse_allowed_suffixes("*")) == '["*"]'
+
+
+def _own_endpoint_backend(host: str) -> object:
+    from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
+    from ack_secrets_provider.core.endpoints import Endpoint
+    from ack_secrets_provider.core.spec import ObjectSpec
+
+    class OwnEndpoint(Backend):
+        object_type = "own"
+        service = "own"
+        fetched: list[str] = []
+
+        def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+            return self.settings.endpoint_overrides.resolve(self.service, host)
+
+        def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+            self.fetched.append(spec.object_name)
+            return SecretValue(b"x", "v1")
+
+    return OwnEndpoint
+
+
+class _CountingCredentials:
+    def __init__(self) -> None:
+        self.resolved = 0
+
+    def resolve(self, context: object) -> object:
+        self.resolved += 1
+        raise AssertionError("credentials must not be resolved for a refused endpoint")
+
+
+@pytest.mark.parametrize(("host", "overrides", "refused"), [
+    ("attacker.example.com", [], True),
+    ("secrets.internal", [], True),
+    ("own.cn-hangzhou.aliyuncs.com", [], False),
+    ("attacker.example.com", ["attacker.example.com=http://127.0.0.1:9"], False),
+])
+def test_core_refuses_any_backends_disallowed_host_before_credentials(
+    host: str, overrides: list[str], refused: bool
+) -> None:
+    """The core's guarantee holds even for a backend that skips Backend.regional_endpoint."""
+    from ack_secrets_provider.core.plugins import BackendHost
+
+    settings = ProviderSettings(endpoint_overrides=EndpointOverrides.parse(overrides))
+    backend_class = _own_endpoint_backend(host)
+    backends = BackendHost(settings, backends={"own": backend_class(settings)})
+    credentials = _CountingCredentials()
+    service = MountService(settings, backends, credentials)
+    request = service.parse(
+        driver_attributes({"objects": "- {objectName: a, objectType: own}\n"}), "null", '"420"')
+    try:
+        if refused:
+            with pytest.raises(InvalidArgument, match="is not an allowed endpoint"):
+                service._plan(request, Deadline.after(5))
+            assert credentials.resolved == 0
+        else:
+            with pytest.raises(AssertionError, match="must not be resolved"):
+                service._plan(request, Deadline.after(5))  # got as far as the credentials
+            assert credentials.resolved == 1
+    finally:
+        service.close()
