@@ -19,10 +19,10 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from ack_secrets_provider.auth._refresh import Clock, Fetch, Issued, RefreshingProvider
-from ack_secrets_provider.core.arn import parse_arn
-from ack_secrets_provider.core.credentials import Identity, IdentityKey
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import DeadlineExceeded, FailedPrecondition, ProviderError
+from ack_secrets_provider.core.mount.arn import parse_arn
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.resilience.deadline import Deadline
 
 #: per-process key of `secret_digest` (digests are never comparable across processes)
 _DIGEST_KEY = os.urandom(32)

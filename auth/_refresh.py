@@ -26,9 +26,9 @@ from alibabacloud_credentials_api import ICredentialsProvider
 if TYPE_CHECKING:
     from alibabacloud_credentials.provider.refreshable import Credentials
 
-from ack_secrets_provider.core import metrics
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import DeadlineExceeded
+from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.resilience.deadline import Deadline
 
 log = logging.getLogger(__name__)
 

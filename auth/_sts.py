@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ack_secrets_provider.auth._refresh import Issued
-from ack_secrets_provider.core import metrics
-from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     PermissionDenied,
@@ -27,6 +26,7 @@ from ack_secrets_provider.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from ack_secrets_provider.core.observability import metrics
 from ack_secrets_provider.core.settings import ProviderSettings
 
 if TYPE_CHECKING:  # the STS SDK (and aiohttp under it) is imported on first use, not at start-up

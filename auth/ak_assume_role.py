@@ -18,8 +18,8 @@ from ack_secrets_provider.auth._providers import (
     static_credential,
 )
 from ack_secrets_provider.auth._refresh import Issued
-from ack_secrets_provider.core.credentials import CredentialContext, Identity, IdentityKey
-from ack_secrets_provider.core.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.plugins.hookspecs import hookimpl
 
 MODE = "ak-assume-role"
 

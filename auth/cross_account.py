@@ -18,9 +18,9 @@ from ack_secrets_provider.auth._providers import (
     refreshing_identity,
 )
 from ack_secrets_provider.auth._refresh import Issued
-from ack_secrets_provider.core.credentials import CredentialContext, Identity
 from ack_secrets_provider.core.errors import InvalidArgument
-from ack_secrets_provider.core.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity
+from ack_secrets_provider.core.plugins.hookspecs import hookimpl
 
 MODE = "cross-account"
 

@@ -19,9 +19,9 @@ import urllib.request
 from ack_secrets_provider.auth._providers import CACHE, env, provider_of, refreshing_identity
 from ack_secrets_provider.auth._refresh import Issued
 from ack_secrets_provider.auth._sts import parse_expiration
-from ack_secrets_provider.core.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.errors import FailedPrecondition, ProviderError, Unavailable
-from ack_secrets_provider.core.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.plugins.hookspecs import hookimpl
 from ack_secrets_provider.core.settings import ProviderSettings
 
 MODE = "ecs-ram-role"

@@ -19,14 +19,14 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.cloud.kube import in_cluster_url
 from ack_secrets_provider.core.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     PermissionDenied,
     Unavailable,
 )
-from ack_secrets_provider.core.kube import in_cluster_url
+from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
 
 ROLE_ANNOTATION = "ack.alibabacloud.com/role-arn"

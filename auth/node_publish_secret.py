@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ack_secrets_provider.auth._providers import CACHE, secret_digest, static_identity
-from ack_secrets_provider.core.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.errors import FailedPrecondition
-from ack_secrets_provider.core.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.plugins.hookspecs import hookimpl
 
 MODE = "node-publish-secret"
 KEY_ID = "access_key"

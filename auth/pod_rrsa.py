@@ -27,14 +27,14 @@ from ack_secrets_provider.auth._providers import (
 )
 from ack_secrets_provider.auth._refresh import Issued
 from ack_secrets_provider.auth.kube import ROLE_ANNOTATION, reader_for
-from ack_secrets_provider.core.credentials import CredentialContext, Identity, IdentityKey
-from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     PermissionDenied,
     Unauthenticated,
 )
-from ack_secrets_provider.core.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.plugins.hookspecs import hookimpl
 from ack_secrets_provider.core.settings import ProviderSettings
 
 MODE = "pod-rrsa"

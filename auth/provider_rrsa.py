@@ -20,9 +20,9 @@ from ack_secrets_provider.auth._providers import (
     role_session,
 )
 from ack_secrets_provider.auth._refresh import Issued
-from ack_secrets_provider.core.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.errors import FailedPrecondition
-from ack_secrets_provider.core.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.plugins.hookspecs import hookimpl
 
 MODE = "provider-rrsa"
 

@@ -10,8 +10,8 @@ from ack_secrets_provider.auth._providers import (
     secret_digest,
     static_identity,
 )
-from ack_secrets_provider.core.credentials import CredentialContext, Identity, IdentityKey
-from ack_secrets_provider.core.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.plugins.hookspecs import hookimpl
 
 MODE = "static-ak"
 

@@ -25,7 +25,7 @@ import grpc
 import psutil
 
 from ack_secrets_provider.core.emulator.testing import EmulatorHandle
-from ack_secrets_provider.core.testing import ProviderClient
+from ack_secrets_provider.core.server.driver_client import ProviderClient
 
 BENCH_DIR = Path(__file__).resolve().parent
 REGION = "cn-hangzhou"

@@ -47,8 +47,8 @@ from ack_secrets_provider.core.emulator.testing import (  # noqa: E402
     EmulatorHandle,
     running_emulator_process,
 )
+from ack_secrets_provider.core.server.driver_client import PodRef, driver_attributes  # noqa: E402
 from ack_secrets_provider.core.settings import RetryPolicy  # noqa: E402
-from ack_secrets_provider.core.testing import PodRef, driver_attributes  # noqa: E402
 
 ACCOUNT = "1234567890"
 OIDC = f"acs:ram::{ACCOUNT}:oidc-provider/ack-rrsa-bench"

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ack_secrets_provider.core.testing import ProviderClient
+from ack_secrets_provider.core.server.driver_client import ProviderClient
 
 
 def _command() -> list[str]:

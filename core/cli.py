@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from types import MappingProxyType
 
 from ack_secrets_provider.core import __version__
-from ack_secrets_provider.core.durations import parse_duration
-from ack_secrets_provider.core.endpoints import (
+from ack_secrets_provider.core.cloud.endpoints import (
     DEFAULT_ALLOWED_ENDPOINT_SUFFIXES,
     EndpointOverrides,
     parse_allowed_suffixes,
 )
+from ack_secrets_provider.core.durations import parse_duration
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 log = logging.getLogger("ack_secrets_provider")
@@ -149,15 +149,15 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
 
 
 def configure_logging(verbosity: int, log_format: str) -> None:
-    from ack_secrets_provider.core.logs import configure
+    from ack_secrets_provider.core.observability.logs import configure
 
     configure(verbosity, log_format)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ack_secrets_provider.core.app import build_app
     from ack_secrets_provider.core.errors import PluginError
-    from ack_secrets_provider.core.health import BindError
+    from ack_secrets_provider.core.observability.health import BindError
+    from ack_secrets_provider.core.server.app import build_app
 
     configure_logging(args.verbosity, args.log_format)
     # Block SIGTERM/SIGINT before any thread starts (threads inherit the mask), then wait for
@@ -226,7 +226,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole job against the emulator, end to end")
     demo.add_argument("--output", default="demo-mount", help="directory to write the files into")
-    demo.set_defaults(func=_lazy("ack_secrets_provider.core.demo", "run"))
+    demo.set_defaults(func=_lazy("ack_secrets_provider.core.commands.demo", "run"))
 
     for name, summary in COMMANDS:
         module = importlib.import_module(f"ack_secrets_provider.core.commands.{name}")

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from ack_secrets_provider.core.endpoints import (
+from ack_secrets_provider.core.cloud.endpoints import (
     DEFAULT_ALLOWED_ENDPOINT_SUFFIXES,
     EndpointOverrides,
 )

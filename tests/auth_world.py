@@ -38,9 +38,9 @@ import pytest
 from ack_secrets_provider.auth import _providers, kube
 from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, StsEmulator
 from ack_secrets_provider.backends.kms.emulator import KmsEmulator
-from ack_secrets_provider.core.credentials import CredentialHost
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator import Emulator
-from ack_secrets_provider.core.endpoints import EndpointOverrides
+from ack_secrets_provider.core.plugins.credentials import CredentialHost
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 ACCOUNT = "1234567890"

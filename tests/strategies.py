@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ack_secrets_provider.core.spec import JMESPATH_FIELDS, OBJECT_FIELDS, PARAMETERS
+from ack_secrets_provider.core.mount.spec import JMESPATH_FIELDS, OBJECT_FIELDS, PARAMETERS
 
 # --- text building blocks ---------------------------------------------------------------------
 

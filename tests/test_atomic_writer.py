@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ack_secrets_provider.core.atomic_writer import DATA_LINK, FileToWrite, write_atomically
+from ack_secrets_provider.core.commands.atomic_writer import (
+    DATA_LINK,
+    FileToWrite,
+    write_atomically,
+)
 
 
 def test_files_are_published_through_the_data_link(tmp_path: Path) -> None:

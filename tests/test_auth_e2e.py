@@ -38,11 +38,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from ack_secrets_provider.auth import _providers, kube
-from ack_secrets_provider.core.credentials import CredentialContext, Identity
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import FailedPrecondition, PermissionDenied, ProviderError
+from ack_secrets_provider.core.mount.spec import ATTR_SA_TOKENS, parse_mount_request
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity
+from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import ATTR_SA_TOKENS, parse_mount_request
 
 # the module-scoped world and the autouse reset before every test (pytest fixtures)
 env, fresh = auth_world.env, auth_world.fresh

@@ -18,13 +18,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ack_secrets_provider.auth import _providers, kube
 from ack_secrets_provider.auth._refresh import Issued, RefreshingProvider, refresh_time
 from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, StsEmulator
-from ack_secrets_provider.core.credentials import (
-    CredentialContext,
-    CredentialHost,
-    Identity,
-    IdentityKey,
-)
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.emulator import Emulator
 from ack_secrets_provider.core.emulator.registry import discover_parts
 from ack_secrets_provider.core.errors import (
@@ -32,8 +25,15 @@ from ack_secrets_provider.core.errors import (
     PermissionDenied,
     Unavailable,
 )
+from ack_secrets_provider.core.mount.spec import parse_mount_request
+from ack_secrets_provider.core.plugins.credentials import (
+    CredentialContext,
+    CredentialHost,
+    Identity,
+    IdentityKey,
+)
+from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import parse_mount_request
 
 
 class Clock:
@@ -226,7 +226,7 @@ def test_same_access_key_id_with_another_secret_is_another_identity(
 def test_pod_identity_outside_a_cluster_says_so(host: CredentialHost) -> None:
     import base64
 
-    from ack_secrets_provider.core.spec import ATTR_SA_TOKENS
+    from ack_secrets_provider.core.mount.spec import ATTR_SA_TOKENS
 
     claims = base64.urlsafe_b64encode(json.dumps(
         {"sub": "system:serviceaccount:ns:sa"}).encode()).decode().rstrip("=")

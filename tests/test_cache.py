@@ -6,14 +6,19 @@ from dataclasses import replace
 
 import pytest
 
-from ack_secrets_provider.core.backend import FetchContext, SecretValue
-from ack_secrets_provider.core.cache import ENTRY_OVERHEAD, CacheKey, ValueCache, cache_key
-from ack_secrets_provider.core.credentials import Identity, IdentityKey
-from ack_secrets_provider.core.deadline import Deadline
-from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.endpoints import Endpoint
+from ack_secrets_provider.core.mount.spec import parse_mount_request
+from ack_secrets_provider.core.plugins.backend import FetchContext, SecretValue
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.resilience.cache import (
+    ENTRY_OVERHEAD,
+    CacheKey,
+    ValueCache,
+    cache_key,
+)
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.server.driver_client import driver_attributes
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import parse_mount_request
-from ack_secrets_provider.core.testing import driver_attributes
 
 ALICE = IdentityKey(mode="pod-rrsa", role_arn="acs:ram::1:role/a", subject="ns/alice")
 BOB = IdentityKey(mode="pod-rrsa", role_arn="acs:ram::1:role/b", subject="ns/bob")

@@ -20,9 +20,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
-from ack_secrets_provider.core.app import load_plugins
-from ack_secrets_provider.core.credentials import CredentialHost
-from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
@@ -32,12 +30,14 @@ from ack_secrets_provider.core.emulator.testing import (
     default_seed,
     running_emulator,
 )
-from ack_secrets_provider.core.endpoints import EndpointOverrides
 from ack_secrets_provider.core.errors import PermissionDenied
-from ack_secrets_provider.core.mount import MountService
-from ack_secrets_provider.core.plugins import BackendHost
+from ack_secrets_provider.core.mount.service import MountService
+from ack_secrets_provider.core.plugins.credentials import CredentialHost
+from ack_secrets_provider.core.plugins.host import BackendHost
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.server.app import load_plugins
+from ack_secrets_provider.core.server.driver_client import driver_attributes
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.testing import driver_attributes
 
 KEYS = {"full": (ACCESS_KEY_ID, ACCESS_KEY_SECRET),
         "limited": (LIMITED_ACCESS_KEY_ID, LIMITED_ACCESS_KEY_SECRET)}

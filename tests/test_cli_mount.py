@@ -16,8 +16,8 @@ import pytest
 
 from ack_secrets_provider.core.cli import build_parser, main
 from ack_secrets_provider.core.commands.mount import UsageError, build_request
+from ack_secrets_provider.core.server.driver_client import RunningProvider, running_provider
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.testing import RunningProvider, running_provider
 
 SPC = """\
 apiVersion: v1

@@ -13,7 +13,7 @@ import pytest
 
 from ack_secrets_provider.core.cli import _normalize_go_flags, build_parser, build_settings
 from ack_secrets_provider.core.durations import parse_duration
-from ack_secrets_provider.core.testing import ProviderClient
+from ack_secrets_provider.core.server.driver_client import ProviderClient
 
 
 def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
@@ -92,8 +92,8 @@ def test_bad_durations_are_refused(text: str) -> None:
 
 
 def test_a_live_socket_is_never_stolen(tmp_path: Path) -> None:
+    from ack_secrets_provider.core.server.driver_client import running_provider
     from ack_secrets_provider.core.settings import ProviderSettings
-    from ack_secrets_provider.core.testing import running_provider
 
     with running_provider(ProviderSettings(), tmp_path), pytest.raises(
         RuntimeError, match="already serving"

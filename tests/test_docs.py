@@ -3,9 +3,10 @@
 - `mkdocs build --strict` (offline, built-in theme) fails on a broken link or anchor, a nav entry
   without a page, and a page missing from the nav (mkdocs.yml `validation`); a negative build
   proves those checks really fire.
-- The hook reference is generated from core/hookspecs.py and must be current and complete.
+- The hook reference is generated from core/plugins/hookspecs.py and must be current and complete.
 - Every `serve` flag of core/cli.py is documented (docs/cli.md or docs/operations.md).
-- Every metric of core/metrics.py is in docs/operations.md, and every metric named there exists.
+- Every metric of core/observability/metrics.py is in docs/operations.md, and every metric
+  named there exists.
 - Every gRPC code an error class of core/errors.py maps to has a troubleshooting section.
 - The credential-plugin example of docs/plugin-authors.md is real code that follows the rules.
 
@@ -29,13 +30,18 @@ from typing import Any
 import pytest
 import yaml
 
-from ack_secrets_provider.core import errors, hookspecs
+from ack_secrets_provider.core import errors
 from ack_secrets_provider.core.cli import build_parser
-from ack_secrets_provider.core.credentials import CredentialContext, CredentialHost, Identity
-from ack_secrets_provider.core.deadline import Deadline
-from ack_secrets_provider.core.metrics import ProviderMetrics
+from ack_secrets_provider.core.mount.spec import parse_mount_request
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
+from ack_secrets_provider.core.plugins import hookspecs
+from ack_secrets_provider.core.plugins.credentials import (
+    CredentialContext,
+    CredentialHost,
+    Identity,
+)
+from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import parse_mount_request
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -38,8 +38,8 @@ from auth_world import (
 )
 
 from ack_secrets_provider.auth import kube
-from ack_secrets_provider.core.spec import ATTR_SA_TOKENS
-from ack_secrets_provider.core.testing import (
+from ack_secrets_provider.core.mount.spec import ATTR_SA_TOKENS
+from ack_secrets_provider.core.server.driver_client import (
     PodRef,
     RunningProvider,
     driver_attributes,
@@ -303,7 +303,7 @@ def test_one_sts_call_over_100_mounts_then_one_more_near_expiry(
 
 def test_sts_calls_and_credential_refreshes_are_counted(env: AuthWorld, tmp_path: Path) -> None:
     """The STS and refresh metrics move with real STS calls (and only with them)."""
-    from ack_secrets_provider.core import metrics
+    from ack_secrets_provider.core.observability import metrics
 
     token = env.token("team-a", "app-a")
     settings = env.settings({**OIDC_ENV, **NO_ECS})

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
@@ -25,15 +26,14 @@ from ack_secrets_provider.core.emulator.testing import (
     default_seed,
     running_emulator,
 )
-from ack_secrets_provider.core.endpoints import EndpointOverrides
-from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
-from ack_secrets_provider.core.testing import (
+from ack_secrets_provider.core.server.driver_client import (
     RunningProvider,
     driver_attributes,
     files_of,
     running_provider,
     versions_of,
 )
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 GATEWAY = "kst-hzz-test.cryptoservice.kms.aliyuncs.com"
 #: short retries keep the suite fast; tests that need more pass their own policy

@@ -20,6 +20,7 @@ import grpc
 import pytest
 import yaml
 
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
@@ -27,15 +28,14 @@ from ack_secrets_provider.core.emulator.testing import (
     default_seed,
     running_emulator,
 )
-from ack_secrets_provider.core.endpoints import EndpointOverrides
-from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
-from ack_secrets_provider.core.testing import (
+from ack_secrets_provider.core.server.driver_client import (
     PodRef,
     driver_attributes,
     files_of,
     running_provider,
     versions_of,
 )
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 #: in CI `shared/` is a sibling of the clone; the example is part of the acceptance material
 SPC_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "examples" / \

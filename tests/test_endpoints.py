@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ack_secrets_provider.core.endpoints import (
+from ack_secrets_provider.core.cloud.endpoints import (
     ENV_OVERRIDES,
     Endpoint,
     EndpointOverrides,

@@ -15,20 +15,20 @@ import ack_test_backend
 import grpc
 import pytest
 
-from ack_secrets_provider.core import metrics
-from ack_secrets_provider.core.app import App, build_app, event_recorder
-from ack_secrets_provider.core.events import (
+from ack_secrets_provider.core.cloud.kube import KubeClient
+from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.observability.events import (
     COMPONENT,
     EventRecorder,
     PodRef,
     RateLimiter,
     RotationTracker,
 )
-from ack_secrets_provider.core.kube import KubeClient
-from ack_secrets_provider.core.metrics import ProviderMetrics
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
+from ack_secrets_provider.core.server.app import App, build_app, event_recorder
+from ack_secrets_provider.core.server.driver_client import PodRef as DriverPod
+from ack_secrets_provider.core.server.driver_client import ProviderClient, driver_attributes
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.testing import PodRef as DriverPod
-from ack_secrets_provider.core.testing import ProviderClient, driver_attributes
 
 FAKE_SA_TOKEN = "fake-provider-sa-token-123"
 

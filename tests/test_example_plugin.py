@@ -13,10 +13,10 @@ from types import MappingProxyType
 import pytest
 
 from ack_secrets_provider.core.cli import main
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import running_emulator
-from ack_secrets_provider.core.endpoints import EndpointOverrides
+from ack_secrets_provider.core.server.driver_client import running_provider
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.testing import running_provider
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = "ack-secrets-provider-oosparam"

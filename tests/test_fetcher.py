@@ -13,25 +13,25 @@ from typing import Any
 import grpc
 import pytest
 
-from ack_secrets_provider.core import metrics
-from ack_secrets_provider.core.app import load_plugins
-from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
     EmulatorHandle,
 )
-from ack_secrets_provider.core.endpoints import EndpointOverrides
 from ack_secrets_provider.core.errors import DeadlineExceeded, Unavailable
-from ack_secrets_provider.core.fetcher import Fetcher
-from ack_secrets_provider.core.mount import MountService
-from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
-from ack_secrets_provider.core.testing import (
+from ack_secrets_provider.core.mount.service import MountService
+from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.resilience.fetcher import Fetcher
+from ack_secrets_provider.core.server.app import load_plugins
+from ack_secrets_provider.core.server.driver_client import (
     driver_attributes,
     files_of,
     running_provider,
     versions_of,
 )
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 P = "ack_secrets_provider"
 

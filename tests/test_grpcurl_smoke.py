@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 import pytest
 
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
@@ -20,10 +21,13 @@ from ack_secrets_provider.core.emulator.testing import (
     default_seed,
     running_emulator,
 )
-from ack_secrets_provider.core.endpoints import EndpointOverrides
 from ack_secrets_provider.core.proto import generate
+from ack_secrets_provider.core.server.driver_client import (
+    RunningProvider,
+    driver_attributes,
+    running_provider,
+)
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
-from ack_secrets_provider.core.testing import RunningProvider, driver_attributes, running_provider
 
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
 PROTO_DIR = Path(generate.__file__).parent

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ack_secrets_provider.core import metrics
-from ack_secrets_provider.core.app import App, build_app
-from ack_secrets_provider.core.health import BindError, HttpEndpoints
+from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.observability.health import BindError, HttpEndpoints
+from ack_secrets_provider.core.server.app import App, build_app
 from ack_secrets_provider.core.settings import ProviderSettings
 
 

@@ -12,11 +12,8 @@ from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
 
 from ack_secrets_provider.backends.kms.backend import KmsBackend
-from ack_secrets_provider.core.backend import FetchContext
-from ack_secrets_provider.core.credentials import Identity, IdentityKey
-from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import EmulatorHandle, running_emulator
-from ack_secrets_provider.core.endpoints import EndpointOverrides
 from ack_secrets_provider.core.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -26,9 +23,12 @@ from ack_secrets_provider.core.errors import (
     Unauthenticated,
     Unavailable,
 )
-from ack_secrets_provider.core.retry import RetryBudget, call_with_retries
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import FetchContext
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.resilience.retry import RetryBudget, call_with_retries
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
-from ack_secrets_provider.core.spec import ObjectSpec
 
 AK, SECRET = "LTAI5tKmsTestUser01", "kms-test-secret-value"
 GATEWAY = "kst-hzz62ee2a4f7ab1example.cryptoservice.kms.aliyuncs.com"

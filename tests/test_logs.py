@@ -17,10 +17,14 @@ import ack_test_backend
 import grpc
 import pytest
 
-from ack_secrets_provider.core import metrics
-from ack_secrets_provider.core.logs import SDK_LOGGERS, configure, redact
+from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.observability.logs import SDK_LOGGERS, configure, redact
+from ack_secrets_provider.core.server.driver_client import (
+    PodRef,
+    driver_attributes,
+    running_provider,
+)
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.testing import PodRef, driver_attributes, running_provider
 
 FAKE_JWT = ("eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3QifQ.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6"
             "ZGVmYXVsdDphcHAifQ.c2lnbmF0dXJlLW9mLXRoZS1mYWtlLXRva2Vu")

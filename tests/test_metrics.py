@@ -16,19 +16,20 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ack_secrets_provider.core import __version__, metrics
-from ack_secrets_provider.core.app import App, build_app
-from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
-from ack_secrets_provider.core.credentials import Identity, IdentityKey
-from ack_secrets_provider.core.deadline import Deadline
-from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core import __version__
+from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import NotFound, Throttled
-from ack_secrets_provider.core.fetcher import Fetcher, FetchUnit
-from ack_secrets_provider.core.health import BindError
-from ack_secrets_provider.core.metrics import ProviderMetrics
+from ack_secrets_provider.core.mount.spec import ObjectSpec, parse_mount_request
+from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.observability.health import BindError
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
+from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
+from ack_secrets_provider.core.server.app import App, build_app
+from ack_secrets_provider.core.server.driver_client import PodRef, ProviderClient, driver_attributes
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
-from ack_secrets_provider.core.spec import ObjectSpec, parse_mount_request
-from ack_secrets_provider.core.testing import PodRef, ProviderClient, driver_attributes
 
 P = "ack_secrets_provider"
 

@@ -10,14 +10,14 @@ from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
 
 from ack_secrets_provider.backends.oos.backend import MAX_NAMES_PER_CALL, OosBackend
-from ack_secrets_provider.core.backend import FetchContext
-from ack_secrets_provider.core.credentials import Identity, IdentityKey
-from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import EmulatorHandle, running_emulator
-from ack_secrets_provider.core.endpoints import EndpointOverrides
 from ack_secrets_provider.core.errors import InvalidArgument, NotFound, PermissionDenied
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import FetchContext
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import ObjectSpec
 
 AK, SECRET = "LTAI5tOosTestUser01", "oos-test-secret-value"
 SEED = {

@@ -1,10 +1,10 @@
-"""Example tests of file-name rules and permissions (core/paths.py)."""
+"""Example tests of file-name rules and permissions (core/mount/paths.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from ack_secrets_provider.core.paths import (
+from ack_secrets_provider.core.mount.paths import (
     PathTranslation,
     driver_path_problem,
     parse_driver_permission,

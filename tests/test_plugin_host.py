@@ -9,24 +9,24 @@ from typing import Any
 import pluggy
 import pytest
 
-from ack_secrets_provider.core.credentials import (
-    CredentialContext,
-    CredentialHost,
-    Identity,
-    IdentityKey,
-)
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     PermissionDenied,
     PluginError,
 )
-from ack_secrets_provider.core.hookspecs import hookimpl
-from ack_secrets_provider.core.plugins import BackendHost
+from ack_secrets_provider.core.mount.spec import parse_mount_request
+from ack_secrets_provider.core.plugins.credentials import (
+    CredentialContext,
+    CredentialHost,
+    Identity,
+    IdentityKey,
+)
+from ack_secrets_provider.core.plugins.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.host import BackendHost
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.server.driver_client import PodRef, driver_attributes
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import parse_mount_request
-from ack_secrets_provider.core.testing import PodRef, driver_attributes
 
 
 def test_test_backend_is_discovered_through_its_entry_point() -> None:

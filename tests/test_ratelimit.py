@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import DeadlineExceeded, Unavailable
-from ack_secrets_provider.core.ratelimit import ConcurrencyLimit, RateLimiter
-from ack_secrets_provider.core.retry import OutageGate, RetryBudget
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.resilience.ratelimit import ConcurrencyLimit, RateLimiter
+from ack_secrets_provider.core.resilience.retry import OutageGate, RetryBudget
 
 
 class FakeTime:

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import (
     DeadlineExceeded,
     NotFound,
@@ -14,7 +13,8 @@ from ack_secrets_provider.core.errors import (
     Throttled,
     Unavailable,
 )
-from ack_secrets_provider.core.retry import RetryBudget, backoff_delay, call_with_retries
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.resilience.retry import RetryBudget, backoff_delay, call_with_retries
 from ack_secrets_provider.core.settings import RetryPolicy
 
 POLICY = RetryPolicy(max_attempts=5, base_delay=0.1, max_delay=5.0, budget_tokens=20,

@@ -22,21 +22,21 @@ import pytest
 from ack_secrets_provider.auth import kube
 from ack_secrets_provider.auth._providers import IdentityCache
 from ack_secrets_provider.auth._refresh import Issued, RefreshingProvider
-from ack_secrets_provider.core import fetcher as fetcher_module
-from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
-from ack_secrets_provider.core.credentials import Identity, IdentityKey
-from ack_secrets_provider.core.deadline import Deadline
-from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import (
     DeadlineExceeded,
     NotFound,
     ProviderError,
     Unavailable,
 )
-from ack_secrets_provider.core.fetcher import Fetcher, FetchUnit
-from ack_secrets_provider.core.retry import OutageGate, RetryBudget
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.resilience import fetcher as fetcher_module
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
+from ack_secrets_provider.core.resilience.retry import OutageGate, RetryBudget
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
-from ack_secrets_provider.core.spec import ObjectSpec
 
 WAIT = 10.0
 

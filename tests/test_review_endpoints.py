@@ -16,23 +16,23 @@ from types import MappingProxyType
 
 import pytest
 
-from ack_secrets_provider.core.app import load_plugins
 from ack_secrets_provider.core.cli import build_parser, build_settings
-from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.cloud.endpoints import (
+    EndpointOverrides,
+    host_allowed,
+    parse_allowed_suffixes,
+)
 from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
     EmulatorHandle,
 )
-from ack_secrets_provider.core.endpoints import (
-    EndpointOverrides,
-    host_allowed,
-    parse_allowed_suffixes,
-)
 from ack_secrets_provider.core.errors import InvalidArgument
-from ack_secrets_provider.core.mount import MountOutcome, MountService
+from ack_secrets_provider.core.mount.service import MountOutcome, MountService
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.server.app import load_plugins
+from ack_secrets_provider.core.server.driver_client import driver_attributes
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.testing import driver_attributes
 
 REGIONAL = "kms-vpc.cn-hangzhou.aliyuncs.com"
 OOS_REGIONAL = "oos-vpc.cn-hangzhou.aliyuncs.com"
@@ -193,9 +193,9 @@ def test_the_serve_flag_parses_and_refuses_bad_entries() -> None:
 
 
 def _own_endpoint_backend(host: str) -> object:
-    from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
-    from ack_secrets_provider.core.endpoints import Endpoint
-    from ack_secrets_provider.core.spec import ObjectSpec
+    from ack_secrets_provider.core.cloud.endpoints import Endpoint
+    from ack_secrets_provider.core.mount.spec import ObjectSpec
+    from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
 
     class OwnEndpoint(Backend):
         object_type = "own"
@@ -231,7 +231,7 @@ def test_core_refuses_any_backends_disallowed_host_before_credentials(
     host: str, overrides: list[str], refused: bool
 ) -> None:
     """The core's guarantee holds even for a backend that skips Backend.regional_endpoint."""
-    from ack_secrets_provider.core.plugins import BackendHost
+    from ack_secrets_provider.core.plugins.host import BackendHost
 
     settings = ProviderSettings(endpoint_overrides=EndpointOverrides.parse(overrides))
     backend_class = _own_endpoint_backend(host)

@@ -11,7 +11,8 @@ from alibabacloud_tea_openapi.exceptions import (
 from darabonba.exceptions import RetryError, UnretryableException
 from darabonba.policy.retry import RetryPolicyContext
 
-from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -22,7 +23,6 @@ from ack_secrets_provider.core.errors import (
     Unauthenticated,
     Unavailable,
 )
-from ack_secrets_provider.core.sdk_errors import ServiceHints, map_sdk_error
 
 HINTS = ServiceHints(service="KMS", object_kind="KMS secret", read_action="kms:GetSecretValue")
 OOS = ServiceHints(service="OOS", object_kind="OOS secret parameter",

@@ -17,8 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ack_secrets_provider.core import __version__
-from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.testing import (
+from ack_secrets_provider.core.server.driver_client import (
     PodRef,
     RunningProvider,
     driver_attributes,
@@ -26,6 +25,7 @@ from ack_secrets_provider.core.testing import (
     running_provider,
     versions_of,
 )
+from ack_secrets_provider.core.settings import ProviderSettings
 
 
 def objects(*lines: str) -> str:

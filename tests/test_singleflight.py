@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import DeadlineExceeded, Unavailable
-from ack_secrets_provider.core.singleflight import SingleFlight
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.resilience.singleflight import SingleFlight
 
 
 class SlowCall:

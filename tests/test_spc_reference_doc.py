@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from ack_secrets_provider.core.errors import InvalidArgument
-from ack_secrets_provider.core.spec import (
+from ack_secrets_provider.core.mount.spec import (
     JMESPATH_FIELDS,
     OBJECT_FIELDS,
     PARAMETERS,

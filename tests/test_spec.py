@@ -8,8 +8,8 @@ import json
 import pytest
 
 from ack_secrets_provider.core.errors import InvalidArgument
-from ack_secrets_provider.core.paths import PathTranslation
-from ack_secrets_provider.core.spec import MountRequest, parse_mount_request
+from ack_secrets_provider.core.mount.paths import PathTranslation
+from ack_secrets_provider.core.mount.spec import MountRequest, parse_mount_request
 
 KNOWN = frozenset({"kms", "oos"})
 

@@ -1,7 +1,7 @@
 """Hypothesis properties of SecretProviderClass parsing.
 
 The driver's path validation and the permission grammar are re-implemented here independently
-(from the driver's Go source and the documented forms), so a bug in core/paths.py cannot hide
+(from the driver's Go source and the documented forms), so a bug in core/mount/paths.py cannot hide
 behind the same bug in the test.
 """
 
@@ -15,13 +15,13 @@ from hypothesis import assume, event, example, given, note
 from hypothesis import strategies as st
 
 from ack_secrets_provider.core.errors import InvalidArgument
-from ack_secrets_provider.core.paths import (
+from ack_secrets_provider.core.mount.paths import (
     PathTranslation,
     parse_driver_permission,
     parse_file_permission,
     parse_path_translation,
 )
-from ack_secrets_provider.core.spec import MountRequest, parse_mount_request
+from ack_secrets_provider.core.mount.spec import MountRequest, parse_mount_request
 
 # --- an independent model of the driver's File.path validation (driver v1.6, Go) ---------------
 

@@ -24,14 +24,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ack_secrets_provider.backends.kms.backend import KmsBackend
-from ack_secrets_provider.core.backend import FetchContext
-from ack_secrets_provider.core.credentials import Identity, IdentityKey
-from ack_secrets_provider.core.deadline import Deadline
-from ack_secrets_provider.core.endpoints import EndpointOverrides
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
+from ack_secrets_provider.core.cloud.tls import bundled_kms_ca, partial_chain_context
 from ack_secrets_provider.core.errors import FailedPrecondition
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import FetchContext
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import ObjectSpec
-from ack_secrets_provider.core.tls import bundled_kms_ca, partial_chain_context
 
 GATEWAY = "kst-test0001.cryptoservice.kms.aliyuncs.com"
 
@@ -215,7 +215,7 @@ def test_installed_gateway_sessions_are_bounded(tmp_path: Path, monkeypatch: Any
     """Gateway hosts are partly pod-controlled: the trust sessions kept for them are bounded."""
     from darabonba.core import DaraCore
 
-    from ack_secrets_provider.core import tls
+    from ack_secrets_provider.core.cloud import tls
 
     ca = tmp_path / "ca.pem"
     bundled = tls.bundled_kms_ca("cn-hangzhou")

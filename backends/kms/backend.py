@@ -8,7 +8,7 @@
   another account).
 - A dedicated gateway (`<kms-instance-id>.cryptoservice.kms.aliyuncs.com`) is dialled over HTTPS
   trusting the instance CA: `--kms-ca-file` if set, else `<--kms-ca-dir>/<region>.pem` (or every
-  PEM of that directory), else the CA bundled for the object's region (core/tls.py).
+  PEM of that directory), else the CA bundled for the object's region (core/cloud/tls.py).
 """
 
 from __future__ import annotations
@@ -20,24 +20,24 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ack_secrets_provider.core.arn import Arn, object_arn
-from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
-from ack_secrets_provider.core.clients import (
+from ack_secrets_provider.core.cloud.clients import (
     MAX_IDLE_CONNS,
     ClientCache,
     ClientKey,
     openapi_config,
 )
-from ack_secrets_provider.core.endpoints import Endpoint, check_endpoint_host
+from ack_secrets_provider.core.cloud.endpoints import Endpoint, check_endpoint_host
+from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     InternalError,
     InvalidArgument,
     Unauthenticated,
 )
-from ack_secrets_provider.core.sdk_errors import ServiceHints, map_sdk_error
+from ack_secrets_provider.core.mount.arn import Arn, object_arn
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import ObjectSpec
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class KmsBackend(Backend):
                 "instance CA, chosen by region: set the SecretProviderClass parameter region (or "
                 "--region), or give the CA with --kms-ca-file"
             )
-        from ack_secrets_provider.core.tls import bundled_kms_ca  # TLS stack on first use
+        from ack_secrets_provider.core.cloud.tls import bundled_kms_ca  # TLS stack on first use
 
         bundled = bundled_kms_ca(region)
         if bundled is None:
@@ -186,7 +186,7 @@ class KmsBackend(Backend):
             from alibabacloud_kms20160120.client import Client
 
             if key.ca_files:
-                from ack_secrets_provider.core.tls import install_sdk_trust
+                from ack_secrets_provider.core.cloud.tls import install_sdk_trust
 
                 install_sdk_trust(key.address, key.ca_files, max_idle_conns=MAX_IDLE_CONNS)
             return Client(openapi_config(endpoint, identity))

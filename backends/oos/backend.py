@@ -17,19 +17,19 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ack_secrets_provider.core.arn import Arn, object_arn
-from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
-from ack_secrets_provider.core.clients import ClientCache, ClientKey, openapi_config
-from ack_secrets_provider.core.endpoints import Endpoint, check_endpoint_host
+from ack_secrets_provider.core.cloud.clients import ClientCache, ClientKey, openapi_config
+from ack_secrets_provider.core.cloud.endpoints import Endpoint, check_endpoint_host
+from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
 from ack_secrets_provider.core.errors import (
     InternalError,
     InvalidArgument,
     NotFound,
     Unauthenticated,
 )
-from ack_secrets_provider.core.sdk_errors import ServiceHints, map_sdk_error
+from ack_secrets_provider.core.mount.arn import Arn, object_arn
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import ObjectSpec
 
 #: GetSecretParameters accepts at most 10 names per call (API reference, `Names`)
 MAX_NAMES_PER_CALL = 10

@@ -33,8 +33,8 @@ from ack_secrets_provider.core.commands.manifests import (
 )
 from ack_secrets_provider.core.commands.output import Output, plural, print_json
 from ack_secrets_provider.core.errors import InvalidArgument
-from ack_secrets_provider.core.paths import PathTranslation, parse_path_translation
-from ack_secrets_provider.core.spec import (
+from ack_secrets_provider.core.mount.paths import PathTranslation, parse_path_translation
+from ack_secrets_provider.core.mount.spec import (
     ATTR_OBJECTS,
     ATTR_PATH_TRANSLATION,
     PARAMETERS,
@@ -281,7 +281,7 @@ def installed_backends() -> tuple[frozenset[str], Mapping[str, Validator]]:
     import os
     from types import MappingProxyType
 
-    from ack_secrets_provider.core.plugins import BackendHost
+    from ack_secrets_provider.core.plugins.host import BackendHost
     from ack_secrets_provider.core.settings import ProviderSettings
 
     host = BackendHost(ProviderSettings(environ=MappingProxyType(dict(os.environ))))

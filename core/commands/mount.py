@@ -161,7 +161,7 @@ def _permission(text: str) -> str:
 
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     from ack_secrets_provider.core.durations import parse_duration
-    from ack_secrets_provider.core.testing import PodRef, driver_attributes
+    from ack_secrets_provider.core.server.driver_client import PodRef, driver_attributes
 
     spc_name, parameters = _parameters(args)
     tokens, expiration = _tokens(args)
@@ -196,8 +196,8 @@ def _grpc_failure(exc: Any) -> tuple[str, str]:
 def mount(args: argparse.Namespace, out: Output, err: Output) -> int:
     import grpc
 
-    from ack_secrets_provider.core.atomic_writer import FileToWrite, write_atomically
-    from ack_secrets_provider.core.testing import ProviderClient
+    from ack_secrets_provider.core.commands.atomic_writer import FileToWrite, write_atomically
+    from ack_secrets_provider.core.server.driver_client import ProviderClient
 
     path = socket_path(args.socket)
     request = build_request(args)

@@ -96,8 +96,8 @@ def _emulator_parts() -> tuple[list[PluginRow], list[FailureRow]]:
 
 
 def collect(settings: ProviderSettings, *, autoload_third_party: bool = True) -> Inventory:
-    from ack_secrets_provider.core.app import load_plugins
-    from ack_secrets_provider.core.hookspecs import ENTRY_POINT_GROUP as CREDENTIAL_GROUP
+    from ack_secrets_provider.core.plugins.hookspecs import ENTRY_POINT_GROUP as CREDENTIAL_GROUP
+    from ack_secrets_provider.core.server.app import load_plugins
 
     backends, credentials = load_plugins(settings, autoload_third_party=autoload_third_party)
     try:

@@ -17,14 +17,14 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from ack_secrets_provider.core.arn import Arn, looks_like_arn, object_arn
-from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
-from ack_secrets_provider.core.clients import ClientCache, ClientKey, openapi_config
-from ack_secrets_provider.core.endpoints import Endpoint, check_endpoint_host
+from ack_secrets_provider.core.cloud.clients import ClientCache, ClientKey, openapi_config
+from ack_secrets_provider.core.cloud.endpoints import Endpoint, check_endpoint_host
+from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
 from ack_secrets_provider.core.errors import InternalError, InvalidArgument, Unauthenticated
-from ack_secrets_provider.core.sdk_errors import ServiceHints, map_sdk_error
+from ack_secrets_provider.core.mount.arn import Arn, looks_like_arn, object_arn
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import ObjectSpec
 
 #: GetParameter's ParameterVersion range (API reference: "Valid values: 1 to 100")
 MAX_VERSION = 100

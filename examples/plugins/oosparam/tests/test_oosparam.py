@@ -12,21 +12,21 @@ from ack_oosparam.emulator import OosParameterEmulator
 from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
 
-from ack_secrets_provider.core.backend import FetchContext
-from ack_secrets_provider.core.credentials import Identity, IdentityKey
-from ack_secrets_provider.core.deadline import Deadline
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator import Emulator
 from ack_secrets_provider.core.emulator.testing import EmulatorHandle, running_emulator
-from ack_secrets_provider.core.endpoints import EndpointOverrides
 from ack_secrets_provider.core.errors import InvalidArgument, NotFound, PermissionDenied
-from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import ObjectSpec
-from ack_secrets_provider.core.testing import (
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import FetchContext
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.server.driver_client import (
     driver_attributes,
     files_of,
     running_provider,
     versions_of,
 )
+from ack_secrets_provider.core.settings import ProviderSettings
 
 AK, SECRET = "LTAI5tOosParamTest01", "oosparam-test-secret"
 LIMITED_AK, LIMITED_SECRET = "LTAI5tOosParamLimit1", "oosparam-limited-secret"

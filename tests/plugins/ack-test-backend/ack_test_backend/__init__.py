@@ -14,10 +14,10 @@ import time
 from collections import Counter
 from typing import ClassVar
 
-from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
-from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import NotFound, PermissionDenied
-from ack_secrets_provider.core.spec import ObjectSpec
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
 
 CALLS: Counter[str] = Counter()
 IN_FLIGHT = {"now": 0, "max": 0}

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ack_secrets_provider.core.backend import ENTRY_POINT_GROUP, Backend
-from ack_secrets_provider.core.credentials import PluginLoadFailure
 from ack_secrets_provider.core.errors import InvalidArgument
+from ack_secrets_provider.core.mount.spec import BackendValidator
+from ack_secrets_provider.core.plugins.backend import ENTRY_POINT_GROUP, Backend
+from ack_secrets_provider.core.plugins.credentials import PluginLoadFailure
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import BackendValidator
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class BackendHost:
                 self.failures.append(PluginLoadFailure(
                     extension.name, _distribution(extension.entry_point),
                     f"{type(backend).__name__} is not a subclass of "
-                    "ack_secrets_provider.core.backend.Backend",
+                    "ack_secrets_provider.core.plugins.backend.Backend",
                 ))
                 continue
             self.backends[extension.name] = backend

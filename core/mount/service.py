@@ -11,26 +11,26 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from ack_secrets_provider.core.backend import FetchContext, SecretValue
-from ack_secrets_provider.core.credentials import (
-    CredentialContext,
-    CredentialHost,
-    Identity,
-    IdentityKey,
-)
-from ack_secrets_provider.core.deadline import Deadline
-from ack_secrets_provider.core.endpoints import Endpoint, host_allowed
+from ack_secrets_provider.core.cloud.endpoints import Endpoint, host_allowed
 from ack_secrets_provider.core.errors import (
     DeadlineExceeded,
     InternalError,
     InvalidArgument,
     ProviderError,
 )
-from ack_secrets_provider.core.fetcher import Fetcher, FetchUnit
-from ack_secrets_provider.core.files import OutputFile, build_files
-from ack_secrets_provider.core.plugins import BackendHost
+from ack_secrets_provider.core.mount.files import OutputFile, build_files
+from ack_secrets_provider.core.mount.spec import MountRequest, ObjectSpec, parse_mount_request
+from ack_secrets_provider.core.plugins.backend import FetchContext, SecretValue
+from ack_secrets_provider.core.plugins.credentials import (
+    CredentialContext,
+    CredentialHost,
+    Identity,
+    IdentityKey,
+)
+from ack_secrets_provider.core.plugins.host import BackendHost
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import MountRequest, ObjectSpec, parse_mount_request
 
 log = logging.getLogger(__name__)
 

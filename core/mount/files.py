@@ -7,10 +7,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ack_secrets_provider.core.backend import SecretValue
 from ack_secrets_provider.core.errors import InvalidArgument, ResourceExhausted
-from ack_secrets_provider.core.paths import driver_path_problem
-from ack_secrets_provider.core.spec import MountRequest, ObjectSpec
+from ack_secrets_provider.core.mount.paths import driver_path_problem
+from ack_secrets_provider.core.mount.spec import MountRequest, ObjectSpec
+from ack_secrets_provider.core.plugins.backend import SecretValue
 
 log = logging.getLogger(__name__)
 

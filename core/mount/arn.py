@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ack_secrets_provider.core.errors import InvalidArgument
 
 if TYPE_CHECKING:
-    from ack_secrets_provider.core.spec import ObjectSpec
+    from ack_secrets_provider.core.mount.spec import ObjectSpec
 
 
 @dataclass(frozen=True)

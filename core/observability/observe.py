@@ -13,13 +13,13 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from ack_secrets_provider.core import metrics as metrics_module
 from ack_secrets_provider.core.errors import ProviderError
-from ack_secrets_provider.core.events import EventRecorder, PodRef
+from ack_secrets_provider.core.observability import metrics as metrics_module
+from ack_secrets_provider.core.observability.events import EventRecorder, PodRef
 
 if TYPE_CHECKING:
-    from ack_secrets_provider.core.metrics import ProviderMetrics
-    from ack_secrets_provider.core.mount import MountOutcome
+    from ack_secrets_provider.core.mount.service import MountOutcome
+    from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 
 log = logging.getLogger("ack_secrets_provider.mount")
 

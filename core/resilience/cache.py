@@ -29,9 +29,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
-from ack_secrets_provider.core.credentials import IdentityKey
-from ack_secrets_provider.core.spec import ObjectSpec
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
+from ack_secrets_provider.core.plugins.credentials import IdentityKey
 
 __all__ = ["CacheKey", "ValueCache", "cache_key", "ENTRY_OVERHEAD"]
 

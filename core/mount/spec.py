@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from ack_secrets_provider.core.arn import REGION_PATTERN
 from ack_secrets_provider.core.errors import InvalidArgument
-from ack_secrets_provider.core.paths import (
+from ack_secrets_provider.core.mount.arn import REGION_PATTERN
+from ack_secrets_provider.core.mount.paths import (
     PathTranslation,
     driver_path_problem,
     parse_driver_permission,

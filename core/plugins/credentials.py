@@ -9,16 +9,16 @@ from typing import Any
 
 import pluggy
 
-from ack_secrets_provider.core import hookspecs
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     PermissionDenied,
     PluginError,
     ProviderError,
 )
+from ack_secrets_provider.core.mount.spec import MountRequest
+from ack_secrets_provider.core.plugins import hookspecs
+from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import MountRequest
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class CredentialHost:
         except pluggy.PluginValidationError as exc:
             raise PluginError(
                 f"a credential plugin implements a hook that does not exist ({exc}); hook names "
-                "start with ack_ and are listed in ack_secrets_provider.core.hookspecs"
+                "start with ack_ and are listed in ack_secrets_provider.core.plugins.hookspecs"
             ) from None
 
     def plugin_names(self) -> list[str]:

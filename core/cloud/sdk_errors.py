@@ -24,7 +24,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     InvalidArgument,

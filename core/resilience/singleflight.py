@@ -19,8 +19,8 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import DeadlineExceeded
+from ack_secrets_provider.core.resilience.deadline import Deadline
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

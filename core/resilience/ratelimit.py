@@ -21,8 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import DeadlineExceeded
+from ack_secrets_provider.core.resilience.deadline import Deadline
 
 __all__ = ["ConcurrencyLimit", "RateLimiter"]
 

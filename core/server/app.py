@@ -7,16 +7,20 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from ack_secrets_provider.core import metrics as metrics_module
-from ack_secrets_provider.core.credentials import CredentialHost
-from ack_secrets_provider.core.events import EventRecorder
-from ack_secrets_provider.core.health import HealthServer, HttpEndpoints, grpc_health_check
-from ack_secrets_provider.core.kube import KubeClient
-from ack_secrets_provider.core.metrics import ProviderMetrics
-from ack_secrets_provider.core.mount import MountService
-from ack_secrets_provider.core.observe import MountObserver
-from ack_secrets_provider.core.plugins import BackendHost
-from ack_secrets_provider.core.server import ProviderServer
+from ack_secrets_provider.core.cloud.kube import KubeClient
+from ack_secrets_provider.core.mount.service import MountService
+from ack_secrets_provider.core.observability import metrics as metrics_module
+from ack_secrets_provider.core.observability.events import EventRecorder
+from ack_secrets_provider.core.observability.health import (
+    HealthServer,
+    HttpEndpoints,
+    grpc_health_check,
+)
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
+from ack_secrets_provider.core.observability.observe import MountObserver
+from ack_secrets_provider.core.plugins.credentials import CredentialHost
+from ack_secrets_provider.core.plugins.host import BackendHost
+from ack_secrets_provider.core.server.grpc_server import ProviderServer
 from ack_secrets_provider.core.settings import ProviderSettings
 
 log = logging.getLogger("ack_secrets_provider")

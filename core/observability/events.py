@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ack_secrets_provider.core import metrics
-from ack_secrets_provider.core.kube import KubeClient, KubeError
+from ack_secrets_provider.core.cloud.kube import KubeClient, KubeError
+from ack_secrets_provider.core.observability import metrics
 
 log = logging.getLogger(__name__)
 

@@ -3,14 +3,14 @@
 The mount orchestrator hands the fetcher units of work (one object, or a batch of objects of one
 backend, endpoint and identity). For each unit the fetcher:
 
-1. looks every object up in the value cache (core/cache.py, keyed by identity, backend, endpoint,
+1. looks every object up in the value cache (cache.py, keyed by identity, backend, endpoint,
    name and version selector); hits are answered from memory;
-2. joins the misses to identical fetches already in flight (core/singleflight.py), waiting within
+2. joins the misses to identical fetches already in flight (singleflight.py), waiting within
    this mount's deadline; the objects nobody is fetching yet are fetched by this caller, a batch
    backend (OOS) getting only those in one call;
 3. sends that call through the endpoint's guards: the outage gate and retry budget
-   (core/retry.py), the per-service call rate and the per-endpoint concurrency bound
-   (core/ratelimit.py), with jittered backoff inside the deadline;
+   (core/resilience/retry.py), the per-service call rate and the per-endpoint concurrency bound
+   (core/resilience/ratelimit.py), with jittered backoff inside the deadline;
 4. stores each value with the TTL that fits it (pinned versions longer) and hands it to the
    waiters. Errors are shared with current waiters only, never cached.
 
@@ -26,15 +26,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ack_secrets_provider.core import metrics
-from ack_secrets_provider.core.backend import Backend, FetchContext, SecretValue
-from ack_secrets_provider.core.cache import CacheKey, ValueCache, cache_key
 from ack_secrets_provider.core.errors import DeadlineExceeded, PluginError, ProviderError
-from ack_secrets_provider.core.ratelimit import ConcurrencyLimit, RateLimiter
-from ack_secrets_provider.core.retry import OutageGate, RetryBudget, call_with_retries
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
+from ack_secrets_provider.core.resilience.cache import CacheKey, ValueCache, cache_key
+from ack_secrets_provider.core.resilience.ratelimit import ConcurrencyLimit, RateLimiter
+from ack_secrets_provider.core.resilience.retry import OutageGate, RetryBudget, call_with_retries
+from ack_secrets_provider.core.resilience.singleflight import Flight, SingleFlight
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.singleflight import Flight, SingleFlight
-from ack_secrets_provider.core.spec import ObjectSpec
 
 #: endpoints whose guards (retry budget, outage gate, concurrency bound) are kept; the least
 #: recently used beyond this is forgotten (a node talks to a handful of endpoints)

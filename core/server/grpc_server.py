@@ -23,11 +23,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ack_secrets_provider.core import RUNTIME_NAME, __version__
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import InternalError, ProviderError
-from ack_secrets_provider.core.mount import MountService
-from ack_secrets_provider.core.observe import MountObserver
+from ack_secrets_provider.core.mount.service import MountService
+from ack_secrets_provider.core.observability.observe import MountObserver
 from ack_secrets_provider.core.proto import service_pb2, service_pb2_grpc
+from ack_secrets_provider.core.resilience.deadline import Deadline
 
 log = logging.getLogger(__name__)
 

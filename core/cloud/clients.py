@@ -5,7 +5,7 @@ provider builds one per key and reuses it; rebuilding per mount would re-do TLS 
 credential wiring every time. `ClientCache` is a small LRU-bounded map with a factory; `ClientKey`
 is the key; `openapi_config` builds the tea-openapi `Config` every client must use: an explicit
 endpoint and protocol (a Config without an endpoint silently targets `kms.<region>.aliyuncs.com`),
-an explicit credential, and no SDK retries (core/retry.py owns retries).
+an explicit credential, and no SDK retries (core/resilience/retry.py owns retries).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ack_secrets_provider.core.credentials import Identity, IdentityKey
-from ack_secrets_provider.core.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.endpoints import Endpoint
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

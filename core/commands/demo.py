@@ -16,11 +16,15 @@ from types import MappingProxyType
 
 import yaml
 
-from ack_secrets_provider.core.atomic_writer import FileToWrite, write_atomically
-from ack_secrets_provider.core.endpoints import EndpointOverrides
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
+from ack_secrets_provider.core.commands.atomic_writer import FileToWrite, write_atomically
 from ack_secrets_provider.core.proto import service_pb2
+from ack_secrets_provider.core.server.driver_client import (
+    PodRef,
+    driver_attributes,
+    running_provider,
+)
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.testing import PodRef, driver_attributes, running_provider
 
 ROTATED_SECRET = "app/db-password"
 

@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from ack_secrets_provider.core.deadline import Deadline
-from ack_secrets_provider.core.endpoints import Endpoint, host_allowed
+from ack_secrets_provider.core.cloud.endpoints import Endpoint, host_allowed
 from ack_secrets_provider.core.errors import InvalidArgument
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
-from ack_secrets_provider.core.spec import ObjectSpec
 
 if TYPE_CHECKING:
-    from ack_secrets_provider.core.credentials import Identity
+    from ack_secrets_provider.core.plugins.credentials import Identity
 
 ENTRY_POINT_GROUP = "ack_secrets_provider.backends"
 

@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from ack_secrets_provider.core.deadline import Deadline
 from ack_secrets_provider.core.errors import DeadlineExceeded, ProviderError, Unavailable
+from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import RetryPolicy
 
 T = TypeVar("T")

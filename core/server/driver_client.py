@@ -21,10 +21,10 @@ from pathlib import Path
 
 import grpc
 
-from ack_secrets_provider.core.app import load_plugins
-from ack_secrets_provider.core.mount import MountService
+from ack_secrets_provider.core.mount.service import MountService
 from ack_secrets_provider.core.proto import service_pb2, service_pb2_grpc
-from ack_secrets_provider.core.server import ProviderServer
+from ack_secrets_provider.core.server.app import load_plugins
+from ack_secrets_provider.core.server.grpc_server import ProviderServer
 from ack_secrets_provider.core.settings import ProviderSettings
 
 
