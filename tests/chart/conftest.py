@@ -48,6 +48,6 @@ def chart(helm_lib: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Cha
 
 @pytest.fixture(scope="session")
 def seed_values(helm_lib: ModuleType) -> dict[str, Path]:
-    """The seed values files from shared/examples by short name (``ak``, ``rrsa``)."""
+    """The official chart users' values files (tests/chart/official_v0_6_0) by short name."""
     files: list[Path] = helm_lib.seed_values_files()
     return {p.stem.removeprefix("seed-helm-values-"): p for p in files}

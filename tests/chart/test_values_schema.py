@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 # Every value of the existing chart (compat.md), with a non-default value of the right type.
 COMPAT_VALUES: dict[str, Any] = {
-    "regionId": "cn-beijing",
+    "regionId": "",
     "logVerbosity": 3,
     "imagePullSecrets": [{"name": "regcred"}],
     "rbac": {"install": True},
@@ -46,7 +46,6 @@ COMPAT_VALUES: dict[str, Any] = {
         "rotationPollInterval": "120s",
         "syncSecret": {"enabled": True},
         "tokenRequests": [{"audience": "sts.aliyuncs.com"}],
-        "filteredWatchSecret": True,
         "linux": {"enabled": True, "kubeletRootDir": "/var/lib/kubelet",
                   "image": {"repository": "r/driver", "tag": "v1.6.1"}},
         "logVerbosity": 2,  # any other upstream value passes through
@@ -67,7 +66,10 @@ def test_every_compat_value_is_accepted(chart: ChartUnderTest) -> None:
         ({"linux": {"healthzport": 1}}, "linux: Additional property healthzport"),
         ({"cache": {"ttl": "ten minutes"}}, "cache.ttl"),
         ({"logFormat": "xml"}, "logFormat"),
-        ({"logVerbosity": "loud"}, "logVerbosity: Invalid type"),
+        ({"logVerbosity": "loud"}, "logVerbosity"),
+        ({"linux": {"healthzPort": "http"}}, "linux.healthzPort"),
+        ({"rrsa": {"accountId": "12-34"}}, "rrsa.accountId"),
+        ({"serviceAccount": {"annotations": {}}}, "serviceAccount: Additional property"),
         ({"envVarsFromSecret": {"ACCESS_KEY_ID": {"secretKeyRef": "s"}}},
          "envVarsFromSecret.ACCESS_KEY_ID: key is required"),
         ({"envVarsFromSecret": {"BAD-NAME": {"secretKeyRef": "s", "key": "k"}}}, "BAD-NAME"),
@@ -108,3 +110,34 @@ def test_defaults_satisfy_the_schema_and_schema_covers_defaults(helm_lib: Module
     defaults = yaml.safe_load((helm_lib.CHART_DIR / "values.yaml").read_text())
     assert set(defaults) <= set(schema["properties"])
     assert set(schema["properties"]) - set(defaults) == {"global"}
+
+
+@pytest.mark.parametrize("assignment", [
+    # The official chart had no schema; what its users' values files and READMEs do.
+    "rrsa.accountId=123456789012",        # both READMEs' --set: an integer to helm
+    "logVerbosity=2",
+])
+def test_official_command_lines_are_accepted(chart: ChartUnderTest, assignment: str) -> None:
+    assert chart.template(sets=[assignment]).one("DaemonSet")
+
+
+def test_quoted_numbers_are_accepted(chart: ChartUnderTest) -> None:
+    daemonset = chart.template([], {
+        "logVerbosity": "2", "linux": {"healthzPort": "8989"}, "rrsa": {"accountId": 1234},
+    }).one("DaemonSet")
+    [container] = daemonset["spec"]["template"]["spec"]["containers"]
+    assert "-v=2" in container["args"] and "--healthz-port=8989" in container["args"]
+    # Still a number where Kubernetes needs one.
+    assert container["livenessProbe"]["httpGet"]["port"] == 8989
+    assert {"name": "healthz", "containerPort": 8989, "protocol": "TCP"} in container["ports"]
+
+
+def test_official_service_account_keys_are_accepted_without_effect(
+    chart: ChartUnderTest,
+) -> None:
+    rendered = chart.template([], {"serviceAccount": {"create": False, "name": "other"}})
+    # As in the official chart, whose templates never read them: the name stays fixed.
+    assert rendered.one("ServiceAccount")["metadata"]["name"] == (
+        "csi-secrets-store-provider-alibabacloud")
+    assert "serviceAccount.create / serviceAccount.name have no effect" in rendered.notes
+    assert "have no effect" not in chart.template().notes

@@ -36,9 +36,28 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | quote }}
 {{- end -}}
 
-{{/* Where the RRSA token is projected; the provider's --rrsa-token-file default. */}}
+{{/* Where the RRSA token is projected (the provider's --rrsa-token-file default); the volume
+     and the file keep the official chart's name. */}}
 {{- define "csspa.rrsaTokenDir" -}}/var/run/secrets/tokens{{- end -}}
-{{- define "csspa.rrsaTokenName" -}}csi-secrets-store-provider-alibabacloud{{- end -}}
+{{- define "csspa.rrsaTokenVolume" -}}csi-secrets-store-provider-alibabacloud{{- end -}}
+
+{{/* The placeholder the ACK marketplace replaces with the cluster's region. */}}
+{{- define "csspa.regionPlaceholder" -}}__ACK_REGION_ID__{{- end -}}
+
+{{/* The --region to pass: regionId unless empty or the unreplaced placeholder (the provider
+     then uses the node's own region). */}}
+{{- define "csspa.region" -}}
+{{- if ne (toString .Values.regionId) (include "csspa.regionPlaceholder" .) -}}
+{{- .Values.regionId -}}
+{{- end -}}
+{{- end -}}
+
+{{/* rrsa.accountId as text. `--set rrsa.accountId=123456789012` gives a number, and a number
+     from a values file a float that would print as 1.23456789012e+11. */}}
+{{- define "csspa.rrsaAccountId" -}}
+{{- $id := .Values.rrsa.accountId -}}
+{{- if kindIs "string" $id -}}{{ $id }}{{- else if not (kindIs "invalid" $id) -}}{{ $id | int64 }}{{- end -}}
+{{- end -}}
 
 {{/* Where a custom KMS CA bundle is mounted. */}}
 {{- define "csspa.kmsCaDir" -}}/etc/ack-secrets-provider/kms-ca{{- end -}}
@@ -53,5 +72,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- define "csspa.validate" -}}
 {{- if and .Values.kmsCaBundle.configMap.name .Values.kmsCaBundle.secret.name -}}
 {{- fail "kmsCaBundle: set either configMap.name or secret.name, not both" -}}
+{{- end -}}
+{{- /* The ACK marketplace replaces the placeholder everywhere; a regionId set by hand while the
+       driver's images keep it means they cannot be pulled and the CRD hook Jobs would hang. */ -}}
+{{- $driver := index .Values "secrets-store-csi-driver" -}}
+{{- $placeholder := include "csspa.regionPlaceholder" . -}}
+{{- $region := include "csspa.region" . -}}
+{{- if and $region $driver.install (contains $placeholder (toJson $driver)) -}}
+{{- fail (printf "secrets-store-csi-driver values still contain the placeholder %s (the ACK marketplace replaces it) while regionId is %s: the driver and its CRD hook Jobs could not pull their images. Replace it in the chart's values: helm show values CHART | sed 's/%s/%s/g' > region-values.yaml, then pass -f region-values.yaml before your own values file (docs/installation.md)." $placeholder $region $placeholder $region) -}}
+{{- end -}}
+{{- /* A values file written for the official chart pins its Go image, which exits on this
+       chart's flags: refuse instead of crash-looping on every node. */ -}}
+{{- if and .Values.linux.enabled (eq (base .Values.linux.image.repository) "secrets-store-csi-driver-provider-alibaba-cloud") -}}
+{{- fail (printf "linux.image.repository is %s, the official Go provider's image: it does not know this chart's flags (--log-format, --metrics-port, --cache-ttl, --events, ...) and would exit on every node. Remove linux.image (repository and tag) from your values file to run this chart's provider image, or point linux.image.repository and linux.image.tag at your own build of it. To keep the Go provider, keep the official chart." .Values.linux.image.repository) -}}
 {{- end -}}
 {{- end -}}
