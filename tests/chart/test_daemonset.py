@@ -468,8 +468,8 @@ def test_region_set_by_hand_with_placeholder_driver_images_is_refused(
     # The driver's images would be registry.__ACK_REGION_ID__.aliyuncs.com/...: unpullable, and
     # the pre-install CRD hook Job would hang until helm times out.
     error = chart.template_error(values={"regionId": "cn-beijing"})
-    assert "secrets-store-csi-driver values still contain the placeholder __ACK_REGION_ID__" in (
-        error)
+    refusal = "secrets-store-csi-driver values still contain the placeholder __ACK_REGION_ID__"
+    assert refusal in error
     assert "helm show values CHART | sed 's/__ACK_REGION_ID__/cn-beijing/g'" in error
 
 
