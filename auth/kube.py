@@ -17,7 +17,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+
+from cachetools import TTLCache
 
 from ack_secrets_provider.core.cloud.kube import in_cluster_url
 from ack_secrets_provider.core.errors import (
@@ -31,12 +33,8 @@ from ack_secrets_provider.core.settings import ProviderSettings
 
 ROLE_ANNOTATION = "ack.alibabacloud.com/role-arn"
 MAX_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class _Entry:
-    role_arn: str | None
-    fetched_at: float
+#: ServiceAccount answers kept
+MAX_CACHED = 10_000
 
 
 class ServiceAccountReader:
@@ -44,13 +42,15 @@ class ServiceAccountReader:
 
     def __init__(
         self, base_url: str, *, token_file: str | None, ca_file: str | None, ttl: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token_file = token_file
         self.ca_file = ca_file
-        self.ttl = ttl
-        self.clock = time.monotonic
-        self._cache: dict[tuple[str, str], _Entry] = {}
+        #: answers ("no annotation" too) for `ttl` seconds, the least recently used dropped
+        #: beyond MAX_CACHED
+        self._cache: TTLCache[tuple[str, str], str | None] = TTLCache(
+            maxsize=MAX_CACHED, ttl=ttl, timer=clock)
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[str, str], threading.Lock] = {}
 
@@ -58,9 +58,8 @@ class ServiceAccountReader:
         """The ServiceAccount's role annotation, or None when it has none."""
         key = (namespace, name)
         with self._lock:
-            entry = self._cache.get(key)
-            if entry is not None and self.clock() - entry.fetched_at < self.ttl:
-                return entry.role_arn
+            if key in self._cache:
+                return self._cache[key]
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         # Concurrent lookups of one ServiceAccount wait for the first; when it fails each
         # waiter tries in turn, so every wait is bounded by the waiter's own deadline.
@@ -71,14 +70,12 @@ class ServiceAccountReader:
             )
         try:
             with self._lock:
-                entry = self._cache.get(key)
-                if entry is not None and self.clock() - entry.fetched_at < self.ttl:
-                    return entry.role_arn
+                if key in self._cache:
+                    return self._cache[key]
             role = self._fetch(namespace, name, deadline)
             with self._lock:
-                self._cache[key] = _Entry(role, self.clock())
-                if len(self._cache) > 10_000:
-                    self._cache.pop(next(iter(self._cache)))
+                if self._cache.ttl > 0:
+                    self._cache[key] = role
             return role
         finally:
             key_lock.release()

@@ -1,10 +1,10 @@
-"""The "auth world" both credential end-to-end suites run in.
+"""The "auth world" the credential end-to-end tests run in.
 
-tests/test_auth_e2e.py drives it through `CredentialHost.resolve` and the KMS SDK;
-tests/test_e2e_auth.py through the provider's real unix socket. Both need the same account:
+tests/test_auth_e2e.py drives it through the provider's real unix socket and through
+`CredentialHost.resolve` and the KMS SDK. Both depths need the same account:
 roles with OIDC trust, AccessKeys, a node RAM role behind instance metadata (IMDSv2 required),
 and KMS secrets that each identity may or may not read. One seed serves both, so a policy change
-cannot make one suite pass while the other tests a different world.
+cannot make one depth pass while the other tests a different world.
 
 The seed's allow-lists are disjoint on purpose: every identity may read exactly the secrets of
 its own prefix (and `shared/db` is readable by role A and the nodePublishSecretRef user), so a

@@ -254,9 +254,9 @@ def kube_api() -> Iterator[FakeKubeApi]:
 def test_serviceaccount_reader_caches_and_single_flights(kube_api: FakeKubeApi) -> None:
     kube_api.add("ns", "sa", {kube.ROLE_ANNOTATION: " acs:ram::1:role/r "})
     kube_api.add("ns", "bare", {})
-    reader = kube.ServiceAccountReader(kube_api.url, token_file=None, ca_file=None, ttl=30)
     now = [0.0]
-    reader.clock = lambda: now[0]
+    reader = kube.ServiceAccountReader(kube_api.url, token_file=None, ca_file=None, ttl=30,
+                                       clock=lambda: now[0])
     deadline = Deadline.after(10)
     results: list[str | None] = []
     threads = [threading.Thread(target=lambda: results.append(

@@ -104,8 +104,8 @@ def test_replacing_a_value_keeps_the_byte_count_right() -> None:
     cache.put(key(), value(b"x" * 100), ttl=60)
     cache.put(key(), value(b"x" * 10), ttl=60)
     assert cache.bytes == ValueCache.size_of(value(b"x" * 10))
-    cache.invalidate(key())
-    assert cache.bytes == 0
+    assert not cache.put(key(), value(b"x"), ttl=0)  # not stored, and the older value dropped
+    assert cache.bytes == 0 and cache.get(key()) is None
 
 
 def test_bounds_must_be_positive() -> None:

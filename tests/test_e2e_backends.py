@@ -467,18 +467,18 @@ def test_deadline_expiring_during_retries_fails_within_the_callers_timeout(
                           budget_tokens=1000)
     timeout = 1.0
     with running_provider(settings_for(emu, retry=patient), tmp_path) as provider:
-        provider.version()  # the channel is connected: the timer measures the mount only
-        started = time.monotonic()
         error = mount_error(provider, objects(
             "- {objectName: app-token, objectType: oos, objectAlias: good}",
             "- {objectName: app/db-password, objectAlias: down}",
         ), timeout=timeout)
-        elapsed = time.monotonic() - started
+    # The provider answered within the caller's timeout: the error is in its own words (had
+    # it answered later, the client's own "Deadline Exceeded" would be here instead).
+    details = error.details()
     assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    assert elapsed < timeout + 0.5, elapsed  # within the caller's timeout, not after
-    assert api(emu, "kms.GetSecretValue") >= 3  # it really was retrying
+    assert "mount" in details and "deadline" in details, details
     if error.code() == grpc.StatusCode.UNAVAILABLE:
-        assert "deadline" in error.details() and "app/db-password" in error.details()
+        assert "app/db-password" in details
+    assert api(emu, "kms.GetSecretValue") >= 3  # it really was retrying
     # the good object was fetched, but nothing of it is returned: no partial mount
     assert api(emu, "oos.GetSecretParameter") == 1
     # and the provider stopped retrying when the deadline passed (a retry loop still running

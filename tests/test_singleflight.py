@@ -1,9 +1,10 @@
-"""Single-flight: one call for concurrent callers, own deadlines, shared but uncached errors."""
+"""Single-flight: one leader per key, waiters bounded by their own deadlines, errors shared with
+current waiters but never remembered. (How the fetcher uses it, including a waiter fetching for
+itself when only the leader's caller ran out of time: tests/test_shared_work_and_waits.py.)"""
 
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -12,111 +13,58 @@ from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.singleflight import SingleFlight
 
 
-class SlowCall:
-    """Counts calls; each blocks until `release` is set."""
-
-    def __init__(self, result: str = "value", error: Exception | None = None) -> None:
-        self.calls = 0
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.result = result
-        self.error = error
-
-    def __call__(self) -> str:
-        self.calls += 1
-        self.started.set()
-        assert self.release.wait(10)
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
-def run_all(flights: SingleFlight[str, str], fn: SlowCall, n: int,
-            timeout: float = 10.0) -> tuple[list[str], list[BaseException], list[threading.Thread]]:
-    results: list[str] = []
-    errors: list[BaseException] = []
-
-    def one() -> None:
-        try:
-            results.append(flights.do("k", fn, Deadline.after(timeout), "object #1"))
-        except BaseException as exc:  # collected for the assertions
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    return results, errors, threads
-
-
-def wait_for_waiters(flights: SingleFlight[str, str], n: int) -> None:
-    flight, leader = flights.begin("probe")  # a different key: does not disturb "k"
-    flights.finish("probe", flight, value="x")
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        current = flights._flights.get("k")
-        if current is not None and current.waiters >= n:
-            return
-        time.sleep(0.005)
-    raise AssertionError("waiters did not join")
-
-
-def test_concurrent_callers_share_one_call() -> None:
+def test_the_first_caller_leads_and_the_others_join() -> None:
     flights: SingleFlight[str, str] = SingleFlight()
-    fn = SlowCall()
-    results, errors, threads = run_all(flights, fn, 10)
-    assert fn.started.wait(5)
-    wait_for_waiters(flights, 9)
-    fn.release.set()
-    for thread in threads:
-        thread.join(5)
-    assert fn.calls == 1 and results == ["value"] * 10 and not errors
+    flight, leader = flights.begin("k")
+    joined = [flights.begin("k") for _ in range(9)]
+    assert leader and not any(lead for _, lead in joined)
+    assert all(other is flight for other, _ in joined) and flight.waiters == 9
+    assert flights.in_flight() == 1
+    other, other_leads = flights.begin("another key")
+    assert other_leads and other is not flight
+
+
+def test_waiters_get_the_leaders_value_across_threads() -> None:
+    flights: SingleFlight[str, str] = SingleFlight()
+    flight, _ = flights.begin("k")
+    results: list[str] = []
+    waiters = [threading.Thread(target=lambda: results.append(
+        flights.begin("k")[0].wait(Deadline.after(10), "object #1"))) for _ in range(5)]
+    for thread in waiters:
+        thread.start()
+    flights.finish("k", flight, value="value")
+    for thread in waiters:
+        thread.join(10)
+    assert results == ["value"] * 5
     assert flights.in_flight() == 0
 
 
 def test_errors_reach_current_waiters_and_are_not_remembered() -> None:
     flights: SingleFlight[str, str] = SingleFlight()
-    fn = SlowCall(error=Unavailable("object #1: down"))
-    results, errors, threads = run_all(flights, fn, 4)
-    assert fn.started.wait(5)
-    wait_for_waiters(flights, 3)
-    fn.release.set()
-    for thread in threads:
-        thread.join(5)
-    assert fn.calls == 1 and not results
-    assert [type(e) for e in errors] == [Unavailable] * 4
-    ok = SlowCall()
-    ok.release.set()
-    assert flights.do("k", ok, Deadline.after(5), "object #1") == "value" and ok.calls == 1
+    flight, _ = flights.begin("k")
+    waiting, _ = flights.begin("k")
+    flights.finish("k", flight, error=Unavailable("object #1: down"))
+    with pytest.raises(Unavailable):
+        waiting.wait(Deadline.after(10), "object #1")
+    fresh, leader = flights.begin("k")  # the next caller calls again
+    assert leader and fresh is not flight
 
 
 def test_a_waiter_times_out_alone_and_the_leader_finishes() -> None:
     flights: SingleFlight[str, str] = SingleFlight()
-    fn = SlowCall()
-    results, errors, threads = run_all(flights, fn, 1)
-    assert fn.started.wait(5)
-    start = time.monotonic()
+    flight, _ = flights.begin("k")
+    waiting, _ = flights.begin("k")
     with pytest.raises(DeadlineExceeded, match="object #1.*in flight"):
-        flights.do("k", fn, Deadline.after(0.1), "object #1")
-    assert time.monotonic() - start < 1.0
-    fn.release.set()
-    threads[0].join(5)
-    assert results == ["value"] and fn.calls == 1
+        waiting.wait(Deadline.after(0.05), "object #1")
+    assert not flight.done and flights.in_flight() == 1  # the leader is not cancelled
+    flights.finish("k", flight, value="value")
+    assert waiting.wait(Deadline.after(10), "object #1") == "value"
 
 
-def test_a_waiter_retries_when_only_the_leader_ran_out_of_time() -> None:
+def test_finishing_a_replaced_flight_does_not_forget_the_new_one() -> None:
     flights: SingleFlight[str, str] = SingleFlight()
-    leader = SlowCall(error=DeadlineExceeded("object #1: the leader's deadline"))
-    results, errors, threads = run_all(flights, leader, 1)
-    assert leader.started.wait(5)
-    waiter_result: list[str] = []
-    second = SlowCall("fresh")
-    second.release.set()
-    waiter = threading.Thread(target=lambda: waiter_result.append(
-        flights.do("k", second, Deadline.after(5), "object #1")))
-    waiter.start()
-    wait_for_waiters(flights, 1)
-    leader.release.set()
-    waiter.join(5)
-    threads[0].join(5)
-    assert [type(e) for e in errors] == [DeadlineExceeded]
-    assert waiter_result == ["fresh"] and second.calls == 1
+    old, _ = flights.begin("k")
+    flights.finish("k", old, value="old")
+    new, leader = flights.begin("k")
+    flights.finish("k", old, value="late")  # a stale finish
+    assert leader and flights.in_flight() == 1 and not new.done

@@ -186,48 +186,32 @@ class OosBackend(Backend):
     def fetch_batch(
         self, specs: Sequence[ObjectSpec], ctx: FetchContext
     ) -> Sequence[SecretValue]:
-        """Unpinned objects in GetSecretParameters calls of up to 10 names; pinned ones singly."""
+        """One GetSecretParameters call for 2-10 unpinned objects (the core's batch contract)."""
         from alibabacloud_oos20190601 import models
 
-        results: dict[int, SecretValue] = {}
-        unpinned = [(i, s) for i, s in enumerate(specs) if s.object_version is None]
-        for i, spec in enumerate(specs):
-            if spec.object_version is not None:
-                results[i] = self.fetch(spec, ctx)
+        what = self._describe_batch(specs)
+        ctx.deadline.check(what)
         key, client = self.client_for(ctx)
-        for start in range(0, len(unpinned), MAX_NAMES_PER_CALL):
-            chunk = unpinned[start:start + MAX_NAMES_PER_CALL]
-            if len(chunk) == 1:
-                index, spec = chunk[0]
-                results[index] = self.fetch(spec, ctx)
-                continue
-            what = self._describe_batch([s for _, s in chunk])
-            ctx.deadline.check(what)
-            names = list(dict.fromkeys(parameter_name(spec) for _, spec in chunk))
-            request = models.GetSecretParametersRequest(
-                names=json.dumps(names), with_decryption=True,
-                region_id=self._region([s for _, s in chunk], ctx),
+        names = list(dict.fromkeys(parameter_name(spec) for spec in specs))
+        request = models.GetSecretParametersRequest(
+            names=json.dumps(names), with_decryption=True, region_id=self._region(specs, ctx),
+        )
+        runtime = self._runtime(ctx)
+        response = self._call(
+            ctx, key, what, BATCH_HINTS,
+            lambda: client.get_secret_parameters_with_options(request, runtime),
+        )
+        body = response.body
+        found = {p.name: p for p in (body.parameters or []) if p is not None and p.name}
+        missing = [name for name in names if name not in found]
+        if missing:
+            invalid = [str(n) for n in (body.invalid_parameters or [])]
+            raise NotFound(
+                f"{what} at endpoint {ctx.endpoint.describe()}: OOS secret parameter(s) "
+                f"{', '.join(repr(n) for n in (invalid or missing))} not found; "
+                f"{HINTS.not_found_advice}"
             )
-            runtime = self._runtime(ctx)
-            response = self._call(
-                ctx, key, what, BATCH_HINTS,
-                lambda request=request, runtime=runtime: client.get_secret_parameters_with_options(
-                    request, runtime
-                ),
-            )
-            body = response.body
-            found = {p.name: p for p in (body.parameters or []) if p is not None and p.name}
-            missing = [name for name in names if name not in found]
-            if missing:
-                invalid = [str(n) for n in (body.invalid_parameters or [])]
-                raise NotFound(
-                    f"{what} at endpoint {ctx.endpoint.describe()}: OOS secret parameter(s) "
-                    f"{', '.join(repr(n) for n in (invalid or missing))} not found; "
-                    f"{HINTS.not_found_advice}"
-                )
-            for index, spec in chunk:
-                results[index] = self._value(spec, ctx, found[parameter_name(spec)])
-        return [results[i] for i in range(len(specs))]
+        return [self._value(spec, ctx, found[parameter_name(spec)]) for spec in specs]
 
     @staticmethod
     def _describe_batch(specs: Sequence[ObjectSpec]) -> str:

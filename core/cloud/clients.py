@@ -11,10 +11,11 @@ an explicit credential, and no SDK retries (core/resilience/retry.py owns retrie
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+from cachetools import LRUCache
 
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
@@ -51,8 +52,7 @@ class ClientCache(Generic[K, V]):
     def __init__(self, *, max_entries: int = 256) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
-        self._max = max_entries
-        self._items: OrderedDict[K, tuple[V, object]] = OrderedDict()
+        self._items: LRUCache[K, tuple[V, object]] = LRUCache(maxsize=max_entries)
         self._lock = threading.Lock()
 
     def get(self, key: K, create: Callable[[], V], *, owner: object = None) -> V:
@@ -64,15 +64,11 @@ class ClientCache(Generic[K, V]):
         cached client never signs with a credential the caller no longer uses.
         """
         with self._lock:
-            entry = self._items.get(key)
+            entry = self._items.get(key)  # a hit counts as a use (LRU order)
             if entry is not None and entry[1] is owner:
-                self._items.move_to_end(key)
                 return entry[0]
             client = create()
-            self._items[key] = (client, owner)
-            self._items.move_to_end(key)
-            while len(self._items) > self._max:
-                self._items.popitem(last=False)
+            self._items[key] = (client, owner)  # evicts the least recently used beyond the bound
             return client
 
     def invalidate(self, key: K) -> None:

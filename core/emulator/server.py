@@ -100,7 +100,11 @@ class Emulator:
             self._paths += [(prefix, part) for prefix in part.http_paths]
         self._paths.sort(key=lambda item: -len(item[0]))
         self._load(load_seed(seed))
-        self.admin = AdminApi(self)
+        self.admin = AdminApi(
+            parts=self.parts, counters=self.counters, faults=self.faults,
+            credentials=self.credentials, policies=self.policies,
+            urls=lambda: {"http_url": self.http_url, "https_url": self.https_url},
+        )
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self.tls: TlsFiles | None = None

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ack_secrets_provider.core.errors import InvalidArgument
 
-if TYPE_CHECKING:
-    from ack_secrets_provider.core.mount.spec import ObjectSpec
+
+class NamedObject(Protocol):
+    """What ARN checks need of an object (an ObjectSpec): its name and how to describe it.
+
+    A protocol rather than ObjectSpec itself: the parser (spec.py) uses this module, so this
+    module does not use the parser.
+    """
+
+    @property
+    def object_name(self) -> str: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ REGION_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+\Z")
 
 
 def object_arn(
-    spec: ObjectSpec, *, service: str, resource_type: str, kind: str, example: str
+    spec: NamedObject, *, service: str, resource_type: str, kind: str, example: str
 ) -> Arn | None:
     """The ARN in an object's objectName, or None for a plain name.
 

@@ -24,11 +24,12 @@ import queue
 import threading
 import time
 import urllib.parse
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from cachetools import LRUCache
 
 from ack_secrets_provider.core.cloud.kube import KubeClient, KubeError
 from ack_secrets_provider.core.observability import metrics
@@ -67,8 +68,7 @@ class RotationTracker:
     """Last version per (pod UID, SecretProviderClass, file); bounded, least recent dropped."""
 
     def __init__(self, max_entries: int = 20_000) -> None:
-        self.max_entries = max_entries
-        self._versions: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        self._versions: LRUCache[tuple[str, str, str], str] = LRUCache(max_entries)
         self._lock = threading.Lock()
 
     def update(self, uid: str, spc: str, versions: Mapping[str, str]) -> list[tuple[str, str, str]]:
@@ -77,12 +77,10 @@ class RotationTracker:
         with self._lock:
             for path, version in versions.items():
                 key = (uid, spc, path)
-                old = self._versions.pop(key, None)
+                old = self._versions.get(key)
                 self._versions[key] = version
                 if old is not None and old != version:
                     changes.append((path, old, version))
-            while len(self._versions) > self.max_entries:
-                self._versions.popitem(last=False)
         return changes
 
     def __len__(self) -> int:
@@ -98,11 +96,10 @@ class RateLimiter:
         self.per_key_interval = per_key_interval
         self.rate = global_per_minute / 60.0
         self.burst = max(1.0, global_per_minute)
-        self.max_keys = max_keys
         self.clock = clock
         self._tokens = self.burst
         self._filled_at = clock()
-        self._last: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._last: LRUCache[tuple[str, str], float] = LRUCache(max_keys)
         self._lock = threading.Lock()
 
     def allow(self, key: tuple[str, str]) -> bool:
@@ -116,10 +113,7 @@ class RateLimiter:
             if self._tokens < 1.0:
                 return False
             self._tokens -= 1.0
-            self._last.pop(key, None)
             self._last[key] = now
-            while len(self._last) > self.max_keys:
-                self._last.popitem(last=False)
             return True
 
 

@@ -143,7 +143,11 @@ class Backend(abc.ABC):
     def fetch_batch(
         self, specs: Sequence[ObjectSpec], ctx: FetchContext
     ) -> Sequence[SecretValue]:
-        """Fetch several objects of one endpoint; the result is in the order of `specs`."""
+        """Fetch several objects of one endpoint and identity; the result is in their order.
+
+        The core calls it with 2 to `max_batch` objects, none pinned to a version
+        (objectVersion unset); a single or pinned object goes to `fetch`.
+        """
         return [self.fetch(spec, ctx) for spec in specs]
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -28,7 +28,7 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 if TYPE_CHECKING:
-    from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity
+    from ack_secrets_provider.core.plugins.identity import CredentialContext, Identity
 
 
 @hookspec(firstresult=True)

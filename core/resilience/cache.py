@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from cachetools import TLRUCache
 
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
@@ -81,12 +82,27 @@ def cache_key(backend: Backend, spec: ObjectSpec, ctx: FetchContext) -> CacheKey
 @dataclass(frozen=True)
 class _Entry:
     value: SecretValue
-    expires_at: float
+    ttl: float
     size: int
 
 
+class _Entries(TLRUCache[CacheKey, _Entry]):
+    """cachetools' LRU with per-entry expiry, bounded by bytes; counts bound evictions."""
+
+    def __init__(self, max_bytes: int, clock: Callable[[], float]) -> None:
+        super().__init__(maxsize=max_bytes, ttu=lambda _key, entry, now: now + entry.ttl,
+                         timer=clock, getsizeof=lambda entry: entry.size)
+        self.evictions = 0
+
+    def popitem(self) -> tuple[CacheKey, _Entry]:
+        """Drop the least recently used entry (cachetools calls this to respect the bound)."""
+        self.evictions += 1
+        return super().popitem()
+
+
 class ValueCache:
-    """A thread-safe LRU map CacheKey → SecretValue with per-entry expiry.
+    """A thread-safe LRU map CacheKey → SecretValue with per-entry expiry, bounded by entries
+    and by bytes.
 
     `clock` is injectable (monotonic seconds) so tests check expiry without sleeping.
     """
@@ -102,66 +118,48 @@ class ValueCache:
             raise ValueError("the value cache needs max_entries >= 1 and max_bytes >= 1")
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._clock = clock
-        self._items: OrderedDict[CacheKey, _Entry] = OrderedDict()
-        self._bytes = 0
+        self._items = _Entries(max_bytes, clock)
         self._lock = threading.Lock()
-        #: entries dropped to respect the bounds (not counting expiry)
-        self.evictions = 0
+
+    @property
+    def evictions(self) -> int:
+        """Entries dropped to respect the bounds (not counting expiry)."""
+        return self._items.evictions
 
     @staticmethod
     def size_of(value: SecretValue) -> int:
         return len(value.data) + len(value.version) + ENTRY_OVERHEAD
 
     def get(self, key: CacheKey) -> SecretValue | None:
-        """The fresh value under `key`, or None (an expired entry is dropped)."""
+        """The fresh value under `key`, or None."""
         with self._lock:
             entry = self._items.get(key)
-            if entry is None:
-                return None
-            if self._clock() >= entry.expires_at:
-                self._drop(key)
-                return None
-            self._items.move_to_end(key)
-            return entry.value
+            return None if entry is None else entry.value
 
     def put(self, key: CacheKey, value: SecretValue, ttl: float) -> bool:
         """Store `value` for `ttl` seconds; False when not stored (ttl <= 0 or too large)."""
         size = self.size_of(value)
-        if ttl <= 0 or size > self.max_bytes:
-            with self._lock:
-                self._drop(key)  # never leave an older value behind a newer fetch
-            return False
         with self._lock:
-            self._drop(key)
-            self._items[key] = _Entry(value, self._clock() + ttl, size)
-            self._bytes += size
-            while len(self._items) > self.max_entries or self._bytes > self.max_bytes:
-                oldest = next(iter(self._items))
-                self._drop(oldest)
-                self.evictions += 1
+            self._items.pop(key, None)  # never leave an older value behind a newer fetch
+            if ttl <= 0 or size > self.max_bytes:
+                return False
+            self._items[key] = _Entry(value, ttl, size)
+            while len(self._items) > self.max_entries:
+                self._items.popitem()
             return True
-
-    def invalidate(self, key: CacheKey) -> None:
-        with self._lock:
-            self._drop(key)
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
-            self._bytes = 0
-
-    def _drop(self, key: CacheKey) -> None:
-        entry = self._items.pop(key, None)
-        if entry is not None:
-            self._bytes -= entry.size
 
     def __len__(self) -> int:
         with self._lock:
+            self._items.expire()
             return len(self._items)
 
     @property
     def bytes(self) -> int:
         """Bytes charged for the entries held now (values + versions + overhead)."""
         with self._lock:
-            return self._bytes
+            self._items.expire()
+            return int(self._items.currsize)

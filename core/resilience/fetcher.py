@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from cachetools import LRUCache
 
 from ack_secrets_provider.core.errors import DeadlineExceeded, PluginError, ProviderError
 from ack_secrets_provider.core.mount.spec import ObjectSpec
@@ -89,7 +90,7 @@ class Fetcher:
         )
         self.flights: SingleFlight[CacheKey, SecretValue] = SingleFlight()
         #: LRU-bounded: the dialled address can come from a pod's kmsEndpoint / oosEndpoint
-        self._guards: OrderedDict[tuple[str, str], _EndpointGuard] = OrderedDict()
+        self._guards: LRUCache[tuple[str, str], _EndpointGuard] = LRUCache(MAX_ENDPOINT_GUARDS)
         self._rates: dict[str, RateLimiter] = {}
         self._lock = threading.Lock()
 
@@ -110,10 +111,6 @@ class Fetcher:
                     ),
                 )
                 self._guards[key] = guard
-                while len(self._guards) > MAX_ENDPOINT_GUARDS:
-                    self._guards.popitem(last=False)
-            else:
-                self._guards.move_to_end(key)
             return guard
 
     def _rate(self, service: str) -> RateLimiter:

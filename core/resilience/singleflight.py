@@ -9,14 +9,15 @@ making ninety-nine identical calls.
 - An error of the leader is handed to the callers waiting at that moment (they asked at the same
   time and would most likely get the same answer) but is never remembered: the next request after
   the flight makes a fresh call. The one exception is a DeadlineExceeded of the leader, which says
-  only that the leader's caller ran out of time: a waiter with time left tries again itself.
+  only that the leader's caller ran out of time: a waiter with time left tries again itself
+  (the fetcher does that, core/resilience/fetcher.py).
 - The leader runs the call in its own thread (no extra threads are created here).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 from ack_secrets_provider.core.errors import DeadlineExceeded
@@ -95,28 +96,3 @@ class SingleFlight(Generic[K, V]):
     def in_flight(self) -> int:
         with self._lock:
             return len(self._flights)
-
-    def do(self, key: K, fn: Callable[[], V], deadline: Deadline, what: str,
-           on_wait: Callable[[], None] | None = None) -> V:
-        """`fn()` once for all concurrent callers of `key`; see the module docstring.
-
-        `on_wait` is called each time this caller joins another caller's flight (metrics).
-        """
-        while True:
-            flight, leader = self.begin(key)
-            if leader:
-                try:
-                    value = fn()
-                except BaseException as exc:
-                    self.finish(key, flight, error=exc)
-                    raise
-                self.finish(key, flight, value=value)
-                return value
-            if on_wait is not None:
-                on_wait()
-            try:
-                return flight.wait(deadline, what)
-            except DeadlineExceeded:
-                if deadline.expired() or not flight.done:
-                    raise
-                # The leader's caller ran out of time, not this one: try again.

@@ -1,4 +1,4 @@
-"""Review fix: STS failures never forward the SDK's or the server's text.
+"""STS failures never forward the SDK's or the server's text.
 
 Real STS echoes its string-to-sign in `SignatureDoesNotMatch` messages (for an RPC call that is
 the query string, holding the caller's `SecurityToken`), and the SDK's network errors quote the

@@ -1,4 +1,4 @@
-"""Review fixes: shared in-flight work never hands a caller someone else's error, and every wait
+"""Shared in-flight work never hands a caller someone else's error, and every wait
 for another caller's work is bounded by the waiter's own deadline.
 
 - A waiter that joined one object of a multi-object (OOS batch) call that failed with an
@@ -74,6 +74,15 @@ def spec(index: int, name: str) -> ObjectSpec:
     return ObjectSpec(index=index, object_name=name, object_type="gated", file_name=name)
 
 
+def wait_until_a_waiter_joins(fetcher: Fetcher) -> None:
+    """Until a second caller waits on the leader's flight (polled, at most WAIT seconds)."""
+    for _ in range(int(WAIT * 100)):
+        if any(f.waiters for f in fetcher.flights._flights.values()):
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("no caller joined the leader's flight")
+
+
 def test_a_waiter_does_not_inherit_a_batch_error_caused_by_another_object() -> None:
     settings = ProviderSettings(cache_ttl=60.0)
     backend = GatedBatchBackend(settings)
@@ -105,10 +114,7 @@ def test_a_waiter_does_not_inherit_a_batch_error_caused_by_another_object() -> N
     assert backend.started.wait(WAIT)
     waiter = threading.Thread(target=wait)
     waiter.start()
-    for _ in range(500):  # until the waiter has joined the leader's flight
-        if any(f.waiters for f in fetcher.flights._flights.values()):
-            break
-        threading.Event().wait(0.01)
+    wait_until_a_waiter_joins(fetcher)
     backend.release.set()
     leader.join(WAIT)
     waiter.join(WAIT)
@@ -117,6 +123,45 @@ def test_a_waiter_does_not_inherit_a_batch_error_caused_by_another_object() -> N
     assert not isinstance(values, BaseException), values
     assert [v.data for v in values] == [b"value-of-good"]
     assert backend.calls == [("good", "bad"), ("good",)]
+
+
+def test_a_waiter_fetches_itself_when_only_the_leaders_caller_ran_out_of_time() -> None:
+    settings = ProviderSettings(cache_ttl=60.0)
+    backend = GatedBatchBackend(settings)
+    fetcher = Fetcher(settings)
+    identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
+    endpoint = backend.endpoint(spec(0, "x"), None)
+    original = backend.fetch_batch
+
+    def leader_times_out_first(specs: Sequence[ObjectSpec], ctx: FetchContext
+                               ) -> list[SecretValue]:
+        values = original(specs, ctx)
+        if len(backend.calls) == 1:  # the leader's call: its caller's deadline passed
+            raise DeadlineExceeded("object #1 'shared': the leader's mount deadline passed")
+        return values
+
+    backend.fetch_batch = leader_times_out_first  # type: ignore[method-assign]
+    outcomes: dict[str, Any] = {}
+
+    def run(role: str) -> None:
+        ctx = FetchContext(identity, Deadline.after(WAIT), endpoint, settings)
+        try:
+            outcomes[role] = fetcher.fetch(FetchUnit(backend, (spec(0, "shared"),), ctx))
+        except BaseException as exc:  # collected for the assertion
+            outcomes[role] = exc
+
+    leader = threading.Thread(target=run, args=("leader",))
+    leader.start()
+    assert backend.started.wait(WAIT)
+    waiter = threading.Thread(target=run, args=("waiter",))
+    waiter.start()
+    wait_until_a_waiter_joins(fetcher)
+    backend.release.set()
+    leader.join(WAIT)
+    waiter.join(WAIT)
+    assert isinstance(outcomes["leader"], DeadlineExceeded)
+    assert [v.data for v in outcomes["waiter"]] == [b"value-of-shared"]
+    assert backend.calls == [("shared",), ("shared",)]
 
 
 def test_a_retryable_batch_error_is_still_shared() -> None:

@@ -1,4 +1,4 @@
-"""Review fix: a pod cannot send the provider's signed requests to a host of its choosing.
+"""A pod cannot send the provider's signed requests to a host of its choosing.
 
 `kmsEndpoint` / `oosEndpoint` may come from a pod's volumeAttributes (they override the
 SecretProviderClass). Hosts outside `--allowed-endpoint-suffixes` (default `aliyuncs.com`) are
