@@ -29,22 +29,20 @@ DRIVER = "secrets-store-csi-driver"
 ABSENT = "<absent>"
 ANY = object()  # an expected value that is ours by nature (our image, our versions)
 
+LABELLED = [f"{obj}.labels" for obj in (
+    DS, "ServiceAccount/csi-secrets-store-provider-alibabacloud",
+    "ClusterRole/csi-secrets-store-provider-alibabacloud",
+    "ClusterRoleBinding/csi-secrets-store-provider-alibabacloud-binding",
+)] + [f"{DS}.pod.template_labels"]
+
 # Differences in every render: path -> (our value, reason).
 COMMON: dict[str, tuple[Any, str]] = {
-    # Versions: a different chart and application.
+    # Versions: another chart and application.
     **{
-        f"{obj}.{where}[app.kubernetes.io/version]": (ANY, "our appVersion")
-        for obj in (DS, "ServiceAccount/csi-secrets-store-provider-alibabacloud",
-                    "ClusterRole/csi-secrets-store-provider-alibabacloud",
-                    "ClusterRoleBinding/csi-secrets-store-provider-alibabacloud-binding")
-        for where in (("labels", "pod.template_labels") if obj == DS else ("labels",))
-    },
-    **{
-        f"{obj}.{where}[helm.sh/chart]": (ANY, "our chart version (1.0.0 sorts above 0.6.0)")
-        for obj in (DS, "ServiceAccount/csi-secrets-store-provider-alibabacloud",
-                    "ClusterRole/csi-secrets-store-provider-alibabacloud",
-                    "ClusterRoleBinding/csi-secrets-store-provider-alibabacloud-binding")
-        for where in (("labels", "pod.template_labels") if obj == DS else ("labels",))
+        f"{where}[{label}]": (ANY, reason)
+        for where in LABELLED
+        for label, reason in (("app.kubernetes.io/version", "our appVersion"),
+                              ("helm.sh/chart", "our chart version (1.0.0 sorts above 0.6.0)"))
     },
     # RBAC.
     "ClusterRole/csi-secrets-store-provider-alibabacloud.rules": (
@@ -289,8 +287,8 @@ def _provider_facts(facts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [o for o in facts if _made_by(o, "csi-secrets-store-provider-alibabacloud")]
 
 
-def _differences(chart: ChartUnderTest, render: str,
-                 seed_values: dict[str, Path]) -> dict[str, tuple[Any, Any]]:
+def _differences(chart: ChartUnderTest, render: str, seed_values: dict[str, Path],
+                 values: dict[str, Any] | None = None) -> dict[str, tuple[Any, Any]]:
     facts_name, _allowed = RENDERS[render]
     if render == "marketplace":
         facts = _facts(facts_name, MARKETPLACE_REGION)
@@ -298,7 +296,7 @@ def _differences(chart: ChartUnderTest, render: str,
     else:
         facts = _facts(facts_name)
         files = [seed_values[render]] if render in seed_values else []
-    ours = chart.template(files, kube_version=KUBE_VERSION).objects
+    ours = chart.template(files, values, kube_version=KUBE_VERSION).objects
     diff: dict[str, tuple[Any, Any]] = {}
     _diff(_by_object(_provider_facts(facts)), _by_object([_shape(o) for o in ours]), "", diff)
     return diff
@@ -319,6 +317,18 @@ def test_provider_objects_differ_only_as_documented(
     for path, (expected, _reason) in allowed.items():
         if expected is not ANY:
             assert found[path][1] == expected, (path, found[path])
+
+
+def test_the_comparison_sees_a_change(
+    chart: ChartUnderTest, seed_values: dict[str, Path]
+) -> None:
+    # Guards the comparison itself: an extra pod label is an unexplained difference, and the
+    # official priority class restored makes a named difference disappear.
+    found = _differences(chart, "default", seed_values, {"linux": {
+        "podLabels": {"team": "payments"}, "priorityClassName": ""}})
+    assert found[f"{DS}.pod.template_labels.team"] == (ABSENT, "payments")
+    assert f"{DS}.pod.priorityClassName" not in found
+    assert set(found) - set(RENDERS["default"][1]) == {f"{DS}.pod.template_labels.team"}
 
 
 def test_what_an_upgrade_must_keep(chart: ChartUnderTest) -> None:
