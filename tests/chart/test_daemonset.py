@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -164,6 +165,8 @@ def test_scheduling_defaults(chart: ChartUnderTest) -> None:
 
 def test_image_defaults_to_app_version(chart: ChartUnderTest, helm_lib: ModuleType) -> None:
     app_version = yaml.safe_load((helm_lib.CHART_DIR / "Chart.yaml").read_text())["appVersion"]
+    # The default tag is the provider release this chart ships.
+    assert app_version == importlib.metadata.version("csi-secrets-store-provider-alibabacloud")
     image = _container(chart)["image"]
     assert image == (
         "registry.cn-hangzhou.aliyuncs.com/ack-secrets-provider/"
