@@ -10,9 +10,13 @@ Standard library only: this file runs before anything is installed.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import venv
 from pathlib import Path
 
@@ -21,6 +25,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".installed"
+# promtool for the alert-rule tests (tests/chart/test_alert_rules.py looks here).
+PROMTOOL = ROOT / ".tools" / "promtool" / "promtool"
 
 
 def _install_inputs() -> str:
@@ -57,6 +63,47 @@ def ensure_env() -> None:
     STAMP.write_text(wanted)
 
 
+def ensure_promtool() -> None:
+    """Extract promtool from Debian's `prometheus` package into .tools/ (once).
+
+    The tests run offline, so the download happens here, before them. No PyPI package ships
+    promtool; Debian's does, and `apt-get download` fetches it without installing the server
+    (verified against the signed archive). Where apt is missing or refuses, the tests that need
+    promtool skip and say why.
+    """
+    if PROMTOOL.exists() or shutil.which("promtool"):
+        return
+    apt, dpkg_deb = shutil.which("apt-get"), shutil.which("dpkg-deb")
+    if not apt or not dpkg_deb:
+        print("note: no apt-get/dpkg-deb here; the promtool tests will skip", flush=True)
+        return
+    print("fetching promtool (Debian package prometheus) into .tools/ ...", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        download = [apt, "download", "-q", "prometheus"]
+        done = subprocess.run(download, cwd=tmp, capture_output=True, text=True)
+        if done.returncode != 0 and os.geteuid() == 0:  # a fresh machine: no package lists yet
+            subprocess.run([apt, "update", "-q"], capture_output=True)
+            done = subprocess.run(download, cwd=tmp, capture_output=True, text=True)
+        debs = sorted(Path(tmp).glob("prometheus_*.deb"))
+        if done.returncode != 0 or not debs:
+            print(f"note: apt-get download prometheus failed ({done.stderr.strip()[-300:]}); "
+                  "the promtool tests will skip", flush=True)
+            return
+        payload = subprocess.run([dpkg_deb, "--fsys-tarfile", str(debs[0])],
+                                 capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(payload)) as tar:
+        member = tar.extractfile("./usr/bin/promtool")
+        if member is None:
+            print("note: the prometheus package holds no promtool; its tests will skip")
+            return
+        binary = member.read()
+    PROMTOOL.parent.mkdir(parents=True, exist_ok=True)
+    partial = PROMTOOL.with_name(f".promtool.{os.getpid()}.partial")
+    partial.write_bytes(binary)
+    partial.chmod(0o755)
+    partial.replace(PROMTOOL)  # atomic: a concurrent run never sees half a binary
+
+
 def run(*cmd: str, cwd: Path = ROOT) -> int:
     print("+", " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=cwd).returncode
@@ -80,6 +127,7 @@ def typecheck_tree() -> Path:
 
 def test(args: list[str]) -> int:
     ensure_env()
+    ensure_promtool()
     steps = [
         ([str(BIN / "ruff"), "check", "core", "backends", "auth", "tests", "charts", "examples",
           "docs", "bench", "tasks.py"],
@@ -100,8 +148,6 @@ def offline_prefix() -> list[str]:
     A second guard beside the audit hook in tests/conftest.py: inside the namespace nothing but
     127.0.0.1 exists, so no test can reach the real cloud even through a subprocess.
     """
-    import shutil
-
     unshare, ip = shutil.which("unshare"), shutil.which("ip")
     if os.environ.get("ACK_TESTS_ALLOW_HOST_NETWORK") or not unshare or not ip:
         return []

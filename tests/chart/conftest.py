@@ -18,11 +18,11 @@ if TYPE_CHECKING:
     from helm import ChartUnderTest
 
 
-def _load_helper() -> ModuleType:
-    name = "ack_chart_test_helm"
+def _load_helper(filename: str = "helm.py") -> ModuleType:
+    name = f"ack_chart_test_{Path(filename).stem}"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helm.py"))
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses resolve their module through sys.modules
@@ -51,3 +51,20 @@ def seed_values(helm_lib: ModuleType) -> dict[str, Path]:
     """The official chart users' values files (tests/chart/official_v0_6_0) by short name."""
     files: list[Path] = helm_lib.seed_values_files()
     return {p.stem.removeprefix("seed-helm-values-"): p for p in files}
+
+
+@pytest.fixture(scope="session")
+def monitoring_lib() -> ModuleType:
+    """The monitoring helpers (rules, dashboard, PromQL, CRD schemas): ``monitoring.py``."""
+    return _load_helper("monitoring.py")
+
+
+@pytest.fixture(scope="session")
+def promtool(monitoring_lib: ModuleType) -> Path:
+    """The real promtool; `python3 tasks.py test` fetches it before the (offline) tests."""
+    binary: Path | None = monitoring_lib.promtool_binary()
+    if binary is None:
+        pytest.skip("promtool is not installed and could not be fetched: `python3 tasks.py "
+                    "test` extracts it from Debian's prometheus package (needs apt-get), or "
+                    "install that package")
+    return binary

@@ -43,7 +43,26 @@ EVERYTHING_ON: dict[str, Any] = {
         "volumes": [{"name": "extra", "emptyDir": {}}],
         "volumeMounts": [{"name": "extra", "mountPath": "/extra"}],
     },
+    "metrics": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kps"}, "scrapeTimeout": "10s"},
+        "prometheusRule": {"enabled": True, "labels": {"release": "kps"}},
+        "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Secrets"}},
+    },
 }
+# What EVERYTHING_ON cannot hold: the other monitor, and the NetworkPolicy (no hostNetwork).
+THE_OTHER_BRANCHES: dict[str, Any] = {
+    "metrics": {"podMonitor": {"enabled": True}},
+    "networkPolicy": {"enabled": True, "metricsFrom": [{"namespaceSelector": {}}],
+                      "extraEgress": [{"ports": [{"port": 8443, "protocol": "TCP"}]}]},
+}
+BASE_KINDS = ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "ServiceAccount"]
+EXPECTED_KINDS = {
+    "everything-on": sorted([*BASE_KINDS, "ConfigMap", "PrometheusRule", "Service",
+                             "ServiceMonitor"]),
+    "the-other-branches": sorted([*BASE_KINDS, "NetworkPolicy", "PodMonitor"]),
+}
+# Prometheus Operator kinds: kubernetes-validate does not know them; their CRDs' schemas do.
+CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 
 def _value_sets(
@@ -54,6 +73,7 @@ def _value_sets(
     sets.append(("region", [chart.region_values("cn-hangzhou")], {}))
     sets += [(f"seed-{name}", [path], {}) for name, path in sorted(seed_values.items())]
     sets.append(("everything-on", [], EVERYTHING_ON))
+    sets.append(("the-other-branches", [], THE_OTHER_BRANCHES))
     return sets
 
 
@@ -74,14 +94,18 @@ def test_rendered_objects_validate_strictly(
     chart: ChartUnderTest,
     seed_values: dict[str, Path],
     helm_lib: ModuleType,
+    monitoring_lib: ModuleType,
     kube_version: str,
 ) -> None:
     assert kube_version in helm_lib.K8S_VERSIONS
     for name, files, values in _value_sets(chart, seed_values):
         rendered = chart.template(files, values, kube_version=kube_version)
         kinds = sorted(obj["kind"] for obj in rendered.objects)
-        assert kinds == ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "ServiceAccount"], name
+        assert kinds == EXPECTED_KINDS.get(name, BASE_KINDS), name
         for obj in rendered.objects:
+            if obj["kind"] in CRD_KINDS:
+                monitoring_lib.crd_validate(obj)
+                continue
             try:
                 kubernetes_validate.validate(obj, kube_version, strict=True)
             except kubernetes_validate.ValidationError as exc:

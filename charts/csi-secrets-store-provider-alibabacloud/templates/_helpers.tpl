@@ -86,4 +86,36 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- if and .Values.linux.enabled (eq (base .Values.linux.image.repository) "secrets-store-csi-driver-provider-alibaba-cloud") -}}
 {{- fail (printf "linux.image.repository is %s, the official Go provider's image: it does not know this chart's flags (--log-format, --metrics-port, --cache-ttl, --events, ...) and would exit on every node. Remove linux.image (repository and tag) from your values file to run this chart's provider image, or point linux.image.repository and linux.image.tag at your own build of it. To keep the Go provider, keep the official chart." .Values.linux.image.repository) -}}
 {{- end -}}
+{{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled -}}
+{{- fail "metrics: enable either serviceMonitor or podMonitor, not both (each provider would be scraped twice)" -}}
+{{- end -}}
+{{- if and .Values.networkPolicy.enabled .Values.linux.hostNetwork -}}
+{{- fail "networkPolicy.enabled: a NetworkPolicy does not apply to pods with linux.hostNetwork: true; set linux.hostNetwork to false or filter the node's traffic instead (docs/operations.md, NetworkPolicy)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The provider pods' port that serves /metrics: the metrics port, or the health port (which
+     serves /metrics too) when the metrics port is off. */}}
+{{- define "csspa.metricsPortName" -}}
+{{- ternary "metrics" "healthz" .Values.metrics.enabled -}}
+{{- end -}}
+
+{{/* The scrape endpoint shared by the ServiceMonitor and the PodMonitor: a fixed `job` (the
+     alerts select on it, whatever the release is named) and the `node` label they group by. */}}
+{{- define "csspa.scrapeEndpoint" -}}
+- port: {{ include "csspa.metricsPortName" .root }}
+  path: /metrics
+  {{- with .monitor.interval }}
+  interval: {{ . }}
+  {{- end }}
+  {{- with .monitor.scrapeTimeout }}
+  scrapeTimeout: {{ . }}
+  {{- end }}
+  relabelings:
+    - action: replace
+      targetLabel: job
+      replacement: csi-secrets-store-provider-alibabacloud
+    - action: replace
+      sourceLabels: [__meta_kubernetes_pod_node_name]
+      targetLabel: node
 {{- end -}}
