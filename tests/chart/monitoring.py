@@ -16,7 +16,7 @@ import jsonschema
 import promql_parser
 import yaml
 
-from ack_secrets_provider.core.metrics import ProviderMetrics
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_FILES = REPO_ROOT / "charts" / "csi-secrets-store-provider-alibabacloud" / "files"
@@ -100,7 +100,7 @@ def metric_names(expr: str) -> set[str]:
 
 
 def provider_metric_names() -> set[str]:
-    """Every series name a provider exports (core/metrics.py), process collectors included."""
+    """Every series name the provider exports (core/observability/metrics.py), process too."""
     suffixes = {"counter": ("_total",), "gauge": ("",), "info": ("_info",),
                 "histogram": ("_bucket", "_sum", "_count")}
     families = list(ProviderMetrics().registry.collect())

@@ -64,7 +64,7 @@ def test_every_query_names_only_metrics_the_provider_exports(monitoring_lib: Mod
     used: set[str] = set()
     for title, expr in monitoring_lib.dashboard_queries():
         names = monitoring_lib.metric_names(expr)
-        assert names <= known, f"{title}: {sorted(names - known)} not exported by core/metrics.py"
+        assert names <= known, f"{title}: {sorted(names - known)} not exported by the provider"
         used |= names
     # The dashboard shows every provider metric (process metrics aside).
     assert {_family(n) for n in known if n.startswith(PREFIX)} == {
