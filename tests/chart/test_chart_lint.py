@@ -48,18 +48,16 @@ EVERYTHING_ON: dict[str, Any] = {
         "prometheusRule": {"enabled": True, "labels": {"release": "kps"}},
         "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Secrets"}},
     },
-}
-# What EVERYTHING_ON cannot hold: the other monitor, and the NetworkPolicy (no hostNetwork).
-THE_OTHER_BRANCHES: dict[str, Any] = {
-    "metrics": {"podMonitor": {"enabled": True}},
     "networkPolicy": {"enabled": True, "metricsFrom": [{"namespaceSelector": {}}],
                       "extraEgress": [{"ports": [{"port": 8443, "protocol": "TCP"}]}]},
 }
+# What EVERYTHING_ON cannot hold: the other monitor (the chart refuses both at once).
+THE_OTHER_BRANCHES: dict[str, Any] = {"metrics": {"podMonitor": {"enabled": True}}}
 BASE_KINDS = ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "ServiceAccount"]
 EXPECTED_KINDS = {
-    "everything-on": sorted([*BASE_KINDS, "ConfigMap", "PrometheusRule", "Service",
-                             "ServiceMonitor"]),
-    "the-other-branches": sorted([*BASE_KINDS, "NetworkPolicy", "PodMonitor"]),
+    "everything-on": sorted([*BASE_KINDS, "ConfigMap", "NetworkPolicy", "PrometheusRule",
+                             "Service", "ServiceMonitor"]),
+    "the-other-branches": sorted([*BASE_KINDS, "PodMonitor"]),
 }
 # Prometheus Operator kinds: kubernetes-validate does not know them; their CRDs' schemas do.
 CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}

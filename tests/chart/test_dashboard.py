@@ -79,12 +79,12 @@ def test_metric_check_catches_an_unknown_metric(monitoring_lib: ModuleType) -> N
 
 
 def test_dashboard_config_map_carries_the_file(
-    chart: ChartUnderTest, monitoring_lib: ModuleType
+    chart: ChartUnderTest, helm_lib: ModuleType, monitoring_lib: ModuleType
 ) -> None:
     values = {"metrics": {"grafanaDashboard": {
         "enabled": True, "namespace": "monitoring", "annotations": {"grafana_folder": "Secrets"}}}}
     config_map = chart.template([], values).one("ConfigMap")
-    kubernetes_validate.validate(config_map, "1.25.0", strict=True)
+    kubernetes_validate.validate(config_map, helm_lib.K8S_VERSIONS[0], strict=True)
     assert config_map["metadata"]["namespace"] == "monitoring"
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"  # the sidecar's label
     assert config_map["metadata"]["annotations"] == {"grafana_folder": "Secrets"}

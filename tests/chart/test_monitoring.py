@@ -51,7 +51,7 @@ def test_nothing_is_rendered_by_default(chart: ChartUnderTest) -> None:
 
 @pytest.mark.parametrize("key", sorted(MONITOR_KINDS))
 def test_monitor_scrapes_every_provider_pod(
-    chart: ChartUnderTest, monitoring_lib: ModuleType, key: str
+    chart: ChartUnderTest, helm_lib: ModuleType, monitoring_lib: ModuleType, key: str
 ) -> None:
     rendered = _render(chart, **{key: {"enabled": True, "labels": {"release": "kps"},
                                        "interval": "15s", "scrapeTimeout": "10s"}})
@@ -70,7 +70,7 @@ def test_monitor_scrapes_every_provider_pod(
         assert rendered.find("Service") == []
     else:
         service = rendered.one("Service")
-        kubernetes_validate.validate(service, "1.25.0", strict=True)
+        kubernetes_validate.validate(service, helm_lib.K8S_VERSIONS[0], strict=True)
         assert selector.items() <= service["metadata"]["labels"].items()
         assert service["spec"]["selector"].items() <= _pod_labels(rendered).items()
         assert service["spec"]["clusterIP"] == "None"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import kubernetes_validate
@@ -12,19 +14,29 @@ from ack_secrets_provider.auth.ecs_ram_role import METADATA_HOST
 if TYPE_CHECKING:
     from helm import ChartUnderTest
 
+PolicyOf = Callable[..., dict[str, Any]]
+
 ON = {"enabled": True}
 MONITORING_NS = {"namespaceSelector": {"matchLabels": {
     "kubernetes.io/metadata.name": "monitoring"}}}
 
 
-def _policy(chart: ChartUnderTest, values: dict[str, Any] | None = None) -> dict[str, Any]:
-    rendered = chart.template([], {"networkPolicy": ON, **(values or {})})
-    policy: dict[str, Any] = rendered.one("NetworkPolicy")
-    for version in ("1.25.0", "1.37.0"):
-        kubernetes_validate.validate(policy, version, strict=True)
-    daemonset = rendered.one("DaemonSet")
-    assert policy["spec"]["podSelector"] == daemonset["spec"]["selector"]
-    return policy
+@pytest.fixture
+def policy_of(chart: ChartUnderTest, helm_lib: ModuleType) -> PolicyOf:
+    """Renders the NetworkPolicy for some values; checks it for every supported Kubernetes."""
+
+    def render(values: dict[str, Any] | None = None) -> dict[str, Any]:
+        values = values or {}
+        # A NetworkPolicy needs the pod network (the chart's default is the host network).
+        linux = {"hostNetwork": False, **values.get("linux", {})}
+        rendered = chart.template([], {"networkPolicy": ON, **values, "linux": linux})
+        policy: dict[str, Any] = rendered.one("NetworkPolicy")
+        for version in helm_lib.K8S_VERSIONS:
+            kubernetes_validate.validate(policy, version, strict=True)
+        assert policy["spec"]["podSelector"] == rendered.one("DaemonSet")["spec"]["selector"]
+        return policy
+
+    return render
 
 
 def _ports(rule: dict[str, Any]) -> set[tuple[int, str]]:
@@ -42,18 +54,19 @@ def _egress_to(policy: dict[str, Any], *ports: int, protocol: str = "TCP") -> li
 
 def test_no_policy_by_default(chart: ChartUnderTest) -> None:
     assert chart.template().find("NetworkPolicy") == []
+    assert chart.template([], {"linux": {"hostNetwork": False}}).find("NetworkPolicy") == []
 
 
-def test_ingress_is_probes_and_scraping_only(chart: ChartUnderTest) -> None:
-    policy = _policy(chart)
+def test_ingress_is_probes_and_scraping_only(policy_of: PolicyOf) -> None:
+    policy = policy_of()
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     ingress = policy["spec"]["ingress"]
     assert [_ports(rule) for rule in ingress] == [{(8989, "TCP")}, {(8990, "TCP")}]
     assert all("from" not in rule for rule in ingress)  # default: any source
 
 
-def test_ingress_follows_ports_and_peers(chart: ChartUnderTest) -> None:
-    policy = _policy(chart, {
+def test_ingress_follows_ports_and_peers(policy_of: PolicyOf) -> None:
+    policy = policy_of({
         "linux": {"healthzPort": 9808},
         "metrics": {"port": 9090},
         "networkPolicy": {**ON, "metricsFrom": [MONITORING_NS],
@@ -64,12 +77,12 @@ def test_ingress_follows_ports_and_peers(chart: ChartUnderTest) -> None:
         "cidr": "10.0.0.0/16"}}])
     assert (_ports(scraping), scraping["from"]) == ({(9090, "TCP")}, [MONITORING_NS])
     # No metrics port, no rule for it.
-    policy = _policy(chart, {"metrics": {"enabled": False}})
+    policy = policy_of({"metrics": {"enabled": False}})
     assert [_ports(rule) for rule in policy["spec"]["ingress"]] == [{(8989, "TCP")}]
 
 
-def test_egress_reaches_what_the_provider_calls(chart: ChartUnderTest) -> None:
-    policy = _policy(chart)
+def test_egress_reaches_what_the_provider_calls(policy_of: PolicyOf) -> None:
+    policy = policy_of()
     dns = [r for r in policy["spec"]["egress"] if _ports(r) == {(53, "UDP"), (53, "TCP")}]
     assert len(dns) == 1 and "to" not in dns[0]
     assert _egress_to(policy, 443) == []  # KMS, OOS, STS
@@ -78,7 +91,7 @@ def test_egress_reaches_what_the_provider_calls(chart: ChartUnderTest) -> None:
     assert len(policy["spec"]["egress"]) == 4
 
 
-def test_egress_peers_and_extra_rules_follow_the_values(chart: ChartUnderTest) -> None:
+def test_egress_peers_and_extra_rules_follow_the_values(policy_of: PolicyOf) -> None:
     vpc = [{"ipBlock": {"cidr": "192.168.0.0/16"}}]
     dns = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
             "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]
@@ -86,7 +99,7 @@ def test_egress_peers_and_extra_rules_follow_the_values(chart: ChartUnderTest) -
                                                                      "protocol": "TCP"}]}
     extra_in = {"from": [MONITORING_NS], "ports": [{"port": 9999, "protocol": "TCP"}]}
     api_server = [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
-    policy = _policy(chart, {"networkPolicy": {
+    policy = policy_of({"networkPolicy": {
         **ON, "cloudApiTo": vpc, "dnsTo": dns, "apiServerTo": api_server,
         "apiServerPorts": [6443], "extraEgress": [proxy], "extraIngress": [extra_in]}})
     assert _egress_to(policy, 443) == vpc
@@ -111,4 +124,5 @@ def test_host_network_is_refused(chart: ChartUnderTest) -> None:
 def test_schema_refuses_bad_values(
     chart: ChartUnderTest, values: dict[str, Any], complaint: str
 ) -> None:
-    assert complaint in chart.template_error([], {"networkPolicy": values})
+    error = chart.template_error([], {"networkPolicy": values, "linux": {"hostNetwork": False}})
+    assert complaint in error
