@@ -141,3 +141,9 @@ def test_official_service_account_keys_are_accepted_without_effect(
         "csi-secrets-store-provider-alibabacloud")
     assert "serviceAccount.create / serviceAccount.name have no effect" in rendered.notes
     assert "have no effect" not in chart.template().notes
+
+
+def test_dns_policy_none_is_refused(chart: ChartUnderTest) -> None:
+    # `None` needs a dnsConfig the chart does not render: the pod would be invalid.
+    error = chart.template_error(values={"linux": {"dnsPolicy": "None"}})
+    assert "linux.dnsPolicy" in error
