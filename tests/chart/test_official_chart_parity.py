@@ -332,6 +332,36 @@ def test_the_comparison_sees_a_change(
     assert set(found) - set(RENDERS["default"][1]) == {f"{DS}.pod.template_labels.team"}
 
 
+# Values that docs/migration.md says restore the official behaviour: (values, as the page writes
+# them, the differences that then vanish).
+RESTORING: list[tuple[dict[str, Any], str, list[str]]] = [
+    ({"linux": {"image": {"pullPolicy": "Always"}}}, "`linux.image.pullPolicy: Always`",
+     [f"{CTR}.imagePullPolicy"]),
+    ({"linux": {"tolerations": []}}, "`linux.tolerations: []`", [f"{DS}.pod.tolerations"]),
+    ({"linux": {"priorityClassName": ""}}, '`linux.priorityClassName: ""`',
+     [f"{DS}.pod.priorityClassName"]),
+    ({"linux": {"resources": {"limits": {"cpu": "100m"}}}}, "`linux.resources.limits.cpu: 100m`",
+     [f"{CTR}.resources.limits.cpu"]),
+    ({"linux": {"tmpSizeLimit": "10Mi"}}, "`linux.tmpSizeLimit: 10Mi`",
+     [f"{DS}.pod.volumes.tmp", f"{CTR}.volumeMounts.tmp"]),
+    ({"metrics": {"scrapeAnnotations": False}}, "`metrics.scrapeAnnotations: false`",
+     [f"{DS}.pod.template_annotations"]),
+]
+
+
+@pytest.mark.parametrize(("values", "written", "vanish"), RESTORING,
+                         ids=[written for _values, written, _vanish in RESTORING])
+def test_the_documented_values_restore_the_official_behaviour(
+    chart: ChartUnderTest, seed_values: dict[str, Path],
+    values: dict[str, Any], written: str, vanish: list[str],
+) -> None:
+    migration = (Path(__file__).resolve().parents[2] / "docs" / "migration.md").read_text()
+    assert written in migration
+    found = _differences(chart, "default", seed_values, values)
+    assert not set(vanish) & set(found)
+    assert set(found) <= set(RENDERS["default"][1])  # and nothing new appears
+
+
 def test_what_an_upgrade_must_keep(chart: ChartUnderTest) -> None:
     # The immutable selector, names, the host network and the container name, explicitly (the
     # comparison above would also catch them, this says why they matter).
