@@ -43,7 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--spc", required=True, metavar="FILE",
         help="YAML file with the SecretProviderClass (- reads stdin)")
     add("--spc-name", metavar="NAME", help="which SecretProviderClass when FILE holds several")
-    add("--target", required=True, metavar="DIR", help="directory to write the files into")
+    add("--target", required=True, metavar="DIR",
+        help="directory to write the files into: new, empty, or written by this command before")
+    add("--force", action="store_true",
+        help="write into a non-empty --target this command did not write (files beside yours; "
+             "nothing of yours is replaced or removed)")
     add("--pod-name", default="mount-cli", help="pod name sent to the provider")
     add("--pod-namespace", default="default", metavar="NS")
     add("--pod-uid", default=None, help="pod UID (default: a random one)")
@@ -196,12 +200,21 @@ def _grpc_failure(exc: Any) -> tuple[str, str]:
 def mount(args: argparse.Namespace, out: Output, err: Output) -> int:
     import grpc
 
-    from ack_secrets_provider.core.commands.atomic_writer import FileToWrite, write_atomically
+    from ack_secrets_provider.core.commands.atomic_writer import (
+        FileToWrite,
+        UnsafeTarget,
+        check_target,
+        write_atomically,
+    )
     from ack_secrets_provider.core.server.driver_client import ProviderClient
 
     path = socket_path(args.socket)
     request = build_request(args)
     target = Path(args.target).resolve()
+    try:
+        check_target(target, force=args.force)
+    except UnsafeTarget as exc:
+        raise UsageError(f"--target: {exc}") from None
     if err.colour:  # progress belongs on an interactive terminal only
         err.line(err.style(f"mounting {request['spc_name']} through {path} ...", "dim"))
     client = ProviderClient(path)
@@ -221,7 +234,10 @@ def mount(args: argparse.Namespace, out: Output, err: Output) -> int:
         return EXIT_FAILED
     files = [FileToWrite(item.path, item.mode & 0o777, item.contents) for item in response.files]
     try:
-        changed = write_atomically(target, files)
+        changed = write_atomically(target, files, force=args.force)
+    except UnsafeTarget as exc:
+        err.line(f"{err.style('mount failed', 'bold', 'red')}: {exc}")
+        return EXIT_FAILED
     except OSError as exc:
         err.line(f"{err.style('mount failed', 'bold', 'red')}: cannot write into {target}: "
                  f"{exc.strerror or exc}")
