@@ -24,6 +24,7 @@ from ack_secrets_provider.core.cloud.endpoints import (
     parse_allowed_suffixes,
 )
 from ack_secrets_provider.core.durations import parse_duration
+from ack_secrets_provider.core.mount.limits import RequestLimits
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 log = logging.getLogger("ack_secrets_provider")
@@ -113,10 +114,37 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="OOS calls per second from this node (a rate, as in the existing provider; "
              "0 = unlimited)")
     add("--grace-period", default="30s", help="time in-flight mounts get on SIGTERM")
+    _add_limit_arguments(parser)
     add("--events", action=argparse.BooleanOptionalAction, default=False,
         help="emit Kubernetes Events on pods for failed republishes and rotations")
     add("--no-plugin-autoload", action="store_true",
         help="load only the built-in backends and credential plugins")
+
+
+def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """Bounds on what a request can make the provider do (docs/security.md)."""
+    add = parser.add_argument
+    limits = RequestLimits()
+    add("--max-objects-bytes", type=int, default=limits.objects_bytes, metavar="BYTES",
+        help="largest objects parameter (UTF-8 bytes) a Mount may send")
+    add("--max-objects", type=int, default=limits.objects, metavar="N",
+        help="most objects in one Mount")
+    add("--max-jmespath-entries", type=int, default=limits.jmespath_entries, metavar="N",
+        help="most jmesPath entries in one object")
+    add("--max-objects-yaml-nodes", type=int, default=limits.yaml_nodes, metavar="N",
+        help="most YAML nodes in objects once aliases and merge keys are expanded")
+    add("--max-objects-yaml-depth", type=int, default=limits.yaml_depth, metavar="N",
+        help="deepest nesting of lists and maps in objects")
+    add("--max-concurrent-mounts", type=int, default=ProviderSettings.max_concurrent_mounts,
+        metavar="N",
+        help="Mounts served at once; one more is refused at once with UNAVAILABLE, which the "
+             "driver retries (health checks and Version never wait behind Mounts)")
+    add("--grpc-keepalive-time", default="30s",
+        help="ping each driver connection after this long without activity")
+    add("--grpc-keepalive-timeout", default="10s",
+        help="close a connection whose ping is not answered within this time")
+    add("--grpc-max-connection-idle", default="10m",
+        help="close a connection that made no call for this long (the driver reconnects)")
 
 
 def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> ProviderSettings:
@@ -145,7 +173,36 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
         kms_rate_limit=args.max_concurrent_kms_secret_pulls,
         oos_rate_limit=args.max_concurrent_oos_secret_pulls,
         retry=RetryPolicy(),
+        request_limits=RequestLimits(
+            objects_bytes=_positive(args.max_objects_bytes, "--max-objects-bytes"),
+            objects=_positive(args.max_objects, "--max-objects"),
+            jmespath_entries=_positive(args.max_jmespath_entries, "--max-jmespath-entries"),
+            yaml_nodes=_positive(args.max_objects_yaml_nodes, "--max-objects-yaml-nodes"),
+            yaml_depth=_positive(args.max_objects_yaml_depth, "--max-objects-yaml-depth"),
+        ),
+        max_concurrent_mounts=_positive(args.max_concurrent_mounts, "--max-concurrent-mounts"),
+        grpc_keepalive_time=_positive_duration(args.grpc_keepalive_time, "--grpc-keepalive-time"),
+        grpc_keepalive_timeout=_positive_duration(args.grpc_keepalive_timeout,
+                                                  "--grpc-keepalive-timeout"),
+        grpc_max_connection_idle=_positive_duration(args.grpc_max_connection_idle,
+                                                    "--grpc-max-connection-idle"),
     )
+
+
+def _positive(value: int, flag: str) -> int:
+    if value < 1:
+        raise ValueError(f"{flag} {value} must be at least 1")
+    return value
+
+
+def _positive_duration(text: str, flag: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"{flag}: {exc}") from None
+    if seconds <= 0:
+        raise ValueError(f"{flag} {text!r} must be longer than 0s")
+    return seconds
 
 
 def configure_logging(verbosity: int, log_format: str) -> None:

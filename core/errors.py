@@ -77,6 +77,17 @@ class Throttled(Unavailable):
     reason = "Throttled"
 
 
+class ProviderBusy(ProviderError):
+    """The provider serves as many Mounts as it may at once (--max-concurrent-mounts).
+
+    UNAVAILABLE because the driver retries exactly that code (3 attempts, 1 s backoff and up),
+    and kubelet retries the NodePublish after that: the Mount is delayed, not lost.
+    """
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "ProviderBusy"
+
+
 class DeadlineExceeded(ProviderError):
     """The caller's deadline passed before the mount could finish."""
 

@@ -10,6 +10,7 @@ from ack_secrets_provider.core.cloud.endpoints import (
     DEFAULT_ALLOWED_ENDPOINT_SUFFIXES,
     EndpointOverrides,
 )
+from ack_secrets_provider.core.mount.limits import RequestLimits
 
 
 @dataclass(frozen=True)
@@ -84,3 +85,12 @@ class ProviderSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: seconds a Mount may run when the caller gave no deadline (kubelet bounds CSI calls at ~2 m)
     default_mount_timeout: float = 100.0
+    #: bounds on what one Mount request may ask for (`--max-objects` ...; docs/security.md)
+    request_limits: RequestLimits = field(default_factory=RequestLimits)
+    #: Mounts served at once; one more is refused at once with UNAVAILABLE (the driver retries)
+    max_concurrent_mounts: int = 16
+    #: gRPC server: seconds between keepalive pings on a connection, seconds to wait for their
+    #: answer before closing it, and seconds a connection may stay without a call
+    grpc_keepalive_time: float = 30.0
+    grpc_keepalive_timeout: float = 10.0
+    grpc_max_connection_idle: float = 600.0

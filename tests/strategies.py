@@ -86,9 +86,17 @@ object_types = st.sampled_from(["kms", "oos"])
 _PLAIN_SAFE = re.compile(r"[A-Za-z0-9_~.][A-Za-z0-9_.:+\-/]*")
 
 
+_YAML_NULLS = frozenset({"~", "null", "Null", "NULL"})
+
+
 def yaml_scalar(text: str, plain: bool) -> str:
-    """`text` as a YAML scalar: plain when asked and safe, else double-quoted (JSON escapes)."""
-    if plain and _PLAIN_SAFE.fullmatch(text) and not text.endswith(":"):
+    """`text` as a YAML scalar: plain when asked and safe, else double-quoted (JSON escapes).
+
+    A plain null (`~`, `null`, ...) means "no value" to the parser, as to the official provider's
+    YAML reader; it is quoted to stay the text.
+    """
+    if (plain and _PLAIN_SAFE.fullmatch(text) and not text.endswith(":")
+            and text not in _YAML_NULLS):
         return text
     return json.dumps(text, ensure_ascii=False)
 

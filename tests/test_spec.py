@@ -387,16 +387,17 @@ def test_file_permission_forms(value: str, mode: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["0755", "no", "yes", "on", "off", "1e3", "0x1F", "~", "null", "2024-01-01", "true"]
+    "text", ["0755", "no", "yes", "on", "off", "1e3", "0x1F", "'~'", '"null"', "2024-01-01",
+             "true"]
 )
 def test_yaml_look_alikes_stay_text(text: str) -> None:
     request = parse(
         f"- objectName: {text}\n  objectVersion: {text}\n  objectVersionLabel: {text}\n"
-        f"  jmesPath:\n  - path: a\n    objectAlias: {text}-a\n"
     )
     spec = request.objects[0]
+    text = text.strip("'\"")  # a quoted null is the text null, as in YAML
     assert (spec.object_name, spec.object_version, spec.object_version_label) == (text,) * 3
-    assert spec.file_name == text and spec.jmes_path[0].file_name == f"{text}-a"
+    assert spec.file_name == text
 
 
 def test_empty_objects_mean_an_empty_mount() -> None:
@@ -435,3 +436,92 @@ def test_backend_validators_run_per_type() -> None:
     with pytest.raises(InvalidArgument, match="oosEndpoint is bad"):
         parse_mount_request(attributes, "null", "", validators={"oos": validator})
     assert len(seen) == 1
+
+
+# --- YAML as the official provider reads it: null, merge keys ----------------------------------
+
+
+@pytest.mark.parametrize("value", ["null", "~", "Null", "NULL", ""])
+def test_a_null_object_name_is_refused_like_the_official_provider(value: str) -> None:
+    message = refused(f"- objectName: db\n- objectName: {value}\n  objectAlias: x\n")
+    assert message.startswith("object #2: field objectName is empty or null: the object name "
+                              "must be specified")
+
+
+def test_null_optional_fields_mean_unset() -> None:
+    spec = parse("- objectName: db\n  objectAlias: ~\n  objectVersion: null\n"
+                 "  jmesPath: ~\n").objects[0]
+    assert (spec.file_name, spec.object_version, spec.jmes_path) == ("db", None, ())
+
+
+def test_merge_keys_copy_the_named_map_and_written_fields_win() -> None:
+    objects = parse(
+        "- &base {objectName: db, objectAlias: one, filePermission: '0440'}\n"
+        "- <<: *base\n  objectAlias: two\n"
+    ).objects
+    assert [(o.object_name, o.file_name, o.file_permission) for o in objects] == [
+        ("db", "one", 0o440), ("db", "two", 0o440)]
+
+
+def test_merge_keys_take_a_list_of_maps_earlier_maps_winning() -> None:
+    objects = parse(
+        "- &a {objectName: db, objectAlias: one}\n"
+        "- &b {objectName: other, objectVersion: v2, objectAlias: b}\n"
+        "- <<: [*a, *b]\n  objectAlias: three\n"
+    ).objects
+    last = objects[2]
+    assert (last.object_name, last.object_version, last.file_name) == ("db", "v2", "three")
+
+
+def test_a_quoted_merge_key_is_an_ordinary_field_name() -> None:
+    assert "unknown field '<<'" in refused("- objectName: db\n  '<<': {objectAlias: x}\n")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("- objectName: db\n  <<: plain\n", "a merge key '<<' must name a map or a list of maps"),
+    ("- &a [*a]\n", "alias *a names no anchor defined before it"),
+    ("- objectName: db\n---\n- objectName: db\n", "expected a single YAML document"),
+])
+def test_yaml_that_is_not_plain_data_is_refused_with_its_line(text: str, problem: str) -> None:
+    message = refused(text)
+    assert message.startswith("parameter objects, line ") and problem in message
+
+
+# --- request limits: each refused with its flag ------------------------------------------------
+
+
+def limited(text: str, **limits: int) -> str:
+    from ack_secrets_provider.core.mount.limits import RequestLimits
+
+    with pytest.raises(InvalidArgument) as caught:
+        parse_mount_request(json.dumps({"objects": text}), "null", '"420"',
+                            known_types=KNOWN, limits=RequestLimits(**limits))
+    return str(caught.value)
+
+
+def test_every_limit_is_refused_naming_its_flag() -> None:
+    two = "- objectName: a\n- objectName: b\n"
+    assert "lists 2 objects, above the provider's limit of 1 (--max-objects)" in limited(
+        two, objects=1)
+    assert "is 32 bytes, above the provider's limit of 10 (--max-objects-bytes)" in limited(
+        two, objects_bytes=10)
+    entries = "- objectName: a\n  jmesPath:\n  - {path: x, objectAlias: x}\n" \
+              "  - {path: y, objectAlias: y}\n"
+    assert ("object #1: field jmesPath has 2 entries, above the provider's limit of 1 "
+            "(--max-jmespath-entries)") in limited(entries, jmespath_entries=1)
+    assert "more than 4 nodes" in limited(two, yaml_nodes=4)
+    assert "(--max-objects-yaml-nodes)" in limited(two, yaml_nodes=4)
+    assert "more than 2 deep" in limited(entries, yaml_depth=2)
+    assert "(--max-objects-yaml-depth)" in limited(entries, yaml_depth=2)
+
+
+def test_aliases_count_every_node_they_name_each_time() -> None:
+    # the list, then a map of 2 scalars (3 nodes) behind the anchor; the alias counts 3 again
+    text = "- &o {objectName: a}\n- *o\n"
+    assert "more than 6 nodes" in limited(text, yaml_nodes=6)
+    # (the two objects then collide on one file: only the count matters here)
+    assert "more than" not in limited(text, yaml_nodes=7)
+
+
+def test_flow_nesting_past_libyamls_own_bound_names_the_depth_flag() -> None:
+    assert "(--max-objects-yaml-depth)" in refused("[" * 100_000)

@@ -76,6 +76,7 @@ class MountService:
             default_region=self.settings.region,
             known_types=self._known_types,
             validators=self._validators,
+            limits=self.settings.request_limits,
         )
 
     def mount(

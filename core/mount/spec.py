@@ -3,9 +3,11 @@
 `parse_mount_request` either returns a `MountRequest` or raises `InvalidArgument` whose message
 names the object and the field and says how to fix it. It never performs I/O.
 
-The `objects` YAML is read with PyYAML's BaseLoader, so every scalar keeps exactly the text the user
-wrote: `objectAlias: 0755` is the file `0755` and `objectAlias: no` is the file `no` (the existing
-provider's YAML 1.1 typing turns them into `493` and `false`).
+The `objects` YAML is read by `core.mount.yaml_text`, so every scalar keeps exactly the text the
+user wrote: `objectAlias: 0755` is the file `0755` and `objectAlias: no` is the file `no` (the
+existing provider's YAML 1.1 typing turns them into `493` and `false`); merge keys (`<<: *base`)
+and a plain `null`/`~` mean what they mean there. Its size and what it expands to are bounded by
+`RequestLimits` before any other work.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any
 import yaml
 
 from ack_secrets_provider.core.errors import InvalidArgument
+from ack_secrets_provider.core.mount import yaml_text
 from ack_secrets_provider.core.mount.arn import REGION_PATTERN
+from ack_secrets_provider.core.mount.limits import RAISE, RequestLimits, beyond
 from ack_secrets_provider.core.mount.paths import (
     PathTranslation,
     driver_path_problem,
@@ -84,6 +88,7 @@ _OBJECT_FIELDS_BY_LOWER = {name.lower(): name for name in OBJECT_FIELDS}
 _JMESPATH_FIELDS_BY_LOWER = {name.lower(): name for name in JMESPATH_FIELDS}
 
 DEFAULT_OBJECT_TYPE = "kms"
+DEFAULT_LIMITS = RequestLimits()
 
 
 @dataclass(frozen=True)
@@ -183,47 +188,6 @@ class MountRequest:
 
 
 BackendValidator = Callable[[ObjectSpec], None]
-
-
-class _FieldProblem(yaml.constructor.ConstructorError):
-    """A well-formed YAML document with a field mistake (duplicate or non-text key)."""
-
-
-# libyaml's parser when PyYAML has it (5-10x faster on every Mount), else the pure-Python one;
-# both with the BaseLoader's constructor and resolver, so the results are the same.
-_BaseTextLoader: type[Any] = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
-
-
-class _TextLoader(_BaseTextLoader):
-    """PyYAML's BaseLoader (every scalar stays the exact text written; no YAML 1.1 typing)
-    that also refuses duplicate keys and non-text keys.
-
-    A duplicated key is nearly always a forgotten `- ` between two objects; BaseLoader alone
-    would keep the last value silently.
-    """
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-        if not isinstance(node, yaml.MappingNode):
-            raise yaml.constructor.ConstructorError(
-                None, None, f"expected a map, found {node.id}", node.start_mark
-            )
-        mapping: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, str):
-                raise _FieldProblem(
-                    None, None, "a field name must be plain text, not a list or a map",
-                    key_node.start_mark,
-                )
-            if key in mapping:
-                raise _FieldProblem(
-                    None, None,
-                    f"field {key!r} appears twice in the same object (did you forget the '- ' "
-                    "that starts the next object?)",
-                    key_node.start_mark,
-                )
-            mapping[key] = self.construct_object(value_node, deep=deep)
-        return mapping
 
 
 def _closest(name: str, choices: Collection[str]) -> str:
@@ -437,9 +401,12 @@ def _parse_object(
     values = {key: _scalar(where, key, item.get(key)) for key in OBJECT_FIELDS if key != "jmesPath"}
     name = values["objectName"]
     if name is None:
+        # The official provider: "object name must be specified" (also for null and ~)
+        given = " is empty or null" if "objectName" in item else " is required"
         raise InvalidArgument(
-            f"{where}: field objectName is required; add the secret or parameter name, for "
-            "example 'objectName: \"db-password\"'"
+            f"{where}: field objectName{given}: the object name must be specified; add the "
+            "secret or parameter name, for example 'objectName: \"db-password\"' (quote a "
+            "name that is literally null or ~)"
         )
     if name != name.strip():
         raise InvalidArgument(
@@ -500,24 +467,28 @@ def _check_collisions(objects: tuple[ObjectSpec, ...]) -> None:
                 )
 
 
-def parse_objects(
-    text: str | None,
-    translation: PathTranslation,
-    known_types: Collection[str] | None = None,
-    validators: Mapping[str, BackendValidator] | None = None,
-) -> tuple[ObjectSpec, ...]:
-    """Parse the `objects` parameter (a YAML list). Empty or absent → no objects."""
-    if text is None or text.strip() == "":
-        return ()
-    try:
-        loaded = yaml.load(text, Loader=_TextLoader)  # noqa: S506 - builds no Python objects
-    except RecursionError:
+def _load_objects_yaml(text: str, limits: RequestLimits) -> Any:
+    """The `objects` text as plain data, within the request limits (InvalidArgument past one)."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limits.objects_bytes:
         raise InvalidArgument(
-            "parameter objects is nested too deeply to be a list of objects; it must be a YAML "
-            "list such as '- objectName: \"db-password\"'"
+            f"parameter objects is {size} bytes, above {beyond(limits, 'objects_bytes')}; "
+            f"split the objects across several SecretProviderClasses, {RAISE}"
+        )
+    bounds = yaml_text.YamlBounds(max_nodes=limits.yaml_nodes, max_depth=limits.yaml_depth)
+    try:
+        return yaml_text.load(text, bounds)
+    except yaml_text.YamlTooLarge as exc:
+        fix = (f"write the objects out instead of reusing large anchors, or split them across "
+               f"several SecretProviderClasses, {RAISE}" if exc.limit == "nodes" else
+               "objects is a list of maps and only jmesPath nests deeper; flatten it")
+        name = "yaml_nodes" if exc.limit == "nodes" else "yaml_depth"
+        raise InvalidArgument(
+            f"parameter objects, line {exc.mark.line + 1}: {exc.problem}, above "
+            f"{beyond(limits, name)}; {fix}"
         ) from None
-    except _FieldProblem as exc:
-        mark = exc.problem_mark
+    except yaml_text.YamlProblem as exc:
+        mark = exc.mark
         raise InvalidArgument(
             f"parameter objects, line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
             if mark else f"parameter objects: {exc.problem}"
@@ -531,6 +502,39 @@ def parse_objects(
             "such as '- objectName: \"db-password\"', with every field of an object indented "
             "like its first field"
         ) from None
+
+
+def _check_counts(loaded: list[Any], limits: RequestLimits) -> None:
+    """Refuse more objects, or more jmesPath entries in one object, than the limits allow."""
+    if len(loaded) > limits.objects:
+        raise InvalidArgument(
+            f"parameter objects lists {len(loaded)} objects, above {beyond(limits, 'objects')}; "
+            f"split them across several SecretProviderClasses, {RAISE}"
+        )
+    for index, item in enumerate(loaded):
+        if not isinstance(item, dict):
+            continue
+        for key, value in item.items():
+            if (isinstance(key, str) and key.lower() == "jmespath" and isinstance(value, list)
+                    and len(value) > limits.jmespath_entries):
+                raise InvalidArgument(
+                    f"object #{index + 1}: field jmesPath has {len(value)} entries, above "
+                    f"{beyond(limits, 'jmespath_entries')}; split them across two objects with "
+                    f"the same objectName and different objectAlias values, {RAISE}"
+                )
+
+
+def parse_objects(
+    text: str | None,
+    translation: PathTranslation,
+    known_types: Collection[str] | None = None,
+    validators: Mapping[str, BackendValidator] | None = None,
+    limits: RequestLimits = DEFAULT_LIMITS,
+) -> tuple[ObjectSpec, ...]:
+    """Parse the `objects` parameter (a YAML list). Empty or absent → no objects."""
+    if text is None or text.strip() == "":
+        return ()
+    loaded = _load_objects_yaml(text, limits)
     if loaded is None or loaded == "":
         return ()
     if not isinstance(loaded, list):
@@ -538,6 +542,7 @@ def parse_objects(
             "parameter objects must be a YAML list of objects, each starting with '- ', for "
             "example '- objectName: \"db-password\"'"
         )
+    _check_counts(loaded, limits)
     objects = tuple(
         _parse_object(index, item, translation, known_types) for index, item in enumerate(loaded)
     )
@@ -557,11 +562,13 @@ def parse_mount_request(
     default_region: str | None = None,
     known_types: Collection[str] | None = None,
     validators: Mapping[str, BackendValidator] | None = None,
+    limits: RequestLimits = DEFAULT_LIMITS,
 ) -> MountRequest:
     """Parse the three JSON strings of a MountRequest into a frozen MountRequest.
 
     `known_types`, when given, is the set of installed objectTypes; `validators` maps an
-    objectType to its backend's pure validation function (endpoint form, ARN form, versions).
+    objectType to its backend's pure validation function (endpoint form, ARN form, versions);
+    `limits` bounds what the request may ask for.
     Raises InvalidArgument, and nothing else, for any bad input.
     """
     attrs = _decode_json_map(attributes, "attributes", allow_null=True)
@@ -580,7 +587,7 @@ def parse_mount_request(
             f"parameter region {region!r} is not a region id; use the form cn-hangzhou or "
             "ap-southeast-1"
         )
-    objects = parse_objects(attrs.get(ATTR_OBJECTS), translation, known_types, validators)
+    objects = parse_objects(attrs.get(ATTR_OBJECTS), translation, known_types, validators, limits)
     pod = PodInfo(
         name=attrs.get(ATTR_POD_NAME) or None,
         namespace=attrs.get(ATTR_POD_NAMESPACE) or None,

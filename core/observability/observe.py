@@ -35,7 +35,7 @@ _POD_UID = "csi.storage.k8s.io/pod.uid"
 def _attributes(attributes: str) -> dict[str, object]:
     try:
         attrs = json.loads(attributes) if attributes else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # the parser refuses it; the mount is still counted
         return {}
     return attrs if isinstance(attrs, dict) else {}
 

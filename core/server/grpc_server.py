@@ -23,17 +23,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ack_secrets_provider.core import RUNTIME_NAME, __version__
-from ack_secrets_provider.core.errors import InternalError, ProviderError
+from ack_secrets_provider.core.errors import InternalError, ProviderBusy, ProviderError
 from ack_secrets_provider.core.mount.service import MountService
 from ack_secrets_provider.core.observability.observe import MountObserver
 from ack_secrets_provider.core.proto import service_pb2, service_pb2_grpc
 from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.settings import ProviderSettings
 
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "alibabacloud.sock"
 PROTOCOL_VERSION = "v1alpha1"
 SERVICE_NAME = "v1alpha1.CSIDriverProvider"
+#: server threads beyond the Mount cap: Version, the health service and the fast refusals of
+#: Mounts over the cap always find a free thread, however long the admitted Mounts take
+SPARE_WORKERS = 8
 
 
 class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
@@ -42,6 +46,8 @@ class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
     def __init__(self, service: MountService, observer: MountObserver | None = None) -> None:
         self.service = service
         self.observer = observer or MountObserver()
+        self._mount_limit = service.settings.max_concurrent_mounts
+        self._mount_slots = threading.BoundedSemaphore(self._mount_limit)
 
     def Version(  # noqa: N802 - gRPC method name
         self, request: service_pb2.VersionRequest, context: grpc.ServicerContext
@@ -60,6 +66,15 @@ class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
         deadline = Deadline.after(timeout)
         started = time.monotonic()
         observation = self.observer.start(request.attributes)
+        if not self._mount_slots.acquire(blocking=False):
+            busy = ProviderBusy(
+                f"the provider is already serving {self._mount_limit} Mounts, its limit "
+                "(--max-concurrent-mounts); the driver retries this one shortly. If this "
+                "lasts, an upstream is slow (see the provider's upstream metrics) or the limit "
+                "is too low for this node"
+            )
+            observation.failed(busy, time.monotonic() - started)
+            context.abort(busy.code, busy.message)
         try:
             outcome = self.service.mount(
                 request.attributes, request.secrets, request.permission, deadline
@@ -74,6 +89,8 @@ class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
             )
             observation.failed(error, time.monotonic() - started)
             context.abort(error.code, error.message)
+        finally:
+            self._mount_slots.release()
         observation.succeeded(outcome, time.monotonic() - started)
         files = [
             service_pb2.File(path=item.path, mode=item.mode, contents=item.contents)
@@ -88,6 +105,23 @@ class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
             # valid (empty) mount, so report one placeholder version that reveals nothing.
             versions = [service_pb2.ObjectVersion(id="secretproviderclass", version="empty")]
         return service_pb2.MountResponse(object_version=versions, files=files)
+
+
+def connection_options(settings: ProviderSettings) -> list[tuple[str, int]]:
+    """Keepalive and idle limits: a peer that stops answering pings, never finishes its
+    handshake or makes no call for a long time is disconnected instead of being kept forever
+    (the driver reconnects by itself when it needs the provider again)."""
+    def ms(seconds: float) -> int:
+        return max(1, round(seconds * 1000))
+
+    return [
+        ("grpc.keepalive_time_ms", ms(settings.grpc_keepalive_time)),
+        ("grpc.keepalive_timeout_ms", ms(settings.grpc_keepalive_timeout)),
+        ("grpc.keepalive_permit_without_calls", 1),  # ping idle connections too
+        ("grpc.http2.max_pings_without_data", 0),  # keep pinging while no call runs
+        ("grpc.server_handshake_timeout_ms", ms(settings.grpc_keepalive_timeout)),
+        ("grpc.max_connection_idle_ms", ms(settings.grpc_max_connection_idle)),
+    ]
 
 
 def _remove_stale_socket(path: Path) -> None:
@@ -121,16 +155,18 @@ class ProviderServer:
         socket_dir: str | os.PathLike[str],
         *,
         observer: MountObserver | None = None,
-        max_workers: int = 32,
         grace_period: float = 30.0,
     ) -> None:
         self.service = service
         self.socket_path = Path(socket_dir) / SOCKET_NAME
         self.grace_period = grace_period
         self.health = health.HealthServicer()
+        settings = service.settings
         self._server = grpc.server(
-            ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-            options=[("grpc.max_send_message_length", 8 * 1024 * 1024)],
+            ThreadPoolExecutor(max_workers=settings.max_concurrent_mounts + SPARE_WORKERS,
+                               thread_name_prefix="grpc"),
+            options=[("grpc.max_send_message_length", 8 * 1024 * 1024),
+                     *connection_options(settings)],
         )
         service_pb2_grpc.add_CSIDriverProviderServicer_to_server(
             ProviderServicer(service, observer), self._server

@@ -1,0 +1,46 @@
+"""Bounds on the work one Mount request can ask of the provider, each set by a `serve` flag.
+
+A pod author controls the `objects` text (volumeAttributes override SecretProviderClass
+parameters), so its size and what it expands to are bounded before any work is done. A request
+past a bound is refused with INVALID_ARGUMENT naming the bound and its flag. docs/security.md
+lists every bound; tests/adversarial/ sends the hostile input each one stops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    #: UTF-8 bytes of the `objects` parameter (a large SecretProviderClass of 256 objects with
+    #: jmesPath entries is ~80 KiB)
+    objects_bytes: int = 256 * 1024
+    #: objects in one mount
+    objects: int = 256
+    #: jmesPath entries of one object
+    jmespath_entries: int = 256
+    #: YAML nodes of `objects` once aliases and merge keys are expanded (256 objects of 10
+    #: fields are ~5,400)
+    yaml_nodes: int = 20_000
+    #: lists and maps nested in one another in `objects` (a jmesPath entry is at depth 4)
+    yaml_depth: int = 16
+
+
+#: the `serve` flag of each bound (messages name it so an operator knows what to change)
+FLAGS = {
+    "objects_bytes": "--max-objects-bytes",
+    "objects": "--max-objects",
+    "jmespath_entries": "--max-jmespath-entries",
+    "yaml_nodes": "--max-objects-yaml-nodes",
+    "yaml_depth": "--max-objects-yaml-depth",
+}
+
+
+def beyond(limits: RequestLimits, name: str) -> str:
+    """How a refusal names a bound: its value and the flag that sets it."""
+    return f"the provider's limit of {getattr(limits, name)} ({FLAGS[name]})"
+
+
+#: the end of every refusal: what the pod author can do, and who can raise the bound
+RAISE = "or ask the cluster operator to raise the limit"
