@@ -25,8 +25,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".installed"
-# promtool for the alert-rule tests (tests/chart/test_alert_rules.py looks here).
-PROMTOOL = ROOT / ".tools" / "promtool" / "promtool"
+# promtool and prometheus for the monitoring tests (tests/chart/monitoring.py looks here).
+PROMETHEUS_TOOLS = ROOT / ".tools" / "prometheus"
 
 
 def _install_inputs() -> str:
@@ -63,21 +63,23 @@ def ensure_env() -> None:
     STAMP.write_text(wanted)
 
 
-def ensure_promtool() -> None:
-    """Extract promtool from Debian's `prometheus` package into .tools/ (once).
+def ensure_prometheus_tools() -> None:
+    """Extract promtool and prometheus from Debian's `prometheus` package into .tools/ (once).
 
     The tests run offline, so the download happens here, before them. No PyPI package ships
-    promtool; Debian's does, and `apt-get download` fetches it without installing the server
+    them; Debian's does, and `apt-get download` fetches it without installing the server
     (verified against the signed archive). Where apt is missing or refuses, the tests that need
-    promtool skip and say why.
+    them skip and say why.
     """
-    if PROMTOOL.exists() or shutil.which("promtool"):
+    names = ("promtool", "prometheus")
+    if all((PROMETHEUS_TOOLS / name).exists() for name in names):
         return
     apt, dpkg_deb = shutil.which("apt-get"), shutil.which("dpkg-deb")
     if not apt or not dpkg_deb:
-        print("note: no apt-get/dpkg-deb here; the promtool tests will skip", flush=True)
+        print("note: no apt-get/dpkg-deb here; the Prometheus tests will skip", flush=True)
         return
-    print("fetching promtool (Debian package prometheus) into .tools/ ...", flush=True)
+    print("fetching promtool and prometheus (Debian package prometheus) into .tools/ ...",
+          flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         download = [apt, "download", "-q", "prometheus"]
         done = subprocess.run(download, cwd=tmp, capture_output=True, text=True)
@@ -87,21 +89,21 @@ def ensure_promtool() -> None:
         debs = sorted(Path(tmp).glob("prometheus_*.deb"))
         if done.returncode != 0 or not debs:
             print(f"note: apt-get download prometheus failed ({done.stderr.strip()[-300:]}); "
-                  "the promtool tests will skip", flush=True)
+                  "the Prometheus tests will skip", flush=True)
             return
         payload = subprocess.run([dpkg_deb, "--fsys-tarfile", str(debs[0])],
                                  capture_output=True, check=True).stdout
+    PROMETHEUS_TOOLS.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(payload)) as tar:
-        member = tar.extractfile("./usr/bin/promtool")
-        if member is None:
-            print("note: the prometheus package holds no promtool; its tests will skip")
-            return
-        binary = member.read()
-    PROMTOOL.parent.mkdir(parents=True, exist_ok=True)
-    partial = PROMTOOL.with_name(f".promtool.{os.getpid()}.partial")
-    partial.write_bytes(binary)
-    partial.chmod(0o755)
-    partial.replace(PROMTOOL)  # atomic: a concurrent run never sees half a binary
+        for name in names:
+            member = tar.extractfile(f"./usr/bin/{name}")
+            if member is None:
+                print(f"note: the prometheus package holds no {name}; its tests will skip")
+                continue
+            partial = PROMETHEUS_TOOLS / f".{name}.{os.getpid()}.partial"
+            partial.write_bytes(member.read())
+            partial.chmod(0o755)
+            partial.replace(PROMETHEUS_TOOLS / name)  # atomic: never half a binary
 
 
 def run(*cmd: str, cwd: Path = ROOT) -> int:
@@ -127,7 +129,7 @@ def typecheck_tree() -> Path:
 
 def test(args: list[str]) -> int:
     ensure_env()
-    ensure_promtool()
+    ensure_prometheus_tools()
     steps = [
         ([str(BIN / "ruff"), "check", "core", "backends", "auth", "tests", "charts", "examples",
           "docs", "bench", "tasks.py"],

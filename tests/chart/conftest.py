@@ -59,12 +59,22 @@ def monitoring_lib() -> ModuleType:
     return _load_helper("monitoring.py")
 
 
+def _prometheus_tool(monitoring_lib: ModuleType, name: str) -> Path:
+    binary: Path | None = monitoring_lib.prometheus_tool(name)
+    if binary is None:
+        pytest.skip(f"{name} is not installed and could not be fetched: `python3 tasks.py test` "
+                    "extracts it from Debian's prometheus package (needs apt-get), or install "
+                    "that package")
+    return binary
+
+
 @pytest.fixture(scope="session")
 def promtool(monitoring_lib: ModuleType) -> Path:
     """The real promtool; `python3 tasks.py test` fetches it before the (offline) tests."""
-    binary: Path | None = monitoring_lib.promtool_binary()
-    if binary is None:
-        pytest.skip("promtool is not installed and could not be fetched: `python3 tasks.py "
-                    "test` extracts it from Debian's prometheus package (needs apt-get), or "
-                    "install that package")
-    return binary
+    return _prometheus_tool(monitoring_lib, "promtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus(monitoring_lib: ModuleType) -> Path:
+    """The real Prometheus server binary, fetched with promtool."""
+    return _prometheus_tool(monitoring_lib, "prometheus")

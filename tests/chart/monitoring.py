@@ -23,19 +23,20 @@ CHART_FILES = REPO_ROOT / "charts" / "csi-secrets-store-provider-alibabacloud" /
 ALERTS_FILE = CHART_FILES / "alerts.yaml"
 DASHBOARD_FILE = CHART_FILES / "dashboard.json"
 CRD_SCHEMAS = Path(__file__).resolve().parent / "crd_schemas"
-# Where `python3 tasks.py test` puts promtool (from Debian's prometheus package).
-LOCAL_PROMTOOL = REPO_ROOT / ".tools" / "promtool" / "promtool"
+# Where `python3 tasks.py test` puts promtool and prometheus (from Debian's prometheus package).
+PROMETHEUS_TOOLS = REPO_ROOT / ".tools" / "prometheus"
 # Series Prometheus itself creates for every target; every other name must be the provider's.
 PROMETHEUS_SERIES = frozenset({"up"})
 # Grafana's variables are not PromQL; before parsing they take a value Grafana could give them.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m"}
 
 
-def promtool_binary() -> Path | None:
-    """promtool from .tools/ (fetched by tasks.py) or PATH; None when neither has it."""
-    if LOCAL_PROMTOOL.exists():
-        return LOCAL_PROMTOOL
-    found = shutil.which("promtool")
+def prometheus_tool(name: str) -> Path | None:
+    """`promtool` or `prometheus` from .tools/ (fetched by tasks.py) or PATH; None: neither."""
+    local = PROMETHEUS_TOOLS / name
+    if local.exists():
+        return local
+    found = shutil.which(name)
     return Path(found) if found else None
 
 

@@ -55,6 +55,9 @@ CASES: dict[str, list[Case]] = {
               'ack_secrets_provider_mounts_total{result="success", code="OK", node="node-a"}':
                   "0+5x40"}, "30m",
              [{"node": "node-a", "code": "PERMISSION_DENIED"}]),
+        Case({'ack_secrets_provider_mounts_total{result="failure", code="NOT_FOUND", '
+              'node="node-a"}': "_x3 1+1x40"}, "30m",
+             [{"node": "node-a", "code": "NOT_FOUND"}]),  # a series new at 1
         Case({'ack_secrets_provider_mounts_total{result="success", code="OK", node="node-a"}':
               "0+5x40"}, "30m"),
         # One failure long ago, then none for the whole 10-minute window.
@@ -67,9 +70,13 @@ CASES: dict[str, list[Case]] = {
     "SecretsProviderPermissionDenied": [
         Case({'ack_secrets_provider_upstream_calls_total{service="kms", api="GetSecretValue", '
               'result="denied"}': "0 0 1x10"}, "5m", [{"service": "kms"}]),
+        # The provider creates a labelled series at its first increment: it appears at 1.
         Case({'ack_secrets_provider_upstream_calls_total{service="oos", '
-              'api="GetSecretParameter", result="unauthenticated"}': "0 0 1x10"}, "5m",
+              'api="GetSecretParameter", result="unauthenticated"}': "_x3 1x10"}, "5m",
              [{"service": "oos"}]),
+        # A denial 40 minutes ago, none since.
+        Case({'ack_secrets_provider_upstream_calls_total{service="kms", api="GetSecretValue", '
+              'result="denied"}': "_x3 1x60"}, "45m"),
         Case({'ack_secrets_provider_upstream_calls_total{service="kms", api="GetSecretValue", '
               'result="ok"}': "0+10x10",
               'ack_secrets_provider_upstream_calls_total{service="kms", api="GetSecretValue", '
@@ -117,7 +124,9 @@ CASES: dict[str, list[Case]] = {
         Case({'ack_secrets_provider_kube_events_total{reason="SecretMountFailed", '
               'outcome="failed"}': "0 1x10"}, "5m", [{"outcome": "failed"}]),
         Case({'ack_secrets_provider_kube_events_total{reason="SecretRotated", outcome="dropped"}':
-              "0 0 3x10"}, "5m", [{"outcome": "dropped"}]),
+              "_x2 3x10"}, "5m", [{"outcome": "dropped"}]),  # a series new at 3
+        Case({'ack_secrets_provider_kube_events_total{reason="SecretRotated", outcome="dropped"}':
+              "_x2 3x60"}, "50m"),
         Case({'ack_secrets_provider_kube_events_total{reason="SecretMountFailed", '
               'outcome="sent"}': "0+1x10",
               'ack_secrets_provider_kube_events_total{reason="SecretRotated", '
