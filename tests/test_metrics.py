@@ -7,11 +7,10 @@ tests/plugins/ack-test-backend), with HTTP servers on 127.0.0.1 ephemeral ports.
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-import ack_test_backend
 import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -37,19 +36,8 @@ P = "ack_secrets_provider"
 DEFAULT_POD = PodRef()
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[App]:
-    ack_test_backend.reset()
-    with metrics.installed(ProviderMetrics()) as registry:
-        app = build_app(
-            ProviderSettings(fetch_concurrency=2), str(tmp_path), grace_period=2.0,
-            healthz=("127.0.0.1", 0, "/healthz", 2.0), metrics=("127.0.0.1", 0),
-            provider_metrics=registry, any_port=True,
-        )
-        app.start()
-        try:
-            yield app
-        finally:
-            app.stop()
+def app(served_provider: App) -> App:
+    return served_provider
 
 
 def one(name: str, **extra: str) -> str:

@@ -20,16 +20,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import ack_test_backend
 import grpc
 import pytest
 import yaml
 
-from ack_secrets_provider.core.observability import metrics
-from ack_secrets_provider.core.observability.metrics import ProviderMetrics
-from ack_secrets_provider.core.server.app import App, build_app
+from ack_secrets_provider.core.server.app import App
 from ack_secrets_provider.core.server.driver_client import ProviderClient, driver_attributes
-from ack_secrets_provider.core.settings import ProviderSettings
 
 if TYPE_CHECKING:
     from helm import ChartUnderTest
@@ -80,26 +76,11 @@ class Prometheus:
 
 
 @pytest.fixture
-def provider(tmp_path: Path) -> Iterator[App]:
-    ack_test_backend.reset()
-    with metrics.installed(ProviderMetrics()) as registry:
-        app = build_app(
-            ProviderSettings(), str(tmp_path / "socket"), grace_period=2.0,
-            healthz=("127.0.0.1", 0, "/healthz", 2.0), metrics=("127.0.0.1", 0),
-            provider_metrics=registry, any_port=True,
-        )
-        app.start()
-        try:
-            yield app
-        finally:
-            app.stop()
-
-
-@pytest.fixture
 def server(
-    prometheus: Path, provider: App, chart: ChartUnderTest, monitoring_lib: ModuleType,
+    prometheus: Path, served_provider: App, chart: ChartUnderTest, monitoring_lib: ModuleType,
     tmp_path: Path,
 ) -> Iterator[Prometheus]:
+    provider = served_provider
     assert provider.metrics_server is not None
     monitor = chart.template([], {"metrics": {"podMonitor": {"enabled": True}}}).one("PodMonitor")
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
@@ -159,8 +140,9 @@ def _mount(provider: App, name: str) -> None:
 
 
 def test_dashboard_and_alerts_on_a_real_prometheus(
-    server: Prometheus, provider: App, monitoring_lib: ModuleType
+    server: Prometheus, served_provider: App, monitoring_lib: ModuleType
 ) -> None:
+    provider = served_provider
     job = '{job="csi-secrets-store-provider-alibabacloud"}'
     _until("the first scrape", lambda: [s["value"][1] for s in server.query(f"up{job}")] == ["1"])
     rules = server.get("/api/v1/rules")["groups"][0]["rules"]
