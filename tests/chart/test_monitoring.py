@@ -190,3 +190,17 @@ def test_the_docs_alert_table_matches_the_rules(monitoring_lib: ModuleType) -> N
     table = dict(re.findall(r"^\| `(SecretsProvider\w+)` \| (\w+) \|", doc, flags=re.MULTILINE))
     assert table == {rule["alert"]: rule["labels"]["severity"]
                      for rule in monitoring_lib.alert_rules()}
+
+
+@pytest.mark.parametrize(("metrics", "complaint"), [
+    ({"serviceMonitor": {"enable": True}}, "metrics.serviceMonitor: Additional property enable"),
+    ({"podMonitor": {"interval": "30 seconds"}}, "metrics.podMonitor.interval"),
+    ({"prometheusRule": {"runbookUrl": "https://docs.example.com/ops.html#x"}},
+     "metrics.prometheusRule.runbookUrl"),
+    ({"grafanaDashboard": {"labels": {"grafana_dashboard": 1}}},
+     "metrics.grafanaDashboard.labels.grafana_dashboard"),
+])
+def test_schema_refuses_bad_monitoring_values(
+    chart: ChartUnderTest, metrics: dict[str, Any], complaint: str
+) -> None:
+    assert complaint in chart.template_error([], {"metrics": metrics})
