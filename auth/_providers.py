@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ack_secrets_provider.auth._refresh import Clock, Fetch, Issued, RefreshingProvider
@@ -34,8 +35,20 @@ def secret_digest(secret: str) -> str:
     return hmac.new(_DIGEST_KEY, secret.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+@dataclass
+class _Build:
+    """The lock of one key being built, and how many callers hold or wait for it."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
+
+
 class IdentityCache:
-    """A bounded LRU of identities; entries are built under a per-key lock (single flight)."""
+    """A bounded LRU of identities; entries are built under a per-key lock (single flight).
+
+    A per-key lock lives only while callers build or wait for that key, so keys whose build
+    failed (a pod's bad token, say) leave nothing behind.
+    """
 
     def __init__(self, max_entries: int = 4096) -> None:
         self.max_entries = max_entries
@@ -43,7 +56,7 @@ class IdentityCache:
         self.clock: Clock = time.time
         self._entries: OrderedDict[Hashable, Identity] = OrderedDict()
         self._lock = threading.Lock()
-        self._building: dict[Hashable, threading.Lock] = {}
+        self._building: dict[Hashable, _Build] = {}
 
     def get_or_create(
         self, cache_key: Hashable, build: Callable[[], Identity], deadline: Deadline | None = None
@@ -58,7 +71,20 @@ class IdentityCache:
             if found is not None:
                 self._entries.move_to_end(cache_key)
                 return found
-            key_lock = self._building.setdefault(cache_key, threading.Lock())
+            building = self._building.setdefault(cache_key, _Build())
+            building.users += 1
+        try:
+            return self._build_once(cache_key, build, building.lock, deadline)
+        finally:
+            with self._lock:
+                building.users -= 1
+                if building.users == 0 and self._building.get(cache_key) is building:
+                    del self._building[cache_key]
+
+    def _build_once(
+        self, cache_key: Hashable, build: Callable[[], Identity], key_lock: threading.Lock,
+        deadline: Deadline | None,
+    ) -> Identity:
         if not key_lock.acquire(timeout=-1 if deadline is None else deadline.remaining()):
             raise DeadlineExceeded(
                 "the mount deadline passed while waiting for the same credential to be set "
@@ -72,7 +98,6 @@ class IdentityCache:
             identity = build()
             with self._lock:
                 self._entries[cache_key] = identity
-                self._building.pop(cache_key, None)
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
             return identity
@@ -82,7 +107,6 @@ class IdentityCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self._building.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 from ack_secrets_provider.core.errors import DeadlineExceeded
 from ack_secrets_provider.core.observability import metrics
 from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.resilience.deadline import current as current_deadline
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ MAX_REFRESH_MARGIN = 15 * 60.0
 MIN_REMAINING = 30.0
 #: seconds a credential that looks expired on arrival (clock skew) is used before a refresh
 SKEW_REUSE = 30.0
-#: timeout of a refresh triggered by the SDK itself (outside any mount deadline)
+#: longest refresh call (a mount's deadline shortens it)
 DEFAULT_REFRESH_TIMEOUT = 10.0
 
 Clock = Callable[[], float]
@@ -73,11 +74,6 @@ class RefreshingProvider(ICredentialsProvider):
 
     def __repr__(self) -> str:
         return f"RefreshingProvider({self._name!r})"
-
-    @property
-    def fetcher(self) -> Fetch:
-        """The fetch callable (plugins whose fetch holds per-mount state, e.g. a pod token)."""
-        return self._fetch
 
     def _needs_refresh(self, now: float) -> bool:
         return self._current is None or now >= self._refresh_at
@@ -141,7 +137,9 @@ class RefreshingProvider(ICredentialsProvider):
         # imported here: alibabacloud_credentials.provider pulls the whole SDK stack (~200 ms)
         from alibabacloud_credentials.provider.refreshable import Credentials
 
-        issued = self.ensure_fresh()
+        # The SDK asks in the middle of a call: the mount's deadline (set by the fetcher around
+        # the call) bounds the wait and the refresh, as for a refresh the mount asks for itself.
+        issued = self.ensure_fresh(current_deadline())
         return Credentials(
             access_key_id=issued.access_key_id,
             access_key_secret=issued.access_key_secret,

@@ -11,20 +11,26 @@ SDK's bundled roots unless `settings.sts_ca_file` names a CA bundle (the emulato
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 import time
+import traceback
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ack_secrets_provider.auth._refresh import Issued
+from ack_secrets_provider.core.cloud.answers import body_of, field, optional_field
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.sdk_errors import is_network_failure, sdk_cause
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
+    InternalError,
     PermissionDenied,
     ProviderError,
     Throttled,
     Unauthenticated,
     Unavailable,
+    UnexpectedAnswer,
 )
 from ack_secrets_provider.core.observability import metrics
 from ack_secrets_provider.core.settings import ProviderSettings
@@ -36,6 +42,8 @@ if TYPE_CHECKING:  # the STS SDK (and aiohttp under it) is imported on first use
 DEFAULT_DURATION = 3600
 MIN_DURATION = 900
 DEFAULT_SESSION_NAME = "ack-secrets-provider"
+
+log = logging.getLogger(__name__)
 
 _SESSION_CHARS = re.compile(r"[^\w.@-]")
 
@@ -62,11 +70,16 @@ def make_client(
     from alibabacloud_sts20150401.client import Client as StsClient
     from alibabacloud_tea_openapi import utils_models as openapi_models
 
+    from ack_secrets_provider.core.cloud import transport
+
+    transport.install(settings.max_upstream_response_bytes)
+    private = settings.sts_ca_file and endpoint.protocol == "https"
+    ca_files = [settings.sts_ca_file] if private and settings.sts_ca_file else []
     config = openapi_models.Config(
         endpoint=endpoint.address,
         protocol=endpoint.protocol,
         credential=credential,
-        ca=settings.sts_ca_file if endpoint.protocol == "https" else None,
+        ca=transport.ca_option(ca_files),
         connect_timeout=5000,
         read_timeout=10000,
     )
@@ -87,15 +100,27 @@ def parse_expiration(text: str | None) -> float | None:
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
-def _issued(credentials: Any, what: str) -> Issued:
-    if credentials is None or not credentials.access_key_id or not credentials.access_key_secret:
+def _issued(response: Any, what: str) -> Issued:
+    """The credential of an STS answer, each field checked before use."""
+    body = body_of(response, what)
+    credentials = body.credentials
+    if credentials is None:
         raise Unavailable(f"{what}: STS answered without credentials; try again later")
-    return Issued(
-        access_key_id=credentials.access_key_id,
-        access_key_secret=credentials.access_key_secret,
-        security_token=credentials.security_token,
-        expiration=parse_expiration(credentials.expiration),
-    )
+    key_id = field(credentials.access_key_id, str, "Credentials.AccessKeyId", what)
+    secret = field(credentials.access_key_secret, str, "Credentials.AccessKeySecret", what)
+    token = optional_field(credentials.security_token, str, "Credentials.SecurityToken", what)
+    expiration = optional_field(credentials.expiration, str, "Credentials.Expiration", what)
+    if not key_id or not secret:
+        raise Unavailable(f"{what}: STS answered without credentials; try again later")
+    try:
+        expires = parse_expiration(expiration)
+    except ValueError:
+        raise UnexpectedAnswer(
+            f"{what}: the answer's field Credentials.Expiration is not a time such as "
+            "2026-11-28T14:00:00Z; check the STS endpoint (--sts-endpoint), or report it"
+        ) from None
+    return Issued(access_key_id=key_id, access_key_secret=secret, security_token=token,
+                  expiration=expires)
 
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
@@ -134,8 +159,9 @@ def map_sts_error(
     )
 
     del secrets  # nothing of the exception's text is used
-    if isinstance(exc, ProviderError):
-        return exc
+    cause = sdk_cause(exc)
+    if isinstance(cause, ProviderError):  # e.g. an answer refused by core/cloud/transport.py
+        return cause
     if isinstance(exc, ThrottlingException):
         retry_after = (exc.retry_after or 0) / 1000 or None
         return Throttled(f"{what}: STS throttled the call; it will be retried",
@@ -154,6 +180,13 @@ def map_sts_error(
                                       "notauthorized", "denied")):
             return PermissionDenied(f"{text}. {hint}")
         return FailedPrecondition(f"{text}. {hint}")
+    if not is_network_failure(cause):
+        log.error("%s: %s raised inside the STS SDK call (a bug; message withheld); "
+                  "traceback (most recent call last):\n%s", what, type(cause).__name__,
+                  "".join(traceback.format_tb(cause.__traceback__)))
+        return InternalError(f"{what}: the STS call failed inside the provider "
+                             f"({type(cause).__name__}); this is a bug, not a problem of STS: "
+                             "the provider's log has the traceback, please report it")
     # network errors, timeouts (UnretryableException / RetryError) and the like
     return Unavailable(f"{what}: STS could not be reached ({type(exc).__name__}: "
                        f"{_transport_reason(exc)}); check the STS endpoint (--sts-endpoint) "
@@ -176,7 +209,7 @@ def assume_role(
         metrics.record_sts_call("AssumeRole", error)
         raise error from None
     metrics.record_sts_call("AssumeRole")
-    return _issued(response.body.credentials if response.body else None, what)
+    return _issued(response, what)
 
 
 def assume_role_with_oidc(
@@ -196,4 +229,4 @@ def assume_role_with_oidc(
         metrics.record_sts_call("AssumeRoleWithOIDC", error)
         raise error from None
     metrics.record_sts_call("AssumeRoleWithOIDC")
-    return _issued(response.body.credentials if response.body else None, what)
+    return _issued(response, what)

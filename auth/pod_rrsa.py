@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 
 from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.auth._providers import (
@@ -24,6 +23,7 @@ from ack_secrets_provider.auth._providers import (
     provider_of,
     provider_oidc_arn,
     refreshing_identity,
+    secret_digest,
 )
 from ack_secrets_provider.auth._refresh import Issued
 from ack_secrets_provider.auth.kube import ROLE_ANNOTATION, reader_for
@@ -42,30 +42,23 @@ AUDIENCE = "sts.aliyuncs.com"
 
 
 class _OidcFetch:
-    """AssumeRoleWithOIDC with the most recent token a mount of this ServiceAccount brought."""
+    """AssumeRoleWithOIDC with the one token this identity was built for."""
 
     def __init__(
         self, settings: ProviderSettings, endpoint: Endpoint, *, role_arn: str,
-        oidc_provider_arn: str, subject: str, session: str,
+        oidc_provider_arn: str, subject: str, session: str, token: str,
     ) -> None:
         self._client = _sts.make_client(settings, endpoint)
         self._role_arn = role_arn
         self._oidc_provider_arn = oidc_provider_arn
         self._subject = subject
         self._session = session
-        self._lock = threading.Lock()
-        self._token = ""
-
-    def set_token(self, token: str) -> None:
-        with self._lock:
-            self._token = token
+        self._token = token
 
     def __call__(self, timeout: float) -> Issued:
-        with self._lock:
-            token = self._token
         return _sts.assume_role_with_oidc(
             self._client, role_arn=self._role_arn, oidc_provider_arn=self._oidc_provider_arn,
-            token=token, session=self._session, duration=_sts.DEFAULT_DURATION,
+            token=self._token, session=self._session, duration=_sts.DEFAULT_DURATION,
             timeout=timeout,
             what=f"pod-level RRSA for serviceaccount {self._subject} (role {self._role_arn})",
             hint=(f"check the role's trust policy allows the OIDC provider "
@@ -75,8 +68,8 @@ class _OidcFetch:
         )
 
 
-def _token_subject(token: str) -> str | None:
-    """The `sub` claim of a JWT, without verifying it (STS verifies); None if not a JWT."""
+def _token_claims(token: str) -> dict[str, object] | None:
+    """The claims of a JWT, without verifying it (STS verifies); None if not a JWT."""
     parts = token.split(".")
     if len(parts) != 3:
         return None
@@ -85,8 +78,7 @@ def _token_subject(token: str) -> str | None:
         claims = json.loads(base64.urlsafe_b64decode(padded))
     except (ValueError, TypeError):
         return None
-    sub = claims.get("sub") if isinstance(claims, dict) else None
-    return sub if isinstance(sub, str) else None
+    return claims if isinstance(claims, dict) else None
 
 
 @hookimpl
@@ -111,18 +103,26 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
             f"{AUDIENCE})"
         )
     expected_sub = f"system:serviceaccount:{pod.namespace}:{pod.service_account}"
-    sub = _token_subject(token.token)
-    if sub is None:
+    claims = _token_claims(token.token) or {}
+    sub, expires = claims.get("sub"), claims.get("exp")
+    if not isinstance(sub, str) or not isinstance(expires, int | float):
         # A ServiceAccount token is always a JWT with a subject: anything else did not come
         # from kubelet's tokenRequests (it may have been injected through volumeAttributes).
         raise Unauthenticated(
             f"{where}, but the {AUDIENCE} token it sent is not a ServiceAccount token (a JWT "
-            "with a subject); check the CSIDriver tokenRequests configuration"
+            "with a subject and an expiry); check the CSIDriver tokenRequests configuration"
         )
     if sub != expected_sub:
         raise PermissionDenied(
             f"{where}, but its token belongs to {sub!r}, not to {expected_sub!r}; the token "
             "and the pod information come from the driver and must agree"
+        )
+    if expires <= CACHE.clock():
+        # Checked here although STS would refuse it too: a credential this token obtained
+        # earlier is still cached, and an expired token must not get it back.
+        raise Unauthenticated(
+            f"{where}, but the {AUDIENCE} token it sent has expired; kubelet refreshes the "
+            "token: check that the CSIDriver has requiresRepublish: true, and the node's clock"
         )
     oidc_arn = provider_oidc_arn(context.settings.environ)
     if oidc_arn is None:
@@ -148,20 +148,20 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
     subject = f"{pod.namespace}/{pod.service_account}"
     key = IdentityKey(mode=MODE, role_arn=role_arn, subject=subject)
     endpoint = _sts.sts_endpoint(context.settings, request.region)
-    cache_key = (key, oidc_arn, endpoint, context.settings.sts_ca_file)
+    # The token's digest is part of the key: a cached credential is handed only to the token
+    # STS accepted for it, never to a forged, unsigned or other token of the same pod.
+    cache_key = (key, oidc_arn, endpoint, context.settings.sts_ca_file,
+                 secret_digest(token.token))
 
     def build() -> Identity:
         fetch = _OidcFetch(
             context.settings, endpoint, role_arn=role_arn, oidc_provider_arn=oidc_arn,
             subject=subject, session=_sts.session_name("ack", pod.namespace or "",
                                                        pod.service_account or ""),
+            token=token.token,
         )
         return refreshing_identity(key, MODE, fetch, provider_level=False)
 
-    identity = CACHE.get_or_create(cache_key, build)
-    provider = provider_of(identity)
-    fetcher = provider.fetcher
-    assert isinstance(fetcher, _OidcFetch)
-    fetcher.set_token(token.token)
-    provider.ensure_fresh(context.deadline)
+    identity = CACHE.get_or_create(cache_key, build, context.deadline)
+    provider_of(identity).ensure_fresh(context.deadline)
     return identity

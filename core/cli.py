@@ -113,6 +113,10 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-concurrent-oos-secret-pulls", type=float, default=10.0,
         help="OOS calls per second from this node (a rate, as in the existing provider; "
              "0 = unlimited)")
+    add("--max-upstream-response-bytes", type=int,
+        default=ProviderSettings.max_upstream_response_bytes,
+        help="most bytes of one KMS, OOS or STS answer; a larger answer is refused while "
+             "reading (a secret value is at most 30 KiB)")
     add("--grace-period", default="30s", help="time in-flight mounts get on SIGTERM")
     _add_limit_arguments(parser)
     add("--events", action=argparse.BooleanOptionalAction, default=False,
@@ -186,6 +190,8 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
                                                   "--grpc-keepalive-timeout"),
         grpc_max_connection_idle=_positive_duration(args.grpc_max_connection_idle,
                                                     "--grpc-max-connection-idle"),
+        max_upstream_response_bytes=_positive(args.max_upstream_response_bytes,
+                                              "--max-upstream-response-bytes"),
     )
 
 

@@ -17,6 +17,10 @@ class ProviderError(Exception):
     reason: str = "Internal"
     #: True when the same call may succeed if tried again (throttling, 5xx, network)
     retryable: bool = False
+    #: True when the error is the upstream's considered answer about this request (not found,
+    #: denied, rejected): the endpoint is up, so the retry budget and the outage gate count it as
+    #: a success; one tenant's missing secret never makes the endpoint look down for the others
+    proves_endpoint_alive: bool = False
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -35,11 +39,18 @@ class InvalidArgument(ProviderError):
     reason = "InvalidArgument"
 
 
+class RejectedByUpstream(InvalidArgument):
+    """The upstream refused the request as invalid (a 4xx without a more specific meaning)."""
+
+    proves_endpoint_alive = True
+
+
 class NotFound(ProviderError):
     """The secret or parameter does not exist (or not in the requested version/stage)."""
 
     code = grpc.StatusCode.NOT_FOUND
     reason = "NotFound"
+    proves_endpoint_alive = True
 
 
 class PermissionDenied(ProviderError):
@@ -47,6 +58,7 @@ class PermissionDenied(ProviderError):
 
     code = grpc.StatusCode.PERMISSION_DENIED
     reason = "PermissionDenied"
+    proves_endpoint_alive = True
 
 
 class Unauthenticated(ProviderError):
@@ -54,6 +66,7 @@ class Unauthenticated(ProviderError):
 
     code = grpc.StatusCode.UNAUTHENTICATED
     reason = "Unauthenticated"
+    proves_endpoint_alive = True
 
 
 class FailedPrecondition(ProviderError):
@@ -93,6 +106,14 @@ class DeadlineExceeded(ProviderError):
 
     code = grpc.StatusCode.DEADLINE_EXCEEDED
     reason = "DeadlineExceeded"
+
+
+class UnexpectedAnswer(ProviderError):
+    """An upstream answered something no correct service sends (a body too large, not JSON, a
+    field of the wrong type): reported naming the endpoint, never retried as a network failure."""
+
+    code = grpc.StatusCode.INTERNAL
+    reason = "UnexpectedAnswer"
 
 
 class ResourceExhausted(ProviderError):

@@ -83,6 +83,12 @@ class ProviderSettings:
     kms_rate_limit: float = 0.0
     oos_rate_limit: float = 0.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: most bytes of one upstream answer (KMS, OOS, STS), refused while reading beyond it
+    #: (`--max-upstream-response-bytes`). A KMS secret value is at most 30,720 bytes and an OOS
+    #: secret parameter's at most 4,096 characters (API references); JSON escaping grows text up
+    #: to 6x (\uXXXX) and a GetSecretParameters answer holds up to 10 values: 1 MiB leaves
+    #: several times the largest real answer
+    max_upstream_response_bytes: int = 1024 * 1024
     #: seconds a Mount may run when the caller gave no deadline (kubelet bounds CSI calls at ~2 m)
     default_mount_timeout: float = 100.0
     #: bounds on what one Mount request may ask for (`--max-objects` ...; docs/security.md)

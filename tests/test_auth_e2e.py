@@ -158,6 +158,42 @@ def test_pod_rrsa_at_the_host(env: AuthWorld) -> None:
     assert env.sts.issued[-1] == ("AssumeRoleWithOIDC", ROLE_A, "ack-team-a-app-a")
 
 
+def _alg_none(token: str) -> str:
+    """The same claims with `alg: none` and no signature."""
+    import base64
+
+    header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').decode().rstrip("=")
+    return f"{header}.{token.split('.')[1]}."
+
+
+def test_a_cached_pod_credential_serves_only_the_token_that_obtained_it(env: AuthWorld) -> None:
+    """After a good mount, the same pod presenting an expired, a wrongly signed or an unsigned
+    token gets no credential: the cache is keyed by the token's digest, an expired token is
+    refused before any lookup. The bad tokens claim the same pod (same subject, expiry)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    settings = env.settings({**OIDC_ENV, **NO_ECS})
+    good = env.token("team-a", "app-a")
+    first = env.host.resolve(context(settings, pod_identity=True, token=good))
+    assert kms_get(env, first, "app-a/db") == "pw-a"
+    assert env.host.resolve(context(settings, pod_identity=True, token=good)) is first
+    assert env.api("sts.AssumeRoleWithOIDC") == 1
+
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    bad = {
+        "expired": env.token("team-a", "app-a", expires_in=-60),
+        "wrongly signed": env.token("team-a", "app-a", key=forger),
+        "alg none": _alg_none(good),
+    }
+    for name, token in bad.items():
+        with pytest.raises(ProviderError) as refused:
+            env.host.resolve(context(settings, pod_identity=True, token=token))
+        assert refused.value.code.name in ("UNAUTHENTICATED", "PERMISSION_DENIED"), name
+    # the expired token never reached STS; STS refused the two others
+    assert env.api("sts.AssumeRoleWithOIDC") == 3
+    assert _providers.CACHE._building == {}  # failed builds leave no lock behind
+
+
 def test_pod_rrsa_uses_account_and_cluster_ids(env: AuthWorld) -> None:
     settings = env.settings({"ALICLOUD_ACCOUNT_ID": ACCOUNT, "ALICLOUD_CLUSTER_ID": "c1",
                              **NO_ECS})
@@ -558,9 +594,10 @@ def test_one_sts_call_per_lifetime_at_the_host(env: AuthWorld, mode: str) -> Non
     if mode == "pod-rrsa":
         settings = env.settings({**OIDC_ENV, **NO_ECS})
         api, secret, value = "sts.AssumeRoleWithOIDC", "app-a/db", "pw-a"
+        token = env.token("team-a", "app-a")  # kubelet sends the same token until it rotates it
 
         def make() -> CredentialContext:
-            return context(settings, pod_identity=True, token=env.token("team-a", "app-a"))
+            return context(settings, pod_identity=True, token=token)
     elif mode == "ak-assume-role":
         settings = env.settings({**AK_ENV, **ROLE_ENV, **NO_ECS})
         api, secret, value = "sts.AssumeRole", "provider/db", "pw-provider"

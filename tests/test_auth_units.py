@@ -23,6 +23,7 @@ from ack_secrets_provider.core.emulator.registry import discover_parts
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     PermissionDenied,
+    Unauthenticated,
     Unavailable,
 )
 from ack_secrets_provider.core.mount.spec import parse_mount_request
@@ -113,6 +114,55 @@ def test_concurrent_callers_share_one_refresh() -> None:
     for thread in threads:
         thread.join(5)
     assert calls == 1
+
+
+def test_a_refresh_the_sdk_triggers_obeys_the_mount_deadline() -> None:
+    """get_credentials() is called by the SDK mid-call, outside our code: the deadline the
+    fetcher set for the call (deadline.within) bounds both the wait and the refresh."""
+    import time
+
+    from ack_secrets_provider.core.errors import DeadlineExceeded
+    from ack_secrets_provider.core.resilience.deadline import within
+
+    given: list[float] = []
+    started, release = threading.Event(), threading.Event()
+
+    def slow_fetch(timeout: float) -> Issued:
+        given.append(timeout)
+        started.set()
+        release.wait(10)
+        return Issued("AK", "secret", "token", expiration=None)
+
+    provider = RefreshingProvider("test", slow_fetch)
+    blocker = threading.Thread(target=provider.ensure_fresh)  # a refresh in progress
+    blocker.start()
+    try:
+        assert started.wait(5)
+        begun = time.monotonic()
+        with within(Deadline.after(0.3)), pytest.raises(DeadlineExceeded):
+            provider.get_credentials()
+        assert time.monotonic() - begun < 2  # not the refresh's 10 s
+    finally:
+        release.set()
+        blocker.join(5)
+
+    provider = RefreshingProvider("test", lambda timeout: given.append(timeout) or Issued(
+        "AK", "secret", "token", expiration=None))
+    with within(Deadline.after(0.5)):
+        provider.get_credentials()
+    assert given[-1] <= 0.5  # the refresh call itself got the mount's remaining time
+
+
+def test_identity_cache_forgets_the_locks_of_failed_builds() -> None:
+    cache = _providers.IdentityCache()
+
+    def failing() -> Identity:
+        raise Unauthenticated("refused")
+
+    for i in range(200):
+        with pytest.raises(Unauthenticated):
+            cache.get_or_create(("bad-token", i), failing)
+    assert cache._building == {} and len(cache) == 0
 
 
 def test_secrets_not_in_repr() -> None:
@@ -229,7 +279,7 @@ def test_pod_identity_outside_a_cluster_says_so(host: CredentialHost) -> None:
     from ack_secrets_provider.core.mount.spec import ATTR_SA_TOKENS
 
     claims = base64.urlsafe_b64encode(json.dumps(
-        {"sub": "system:serviceaccount:ns:sa"}).encode()).decode().rstrip("=")
+        {"sub": "system:serviceaccount:ns:sa", "exp": 4102444800}).encode()).decode().rstrip("=")
     attrs = {"csi.storage.k8s.io/pod.name": "p", "csi.storage.k8s.io/pod.namespace": "ns",
              "csi.storage.k8s.io/serviceAccount.name": "sa", "usePodServiceAccountToken": "true",
              ATTR_SA_TOKENS: json.dumps({"sts.aliyuncs.com": {"token": f"h.{claims}.s"}})}

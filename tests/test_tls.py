@@ -10,10 +10,8 @@ import datetime
 import http.server
 import json
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alibabacloud_credentials.client import Client as CredentialClient
@@ -22,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hostile_upstream import serving
 
 from ack_secrets_provider.backends.kms.backend import KmsBackend
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
@@ -112,14 +111,8 @@ def gateway(chain: dict[str, Path]) -> Iterator[http.server.HTTPServer]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(chain["server_chain"], chain["server_key"])
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _identity() -> Identity:
@@ -211,21 +204,54 @@ def test_shared_gateway_uses_default_trust() -> None:
     assert backend.ca_files(spec, ctx) == ()
 
 
-def test_installed_gateway_sessions_are_bounded(tmp_path: Path, monkeypatch: Any) -> None:
-    """Gateway hosts are partly pod-controlled: the trust sessions kept for them are bounded."""
-    from darabonba.core import DaraCore
+@pytest.fixture()
+def foreign_gateway(tmp_path: Path) -> Iterator[tuple[http.server.HTTPServer, Path]]:
+    """A gateway whose certificate comes from another CA ("a public root"), not the instance CA."""
+    key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    root = _cert("Some Public Root CA", key, key, "Some Public Root CA", ca=True)
+    leaf = _cert("127.0.0.1", key, leaf_key, "Some Public Root CA", ca=False, san_ip=True)
+    pem = serialization.Encoding.PEM
+    bundle, chain_file, key_file = (tmp_path / n for n in ("public.pem", "chain.pem", "key.pem"))
+    bundle.write_bytes(root.public_bytes(pem))
+    chain_file.write_bytes(leaf.public_bytes(pem))
+    key_file.write_bytes(leaf_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.requests = 0  # type: ignore[attr-defined]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chain_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    with serving(server):
+        yield server, bundle
 
-    from ack_secrets_provider.core.cloud import tls
 
-    ca = tmp_path / "ca.pem"
-    bundled = tls.bundled_kms_ca("cn-hangzhou")
-    assert bundled is not None
-    ca.write_bytes(bundled.read_bytes())
-    monkeypatch.setattr(tls, "MAX_INSTALLED", 3)
-    before = set(DaraCore._sessions)
-    hosts = [f"kst-bound{i}.cryptoservice.kms.aliyuncs.com" for i in range(6)]
-    for host in hosts:
-        tls.install_sdk_trust(host, [ca], max_idle_conns=None)
-    ours = [key for key in DaraCore._sessions if key not in before and "kst-bound" in key]
-    assert len(ours) == 3
-    assert all(any(host in key for key in ours) for host in hosts[-3:])
+def test_a_gateway_trusts_its_instance_ca_exclusively(
+    chain: dict[str, Path], foreign_gateway: tuple[http.server.HTTPServer, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A certificate chained to a CA in the process's default trust is refused at a gateway.
+
+    The foreign CA is put everywhere a process's default trust comes from: SSL_CERT_FILE (the
+    system store as OpenSSL reads it), REQUESTS_CA_BUNDLE, and requests' default bundle (certifi,
+    or the system bundle in distribution-packaged requests). The control shows that trust is
+    real: plain requests and a default SSL context accept the server.
+    """
+    import requests
+    import requests.adapters
+
+    server, public_bundle = foreign_gateway
+    monkeypatch.setenv("SSL_CERT_FILE", str(public_bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(public_bundle))
+    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", str(public_bundle))
+    url = f"https://127.0.0.1:{server.server_address[1]}/"
+    assert requests.post(url, data=b"{}", timeout=5).status_code == 200  # the control
+    with ssl.create_default_context().wrap_socket(
+        __import__("socket").create_connection(server.server_address, timeout=5),
+        server_hostname="127.0.0.1",
+    ):
+        pass
+    before = server.requests  # type: ignore[attr-defined]
+
+    with pytest.raises(FailedPrecondition, match="TLS verification"):
+        _fetch(_settings(server, kms_ca_file=str(chain["intermediate"])))
+    assert server.requests == before  # type: ignore[attr-defined]

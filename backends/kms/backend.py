@@ -20,19 +20,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ack_secrets_provider.core.cloud.clients import (
-    MAX_IDLE_CONNS,
-    ClientCache,
-    ClientKey,
-    openapi_config,
-)
+from ack_secrets_provider.core.cloud.answers import body_of, field, optional_field
+from ack_secrets_provider.core.cloud.clients import ClientCache, ClientKey, openapi_config
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, check_endpoint_host
 from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
-    InternalError,
     InvalidArgument,
     Unauthenticated,
+    UnexpectedAnswer,
 )
 from ack_secrets_provider.core.mount.arn import Arn, object_arn
 from ack_secrets_provider.core.mount.spec import ObjectSpec
@@ -185,11 +181,10 @@ class KmsBackend(Backend):
         def create() -> Any:
             from alibabacloud_kms20160120.client import Client
 
-            if key.ca_files:
-                from ack_secrets_provider.core.cloud.tls import install_sdk_trust
-
-                install_sdk_trust(key.address, key.ca_files, max_idle_conns=MAX_IDLE_CONNS)
-            return Client(openapi_config(endpoint, identity))
+            return Client(openapi_config(
+                endpoint, identity, ca_files=key.ca_files,
+                max_answer_bytes=self.settings.max_upstream_response_bytes,
+            ))
 
         return key, self._clients.get(key, create, owner=identity.credential)
 
@@ -213,26 +208,28 @@ class KmsBackend(Backend):
             if isinstance(error, Unauthenticated):
                 self._clients.invalidate(key)
             raise error from None
-        return self._value(spec, ctx, response.body)
+        return self._value(spec, ctx, response)
 
-    def _value(self, spec: ObjectSpec, ctx: FetchContext, body: Any) -> SecretValue:
+    def _value(self, spec: ObjectSpec, ctx: FetchContext, response: Any) -> SecretValue:
         where = f"{spec.describe()} at endpoint {ctx.endpoint.describe()}"
-        if body is None or body.secret_data is None or not body.version_id:
-            raise InternalError(
-                f"{where}: KMS returned an answer without SecretData or VersionId; this is "
-                "unexpected, retry later or report it"
-            )
-        data_type = (body.secret_data_type or "text").lower()
+        body = body_of(response, where)
+        secret_data = field(body.secret_data, str, "SecretData", where)
+        version = field(body.version_id, str, "VersionId", where)
+        data_type = (optional_field(body.secret_data_type, str, "SecretDataType", where)
+                     or "text").lower()
+        if not version:
+            raise UnexpectedAnswer(f"{where}: the answer's field VersionId is empty; check the "
+                                   "endpoint (and any override or proxy), or report it")
         if data_type == "binary":
             try:
-                data = base64.b64decode(body.secret_data, validate=True)
+                data = base64.b64decode(secret_data, validate=True)
             except (binascii.Error, ValueError):
-                raise InternalError(
+                raise UnexpectedAnswer(
                     f"{where}: KMS returned a binary secret whose SecretData is not valid base64"
                 ) from None
         else:
-            data = str(body.secret_data).encode("utf-8")
-        return SecretValue(data=data, version=str(body.version_id))
+            data = secret_data.encode("utf-8")
+        return SecretValue(data=data, version=version)
 
     def close(self) -> None:
         self._clients.clear()

@@ -17,14 +17,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ack_secrets_provider.core.cloud.answers import body_of, field, optional_field
 from ack_secrets_provider.core.cloud.clients import ClientCache, ClientKey, openapi_config
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, check_endpoint_host
 from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
 from ack_secrets_provider.core.errors import (
-    InternalError,
     InvalidArgument,
     NotFound,
     Unauthenticated,
+    UnexpectedAnswer,
 )
 from ack_secrets_provider.core.mount.arn import Arn, object_arn
 from ack_secrets_provider.core.mount.spec import ObjectSpec
@@ -144,7 +145,9 @@ class OosBackend(Backend):
         def create() -> Any:
             from alibabacloud_oos20190601.client import Client
 
-            return Client(openapi_config(endpoint, identity))
+            return Client(openapi_config(
+                endpoint, identity, max_answer_bytes=self.settings.max_upstream_response_bytes
+            ))
 
         return key, self._clients.get(key, create, owner=identity.credential)
 
@@ -180,8 +183,8 @@ class OosBackend(Backend):
             ctx, key, spec.describe(), HINTS,
             lambda: client.get_secret_parameter_with_options(request, runtime),
         )
-        parameter = response.body.parameter if response.body is not None else None
-        return self._value(spec, ctx, parameter)
+        where = f"{spec.describe()} at endpoint {ctx.endpoint.describe()}"
+        return self._value(spec, ctx, body_of(response, where).parameter)
 
     def fetch_batch(
         self, specs: Sequence[ObjectSpec], ctx: FetchContext
@@ -201,11 +204,17 @@ class OosBackend(Backend):
             ctx, key, what, BATCH_HINTS,
             lambda: client.get_secret_parameters_with_options(request, runtime),
         )
-        body = response.body
-        found = {p.name: p for p in (body.parameters or []) if p is not None and p.name}
+        where = f"{what} at endpoint {ctx.endpoint.describe()}"
+        body = body_of(response, where)
+        found = {
+            field(p.name, str, "Parameters[].Name", where): p
+            for p in optional_field(body.parameters, list, "Parameters", where) or []
+        }
         missing = [name for name in names if name not in found]
         if missing:
-            invalid = [str(n) for n in (body.invalid_parameters or [])]
+            invalid = [field(n, str, "InvalidParameters[]", where) for n in
+                       optional_field(body.invalid_parameters, list, "InvalidParameters",
+                                      where) or []]
             raise NotFound(
                 f"{what} at endpoint {ctx.endpoint.describe()}: OOS secret parameter(s) "
                 f"{', '.join(repr(n) for n in (invalid or missing))} not found; "
@@ -220,14 +229,14 @@ class OosBackend(Backend):
 
     def _value(self, spec: ObjectSpec, ctx: FetchContext, parameter: Any) -> SecretValue:
         where = f"{spec.describe()} at endpoint {ctx.endpoint.describe()}"
-        if parameter is None or parameter.value is None or parameter.parameter_version is None:
-            raise InternalError(
-                f"{where}: OOS returned an answer without Value or ParameterVersion; check that "
-                "the parameter is an encrypted (secret) parameter, or report it"
+        if parameter is None:
+            raise UnexpectedAnswer(
+                f"{where}: OOS returned an answer without Parameter; check that the parameter is "
+                "an encrypted (secret) parameter, or report it"
             )
-        return SecretValue(
-            data=str(parameter.value).encode("utf-8"), version=str(parameter.parameter_version)
-        )
+        value = field(parameter.value, str, "Parameter.Value", where)
+        version = field(parameter.parameter_version, int, "Parameter.ParameterVersion", where)
+        return SecretValue(data=value.encode("utf-8"), version=str(version))
 
     def close(self) -> None:
         self._clients.clear()

@@ -11,7 +11,7 @@ an explicit credential, and no SDK retries (core/resilience/retry.py owns retrie
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -89,14 +89,23 @@ class ClientCache(Generic[K, V]):
             return key in self._items
 
 
-def openapi_config(endpoint: Endpoint, identity: Identity, *, region: str | None = None) -> Any:
+def openapi_config(
+    endpoint: Endpoint, identity: Identity, *, region: str | None = None,
+    ca_files: Sequence[str] = (), max_answer_bytes: int | None = None,
+) -> Any:
     """The tea-openapi Config for one client: explicit endpoint, protocol and credential.
 
     Retries are left off (the SDK default; `RetryOptions` unset) so each call is one attempt.
-    Timeouts are set per call through `RuntimeOptions` from the remaining deadline.
+    Timeouts are set per call through `RuntimeOptions` from the remaining deadline. The client's
+    calls go through core/cloud/transport.py (installed here): answers bounded to
+    `max_answer_bytes` (None: the process's current bound), and with `ca_files` TLS trusts exactly
+    those CA files.
     """
     from alibabacloud_tea_openapi.utils_models import Config
 
+    from ack_secrets_provider.core.cloud import transport
+
+    transport.install(max_answer_bytes)
     return Config(
         credential=identity.credential,
         endpoint=endpoint.address,
@@ -104,4 +113,5 @@ def openapi_config(endpoint: Endpoint, identity: Identity, *, region: str | None
         region_id=region,
         user_agent=USER_AGENT,
         max_idle_conns=MAX_IDLE_CONNS,
+        ca=transport.ca_option(ca_files),
     )

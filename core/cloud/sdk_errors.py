@@ -11,7 +11,13 @@ service reports the same classes for the same situations:
   server's `x-acs-retry-after` as `retry_after` seconds;
 - 5xx, connection errors and timeouts → Unavailable, retryable;
 - TLS verification failures → FailedPrecondition (retrying cannot fix the trust configuration);
-- any other 4xx → InvalidArgument.
+- any other 4xx → RejectedByUpstream (an InvalidArgument);
+- an exception that is neither an answer nor a network failure (a TypeError in a backend or the
+  SDK, say) → InternalError: a bug, not retried, not counted against the endpoint, logged with
+  its traceback (its message is not logged: it may quote a value).
+
+Answers that are too large or not JSON are refused by core/cloud/transport.py with their own
+errors (UnexpectedAnswer), which keep their class, the object's name put in front.
 
 Messages never forward the SDK's text: its exception strings can carry the request URL, the
 string-to-sign (which holds the AccessKey id) or a security token. Only the server's error code
@@ -22,15 +28,17 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 from dataclasses import dataclass
 
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
-    InvalidArgument,
+    InternalError,
     NotFound,
     PermissionDenied,
     ProviderError,
+    RejectedByUpstream,
     Throttled,
     Unauthenticated,
     Unavailable,
@@ -38,7 +46,7 @@ from ack_secrets_provider.core.errors import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ServiceHints", "map_sdk_error"]
+__all__ = ["ServiceHints", "is_network_failure", "map_sdk_error", "sdk_cause"]
 
 _SAFE_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 _RAM_ACTION = re.compile(r"^[a-z][a-z0-9-]*:[A-Za-z][A-Za-z0-9]*$")
@@ -108,7 +116,7 @@ def _denied_action(exc: BaseException) -> str | None:
     return None
 
 
-def _inner(exc: BaseException) -> BaseException:
+def sdk_cause(exc: BaseException) -> BaseException:
     """Unwrap darabonba's UnretryableException to the cause (a network error, usually)."""
     seen = 0
     while seen < 5 and getattr(exc, "inner_exception", None) is not None:
@@ -142,9 +150,11 @@ def map_sdk_error(
     if isinstance(exc, ProviderError):
         return exc
     where = f"{what} at endpoint {endpoint.describe()}"
-    cause = _inner(exc)
+    cause = sdk_cause(exc)
     if isinstance(cause, ProviderError):
-        return cause
+        # raised under the SDK call by our own code (the transport refusing an answer, a
+        # credential refresh): the same error, naming the object too
+        return type(cause)(f"{what}: {cause.message}", retry_after=cause.retry_after)
     code = _safe(getattr(cause, "code", None))
     status = _status_of(cause)
     request_id = _safe(getattr(cause, "request_id", None))
@@ -194,22 +204,43 @@ def map_sdk_error(
             f"{where}: permission denied ({response}); grant the identity used for this mount "
             f"the RAM action(s) {', '.join(needed)} on this resource"
         )
-    return InvalidArgument(
+    return RejectedByUpstream(
         f"{where}: {hints.service} refused the request as invalid ({response}); check the "
         "object's fields (objectName, objectVersion, objectVersionLabel)"
     )
 
 
+def is_network_failure(cause: BaseException) -> bool:
+    """A failure of the connection itself (requests' errors are OSErrors; darabonba turns them
+    into RetryError; urllib3 raises its own HTTPError subclasses)."""
+    from darabonba.exceptions import RetryError
+    from urllib3.exceptions import HTTPError
+
+    return isinstance(cause, OSError | RetryError | HTTPError)
+
+
 def _transport_error(cause: BaseException, where: str, hints: ServiceHints) -> ProviderError:
-    """No HTTP response: a connection failure, a timeout, a TLS failure or a credential error."""
+    """No HTTP response: a connection failure, a timeout, a TLS failure, a credential error or a
+    bug."""
     kind = type(cause).__name__
-    text = f"{kind} {getattr(cause, 'message', '')} {cause!r}"
     module = type(cause).__module__ or ""
     if module.startswith("alibabacloud_credentials"):
         return Unavailable(
             f"{where}: the credential for this mount could not be obtained ({kind}); see the "
             "provider's logs for the credential plugin in use"
         )
+    if not is_network_failure(cause):
+        log.error(
+            "%s: %s raised inside the %s SDK call: a bug in the provider, a plugin or the SDK "
+            "(message withheld: it may quote a value); traceback (most recent call last):\n%s",
+            where, kind, hints.service, "".join(traceback.format_tb(cause.__traceback__)),
+        )
+        return InternalError(
+            f"{where}: the {hints.service} call failed inside the provider ({kind}); this is a "
+            "bug, not a problem of the endpoint: the provider's log has the traceback, please "
+            "report it"
+        )
+    text = f"{kind} {getattr(cause, 'message', '')} {cause!r}"
     if any(hint in text for hint in _TLS_HINTS):
         return FailedPrecondition(
             f"{where}: TLS verification of the endpoint failed: its certificate is not trusted "

@@ -32,6 +32,7 @@ from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.observability import metrics
 from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.resilience.cache import CacheKey, ValueCache, cache_key
+from ack_secrets_provider.core.resilience.deadline import within
 from ack_secrets_provider.core.resilience.ratelimit import ConcurrencyLimit, RateLimiter
 from ack_secrets_provider.core.resilience.retry import OutageGate, RetryBudget, call_with_retries
 from ack_secrets_provider.core.resilience.singleflight import Flight, SingleFlight
@@ -198,7 +199,8 @@ class Fetcher:
         def attempt() -> Sequence[SecretValue]:
             limiter.acquire(deadline, what)
             # calls.attempt(): upstream call/result/latency/retry metrics
-            with guard.concurrency.slot(deadline, what), calls.attempt():
+            # within(): a credential refresh the SDK triggers mid-call obeys this deadline too
+            with guard.concurrency.slot(deadline, what), calls.attempt(), within(deadline):
                 if len(unit.specs) == 1:
                     return [unit.backend.fetch(unit.specs[0], unit.context)]
                 return unit.backend.fetch_batch(unit.specs, unit.context)
@@ -211,6 +213,8 @@ class Fetcher:
         except ProviderError as exc:
             if exc.retryable:
                 guard.gate.record_failure(exc)
+            elif exc.proves_endpoint_alive:
+                guard.gate.record_success()  # a not found / denied is an answer: the endpoint is up
             raise
         guard.gate.record_success()
         if len(values) != len(unit.specs):

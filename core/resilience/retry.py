@@ -10,11 +10,15 @@ else (not found, permission denied, bad credentials, invalid arguments) fails at
 - No sleep ever ends past the deadline: when the next retry could not start in time, the last
   retryable error is raised (UNAVAILABLE), naming the object and the number of attempts.
 - A `RetryBudget` (token bucket, one per endpoint) caps retries during an outage: each retry spends
-  a token, each success refunds a fraction of one. With the bucket empty, calls fail fast instead
-  of multiplying the load on a service that is already struggling.
+  a token, each success refunds a fraction of one. A considered refusal (not found, denied,
+  rejected: `ProviderError.proves_endpoint_alive`) refunds like a success: the endpoint is up, and
+  a tenant mounting a missing secret in a loop must not drain the budget every tenant shares.
+  With the bucket empty, calls fail fast instead of multiplying the load on a service that is
+  already struggling.
 - An `OutageGate` (one per endpoint, next to its budget) bounds first attempts too: once a call
   failed with the budget empty, the endpoint is considered down and only one probe call per
-  `probe_interval` goes out; every other fetch fails at once (UNAVAILABLE) until a call succeeds.
+  `probe_interval` goes out; every other fetch fails at once (UNAVAILABLE) until a call succeeds
+  or the endpoint gives a considered refusal (which proves it is up).
   So the calls made during an outage are bounded by the budget plus one probe per interval,
   whatever the mount rate.
 """
@@ -176,6 +180,8 @@ def call_with_retries(
             result = fn()
         except ProviderError as exc:
             if not exc.retryable:
+                if budget is not None and exc.proves_endpoint_alive:
+                    budget.record_success()  # the endpoint answered: not a sign of an outage
                 raise
             last = exc
             if attempts >= policy.max_attempts:

@@ -1,0 +1,259 @@
+"""The HTTP transport under every Alibaba Cloud SDK call: bounded answers, exclusive private trust.
+
+The sync SDK clients (darabonba-core 1.0.x) send each request with `session.send(...)` on a
+`requests.Session` obtained from `DaraCore._get_session(...)`, which creates one session per
+endpoint on first use and keeps it forever. `install` replaces that function, once per process,
+by one that returns the provider's single session. Every KMS, OOS and STS call (and any plugin's
+SDK call) therefore goes through `SdkAdapter`, which:
+
+- reads an answer of at most `max_answer_bytes` (`--max-upstream-response-bytes`, decoded
+  bytes): a larger Content-Length is refused before reading, a longer body as soon as the bound is
+  crossed; the connection is closed, so memory stays bounded whatever the upstream sends;
+- reads it within the call's read timeout in total (the timeouts follow the mount deadline), not
+  per socket read: a server dripping bytes cannot hold a mount past its deadline;
+- refuses an answer that is not a JSON object (every KMS, OOS and STS answer is one): an HTML page
+  or broken JSON is an `UnexpectedAnswer` from that endpoint, not a network failure; a 5xx or 429
+  page that is not JSON (a load balancer's) stays a retryable `Unavailable`;
+- verifies TLS with exactly the CA files a client was configured with (`Config(ca=...)`; several
+  files joined by `os.pathsep`), intermediates accepted as anchors (VERIFY_X509_PARTIAL_CHAIN).
+  requests would add its default bundle (certifi, or a distribution's system bundle) to any
+  context it is given; this adapter never lets it, so a dedicated KMS gateway or an STS override
+  with a configured CA trusts that CA only. Without a CA, the SDK's own trust is used (system
+  roots + certifi). Verification is never disabled.
+
+This is the one place that relies on darabonba's session detail. `install` fails loudly if the
+SDK no longer has `DaraCore._get_session`; tests/test_upstream_answers.py proves every backend's
+calls go through the bound.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from requests import PreparedRequest, Response, Session
+from requests.adapters import HTTPAdapter
+
+from ack_secrets_provider.core.cloud.tls import partial_chain_context
+from ack_secrets_provider.core.errors import PluginError, Unavailable, UnexpectedAnswer
+from ack_secrets_provider.core.settings import ProviderSettings
+
+__all__ = [
+    "SdkAdapter",
+    "ca_option",
+    "install",
+]
+
+#: keep-alive connections per endpoint (as `MAX_IDLE_CONNS` of the clients) and endpoints pooled
+POOL_MAXSIZE = 32
+POOL_ENDPOINTS = 64
+#: private trust contexts kept (one per distinct CA configuration)
+MAX_CONTEXTS = 64
+_CHUNK = 64 * 1024
+_FLAG = "--max-upstream-response-bytes"
+
+
+def ca_option(ca_files: Sequence[str | Path]) -> str | None:
+    """The `Config(ca=...)` value making the SDK trust exactly `ca_files` (None: default trust)."""
+    return os.pathsep.join(str(p) for p in ca_files) if ca_files else None
+
+
+def _default_context() -> ssl.SSLContext:
+    """The SDK's own trust for public endpoints: the system roots plus certifi's."""
+    import certifi
+
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_verify_locations(certifi.where())
+    return context
+
+
+def _endpoint(url: str) -> str:
+    """`scheme://host:port` of a request: never its query (it holds signatures and tokens)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class SdkAdapter(HTTPAdapter):
+    """A requests adapter that bounds answers and keeps private trust exclusive (see module)."""
+
+    def __init__(self, max_answer_bytes: int) -> None:
+        super().__init__(pool_connections=POOL_ENDPOINTS, pool_maxsize=POOL_MAXSIZE)
+        self.max_answer_bytes = max_answer_bytes
+        self._default: ssl.SSLContext | None = None
+        self._contexts: OrderedDict[str, ssl.SSLContext] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- trust --------------------------------------------------------------------------------
+
+    def context_for(self, verify: object) -> ssl.SSLContext:
+        """The context for a request's `verify`: True = default trust, a string = CA files."""
+        if verify is True:
+            with self._lock:
+                if self._default is None:
+                    self._default = _default_context()
+                return self._default
+        if not isinstance(verify, str) or not verify:
+            raise PluginError(
+                "an SDK client asked to disable TLS verification (ignore_ssl); the provider "
+                "never does: remove that option"
+            )
+        with self._lock:
+            context = self._contexts.get(verify)
+            if context is None:
+                context = partial_chain_context(verify.split(os.pathsep))
+                self._contexts[verify] = context
+                while len(self._contexts) > MAX_CONTEXTS:
+                    self._contexts.popitem(last=False)
+            else:
+                self._contexts.move_to_end(verify)
+            return context
+
+    def build_connection_pool_key_attributes(
+        self, request: PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> Any:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        if host_params["scheme"] == "https":
+            # The trust is the context alone: no CA file for urllib3 to add to it.
+            pool_kwargs.pop("ca_certs", None)
+            pool_kwargs.pop("ca_cert_dir", None)
+            pool_kwargs["cert_reqs"] = "CERT_REQUIRED"
+            pool_kwargs["ssl_context"] = self.context_for(verify)
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        # requests' version points the pool at its default bundle (certifi), which urllib3 then
+        # loads into the context: the trust would become private CA + every public root.
+        if url.lower().startswith("https"):
+            conn.cert_reqs = "CERT_REQUIRED"
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
+
+    # -- answers ------------------------------------------------------------------------------
+
+    def send(
+        self, request: PreparedRequest, stream: bool = False, timeout: Any = None,
+        verify: bool | str = True, cert: Any = None, proxies: Mapping[str, str] | None = None,
+    ) -> Response:
+        started = time.monotonic()
+        response = super().send(request, stream=True, timeout=timeout, verify=verify,
+                                cert=cert, proxies=proxies)
+        # the whole exchange, not each socket read, within the read timeout (which the backends
+        # derive from the mount's deadline)
+        read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
+        try:
+            body = self._read(response, started, read_timeout)
+            _check_json(response.status_code, response.headers.get("content-type", ""), body,
+                        _endpoint(request.url or ""))
+        except BaseException:
+            response.close()
+            raise
+        response._content = body  # what `response.content` returns; the SDK reads that
+        response._content_consumed = True  # type: ignore[attr-defined]
+        return response
+
+    def _read(self, response: Response, started: float, read_timeout: float | None) -> bytes:
+        where = _endpoint(response.url or "")
+        limit = self.max_answer_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _too_large(where, f"announced {int(declared):,} bytes", limit)
+        chunks: list[bytes] = []
+        total = 0
+        for chunk in response.raw.stream(_CHUNK, decode_content=True):
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(where, "sent more", limit)
+            chunks.append(chunk)
+            if read_timeout is not None and time.monotonic() - started > read_timeout:
+                raise Unavailable(
+                    f"endpoint {where} was still sending its answer after {read_timeout:g}s "
+                    "(the read timeout, which follows the mount deadline); retried while the "
+                    "deadline allows"
+                )
+        return b"".join(chunks)
+
+
+def _too_large(where: str, what: str, limit: int) -> UnexpectedAnswer:
+    return UnexpectedAnswer(
+        f"endpoint {where} answered with a body larger than {limit:,} bytes ({what}); no "
+        "secret or credential answer is that large, so the answer was refused while reading. "
+        f"Check the endpoint (an override or proxy pointing elsewhere?); the bound is {_FLAG}"
+    )
+
+
+def _check_json(status: int, content_type: str, body: bytes, where: str) -> None:
+    """Refuse an answer that is not a JSON object (the SDK parses XML error documents itself)."""
+    if status >= 400 and "xml" in content_type.lower():
+        return
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict):
+        return
+    shape = "an empty body" if not body.strip() else (
+        f"a {content_type.split(';')[0].strip() or 'body'} that is not a JSON object")
+    if status >= 500 or status == 429:
+        raise Unavailable(
+            f"endpoint {where} answered HTTP {status} with {shape} (an error page of a proxy or "
+            "load balancer?); retried while the deadline allows"
+        )
+    raise UnexpectedAnswer(
+        f"endpoint {where} answered HTTP {status} with {shape}; a KMS, OOS or STS endpoint "
+        "always answers JSON: check that the endpoint (and any override or proxy) is the "
+        "service's"
+    )
+
+
+_install_lock = threading.Lock()
+_session: Session | None = None
+
+
+def install(max_answer_bytes: int | None = None) -> SdkAdapter:
+    """Route every sync SDK request of this process through the provider's adapter (idempotent).
+
+    The bound is process-wide: a call with `max_answer_bytes` sets it (one provider process has
+    one setting), None keeps the current one (the settings' default at first).
+    """
+    from darabonba.core import DaraCore
+
+    global _session
+    if max_answer_bytes is not None and max_answer_bytes < 1:
+        raise ValueError("max_answer_bytes must be at least 1")
+    with _install_lock:
+        if _session is None:
+            if not callable(getattr(DaraCore, "_get_session", None)):
+                raise PluginError(
+                    "darabonba-core no longer provides DaraCore._get_session: the provider "
+                    "cannot bound upstream answers or pin private CAs with this SDK version; "
+                    "install the darabonba-core version pinned in pyproject.toml"
+                )
+            session = Session()
+            session.trust_env = False  # no proxy, netrc or CA surprises from the environment
+            adapter = SdkAdapter(ProviderSettings.max_upstream_response_bytes)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            _session = session
+            DaraCore._get_session = staticmethod(_provider_session)
+        installed = _session.get_adapter("https://")
+        assert isinstance(installed, SdkAdapter)
+        if max_answer_bytes is not None:
+            installed.max_answer_bytes = max_answer_bytes
+        return installed
+
+
+def _provider_session(*_args: Any, **_kwargs: Any) -> Session:
+    """Replaces DaraCore._get_session: every endpoint shares the provider's session."""
+    assert _session is not None
+    return _session

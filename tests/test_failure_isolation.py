@@ -1,0 +1,84 @@
+"""Noisy neighbours: one tenant's failures never fail another tenant's mounts.
+
+Tenant X mounts a secret that does not exist, in a loop, while KMS answers 20 % of all calls with
+503 (the emulator's seeded fault injection). Tenant Y mounts a good secret. Both share the
+endpoint's retry budget and outage gate. A "not found" is the service's considered answer: it
+proves the endpoint is up, so X's mistakes must not drain the budget or open the gate. The gate's
+clock stands still, so an opened gate would stay open: any leak shows as Y's failures.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from alibabacloud_credentials.client import Client as CredentialClient
+from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
+
+from ack_secrets_provider.backends.kms.backend import KmsBackend
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
+from ack_secrets_provider.core.emulator.testing import (
+    ACCESS_KEY_ID,
+    ACCESS_KEY_SECRET,
+    EmulatorHandle,
+)
+from ack_secrets_provider.core.errors import NotFound, ProviderError
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import FetchContext
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
+
+Y_MOUNTS = 100
+X_PER_Y = 3
+FAULTS = {"error_ratio": 0.2, "error_status": 503}
+
+
+def _identity() -> Identity:
+    provider = StaticAKCredentialsProvider(access_key_id=ACCESS_KEY_ID,
+                                           access_key_secret=ACCESS_KEY_SECRET)
+    return Identity(key=IdentityKey(mode="static-ak", access_key_id=ACCESS_KEY_ID),
+                    credential=CredentialClient(provider=provider))
+
+
+def _y_failure_rate(emulator: EmulatorHandle, *, with_x: bool) -> float:
+    settings = ProviderSettings(
+        endpoint_overrides=EndpointOverrides.parse([f"kms={emulator.http_url}"]),
+        retry=RetryPolicy(base_delay=0.0005, max_delay=0.001),  # the default budget and attempts
+    )
+    frozen = time.monotonic()
+    fetcher = Fetcher(settings, clock=lambda: frozen)
+    backend = KmsBackend(settings)
+    identity = _identity()
+
+    def fetch(name: str) -> None:
+        spec = ObjectSpec(index=0, object_name=name, object_type="kms", file_name="f")
+        ctx = FetchContext(identity, Deadline.after(10), backend.endpoint(spec, "cn-hangzhou"),
+                           settings, region="cn-hangzhou")
+        fetcher.fetch(FetchUnit(backend, (spec,), ctx))
+
+    emulator.set_faults(seed=1234, **FAULTS)
+    failures = 0
+    try:
+        for _ in range(Y_MOUNTS):
+            for _ in range(X_PER_Y if with_x else 0):
+                with pytest.raises(ProviderError) as x_error:
+                    fetch("app/no-such-secret")
+                assert isinstance(x_error.value, NotFound) or x_error.value.retryable
+            try:
+                fetch("app/db-password")
+            except ProviderError:
+                failures += 1
+    finally:
+        emulator.clear_faults()
+        backend.close()
+    return failures / Y_MOUNTS
+
+
+def test_a_tenant_mounting_a_missing_secret_does_not_fail_the_others(
+    emulator: EmulatorHandle,
+) -> None:
+    alone = _y_failure_rate(emulator, with_x=False)
+    with_x = _y_failure_rate(emulator, with_x=True)
+    assert abs(with_x - alone) <= 0.01, (alone, with_x)

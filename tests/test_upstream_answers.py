@@ -1,0 +1,239 @@
+"""Adversarial upstreams: what an endpoint answering nonsense can make the provider do.
+
+Every KMS, OOS and STS call reads its answer through core/cloud/transport.py: bounded in size
+(refused while reading, memory measured in a subprocess), required to be a JSON object, and each
+field a backend uses checked for its type. A refused answer is an UnexpectedAnswer naming the
+endpoint, made once (never retried as a network failure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import pytest
+from alibabacloud_credentials.client import Client as CredentialClient
+from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
+from hostile_upstream import Answer, HostileServer, hostile_server
+
+from ack_secrets_provider.auth import _sts
+from ack_secrets_provider.backends.kms.backend import KmsBackend
+from ack_secrets_provider.backends.oos.backend import OosBackend
+from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
+from ack_secrets_provider.core.errors import ProviderError, Unavailable, UnexpectedAnswer
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import Backend, FetchContext
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
+
+HUNDRED_MB = 100 * 1024 * 1024
+FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.02)
+
+
+@pytest.fixture()
+def server() -> Iterator[HostileServer]:
+    with hostile_server() as running:
+        yield running
+
+
+def _identity() -> Identity:
+    provider = StaticAKCredentialsProvider(access_key_id="LTAIhostile", access_key_secret="s")
+    return Identity(key=IdentityKey(mode="static-ak", access_key_id="LTAIhostile"),
+                    credential=CredentialClient(provider=provider))
+
+
+def _settings(server: HostileServer, **changes: object) -> ProviderSettings:
+    overrides = EndpointOverrides.parse([f"kms={server.url}", f"oos={server.url}"])
+    return ProviderSettings(endpoint_overrides=overrides, retry=FAST_RETRIES,
+                            **changes)  # type: ignore[arg-type]
+
+
+def _fetch(server: HostileServer, object_type: str = "kms", **changes: object) -> bytes:
+    """One object through the Fetcher (guards and retries included), as a mount does."""
+    settings = _settings(server, **changes)
+    backend: Backend = KmsBackend(settings) if object_type == "kms" else OosBackend(settings)
+    spec = ObjectSpec(index=0, object_name="app-secret", object_type=object_type,
+                      file_name="f")
+    endpoint = backend.endpoint(spec, "cn-hangzhou")
+    ctx = FetchContext(_identity(), Deadline.after(10), endpoint, settings, region="cn-hangzhou")
+    return Fetcher(settings).fetch(FetchUnit(backend, (spec,), ctx))[0].data
+
+
+def _sts_call(server: HostileServer) -> None:
+    port = server.server_address[1]
+    endpoint = Endpoint(service="sts", host="sts.aliyuncs.com", address=f"127.0.0.1:{port}",
+                        protocol="http", overridden=True)
+    client = _sts.make_client(ProviderSettings(), endpoint)
+    _sts.assume_role_with_oidc(
+        client, role_arn="acs:ram::123456789012:role/r", oidc_provider_arn="acs:ram::1:oidc/p",
+        token="token", session="s", duration=3600, timeout=5, what="sts call", hint="hint",
+    )
+
+
+@pytest.mark.parametrize("declare_length", [True, False], ids=["content-length", "streamed"])
+@pytest.mark.parametrize("service", ["kms", "oos", "sts"])
+def test_an_oversized_answer_is_refused_while_reading(
+    server: HostileServer, service: str, declare_length: bool
+) -> None:
+    server.answer = Answer(huge=HUNDRED_MB, declare_length=declare_length)
+    started = time.monotonic()
+    with pytest.raises(UnexpectedAnswer) as info:
+        _sts_call(server) if service == "sts" else _fetch(server, service)
+    assert time.monotonic() - started < 5
+    message = info.value.message
+    assert f"endpoint {server.url}" in message
+    assert "larger than 1,048,576 bytes" in message and "--max-upstream-response-bytes" in message
+    assert server.requests == 1  # refused, not retried
+
+
+def test_the_bound_is_a_setting(server: HostileServer) -> None:
+    body = json.dumps({"SecretData": "x" * 5000, "VersionId": "v1"}).encode()
+    server.answer = Answer(body=body)
+    assert _fetch(server) == b"x" * 5000
+    with pytest.raises(UnexpectedAnswer, match="larger than 4,096 bytes"):
+        _fetch(server, max_upstream_response_bytes=4096)
+
+
+_MEMORY_PROBE = textwrap.dedent("""
+    import json, resource, sys, time
+    from test_upstream_answers import _identity
+    from ack_secrets_provider.backends.kms.backend import KmsBackend
+    from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
+    from ack_secrets_provider.core.mount.spec import ObjectSpec
+    from ack_secrets_provider.core.plugins.backend import FetchContext
+    from ack_secrets_provider.core.resilience.deadline import Deadline
+    from ack_secrets_provider.core.settings import ProviderSettings
+
+    settings = ProviderSettings(endpoint_overrides=EndpointOverrides.parse([f"kms={sys.argv[1]}"]))
+    backend = KmsBackend(settings)
+    spec = ObjectSpec(index=0, object_name="s", object_type="kms", file_name="f")
+    ctx = FetchContext(_identity(), Deadline.after(30), backend.endpoint(spec, "cn-hangzhou"),
+                       settings, region="cn-hangzhou")
+    backend.client_for(spec, ctx)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    try:
+        backend.fetch(spec, ctx)
+        outcome = "accepted"
+    except Exception as exc:
+        outcome = type(exc).__name__
+    print(json.dumps({
+        "outcome": outcome, "seconds": time.monotonic() - started,
+        "peak_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024,
+    }))
+""")
+
+
+def test_a_hundred_megabyte_answer_costs_little_memory_and_time(server: HostileServer) -> None:
+    """Measured in a fresh process: reading the whole body would cost 100 MB or more."""
+    server.answer = Answer(huge=HUNDRED_MB, declare_length=False)
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(__file__)}
+    result = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, server.url], env=env,
+                            capture_output=True, text=True, timeout=120, check=True)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["outcome"] == "UnexpectedAnswer", figures
+    assert figures["peak_growth_mb"] < 30, figures
+    assert figures["seconds"] < 3, figures
+
+
+@pytest.mark.parametrize(("object_type", "body", "problem"), [
+    ("kms", b'{"SecretData": 12345, "VersionId": ["x"]}', "field SecretData is int, not a string"),
+    ("kms", b'{"SecretData": "s", "VersionId": ["x"]}', "field VersionId is list, not a string"),
+    ("kms", b'{"SecretData": "s", "VersionId": "v", "SecretDataType": 7}', "DataType is int"),
+    ("kms", b'{"VersionId": "v1"}', "field SecretData is missing"),
+    ("kms", b'{"SecretData": "s", "VersionId": "v", "SecretDataType": "binary"}', "not valid"),
+    ("oos", b'{"Parameter": {"Value": 5, "ParameterVersion": 1}}', "Parameter.Value is int"),
+    ("oos", b'{"Parameter": {"Value": "v", "ParameterVersion": "1"}}', "ParameterVersion is str"),
+    ("oos", b'{"Parameter": {"Value": "v", "ParameterVersion": true}}', "Version is bool"),
+    ("oos", b'{"RequestId": "r"}', "without Parameter"),
+])
+def test_fields_of_the_wrong_type_are_refused(
+    server: HostileServer, object_type: str, body: bytes, problem: str
+) -> None:
+    server.answer = Answer(body=body)
+    with pytest.raises(UnexpectedAnswer, match=problem) as info:
+        _fetch(server, object_type)
+    assert f"endpoint {object_type}-vpc.cn-hangzhou.aliyuncs.com" in info.value.message
+    assert server.requests == 1
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b'{"Credentials": {"AccessKeyId": 1, "AccessKeySecret": "s"}}', "AccessKeyId is int"),
+    (b'{"Credentials": {"AccessKeyId": "a", "AccessKeySecret": "s", "Expiration": "soon"}}',
+     "Expiration is not a time"),
+])
+def test_sts_fields_of_the_wrong_type_are_refused(
+    server: HostileServer, body: bytes, problem: str
+) -> None:
+    server.answer = Answer(body=body)
+    with pytest.raises(UnexpectedAnswer, match=problem):
+        _sts_call(server)
+
+
+@pytest.mark.parametrize(("answer", "shape"), [
+    (Answer(content_type="text/html", body=b"<html><body>Welcome</body></html>"),
+     "a text/html that is not a JSON object"),
+    (Answer(body=b'{"SecretData": "s", "VersionId": '), "application/json that is not a JSON"),
+    (Answer(body=b'["SecretData"]'), "that is not a JSON object"),
+    (Answer(body=b"[" * 100_000), "that is not a JSON object"),
+    (Answer(body=b""), "an empty body"),
+    (Answer(status=404, content_type="text/html", body=b"<h1>Not Found</h1>"), "HTTP 404"),
+])
+def test_an_answer_that_is_not_json_is_unexpected_not_a_network_failure(
+    server: HostileServer, answer: Answer, shape: str
+) -> None:
+    server.answer = answer
+    with pytest.raises(UnexpectedAnswer) as info:
+        _fetch(server)
+    assert shape in info.value.message
+    assert "could not reach" not in info.value.message
+    assert not info.value.retryable
+    assert server.requests == 1
+
+
+def test_a_load_balancer_error_page_stays_a_retryable_outage(server: HostileServer) -> None:
+    server.answer = Answer(status=502, content_type="text/html", body=b"<h1>Bad Gateway</h1>")
+    with pytest.raises(Unavailable, match="HTTP 502 with a text/html") as info:
+        _fetch(server)
+    assert info.value.retryable
+    assert server.requests == FAST_RETRIES.max_attempts
+
+
+def test_a_programming_error_in_the_sdk_call_is_internal_and_not_retried(
+    server: HostileServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TypeError inside the SDK call is a bug: INTERNAL, one attempt, no outage accounting."""
+    from darabonba.core import DaraCore
+
+    value = "my-" + "secret-value"  # what a bug's message may quote; built so the source
+    # line shown in the traceback does not contain it
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise TypeError(f"unsupported operand: 'NoneType' and {value!r}")
+
+    monkeypatch.setattr(DaraCore, "compose_url", staticmethod(broken))
+    settings = _settings(server)
+    fetcher = Fetcher(settings)
+    backend = KmsBackend(settings)
+    spec = ObjectSpec(index=0, object_name="s", object_type="kms", file_name="f")
+    ctx = FetchContext(_identity(), Deadline.after(10), backend.endpoint(spec, "cn-hangzhou"),
+                       settings, region="cn-hangzhou")
+    for _ in range(30):  # far past the retry budget: a bug must never open the outage gate
+        with pytest.raises(ProviderError) as info:
+            fetcher.fetch(FetchUnit(backend, (spec,), ctx))
+        assert info.value.code.name == "INTERNAL" and not info.value.retryable
+        assert "TypeError" in info.value.message and "bug" in info.value.message
+    guard = fetcher._guard(FetchUnit(backend, (spec,), ctx))
+    assert not guard.gate.down and guard.budget.tokens == settings.retry.budget_tokens
+    assert server.requests == 0
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Traceback" in logged or "traceback" in logged
+    assert "in broken" in logged  # the frame that raised
+    assert "my-secret-value" not in logged  # the exception's message is not logged
