@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ class Answer:
     huge: int = 0
     #: send Content-Length (False: close-delimited body, as a server that does not say)
     declare_length: bool = True
+    #: seconds between bytes of `body` (a server dripping its answer)
+    drip: float = 0.0
 
 
 class HostileServer(http.server.ThreadingHTTPServer):
@@ -61,6 +64,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         try:
+            if answer.drip:
+                for byte in answer.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(answer.drip)
+                return
             if not answer.huge:
                 self.wfile.write(answer.body)
                 return

@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hostile_upstream import serving
 
+from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.backends.kms.backend import KmsBackend
-from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
+from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
 from ack_secrets_provider.core.cloud.tls import bundled_kms_ca, partial_chain_context
-from ack_secrets_provider.core.errors import FailedPrecondition
+from ack_secrets_provider.core.errors import FailedPrecondition, ProviderError
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.plugins.backend import FetchContext
 from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
@@ -254,4 +255,13 @@ def test_a_gateway_trusts_its_instance_ca_exclusively(
 
     with pytest.raises(FailedPrecondition, match="TLS verification"):
         _fetch(_settings(server, kms_ca_file=str(chain["intermediate"])))
+    # STS with --sts-ca-file: the same exclusive trust
+    port = server.server_address[1]
+    sts = Endpoint(service="sts", host="sts.aliyuncs.com", address=f"127.0.0.1:{port}",
+                   overridden=True)
+    client = _sts.make_client(ProviderSettings(sts_ca_file=str(chain["intermediate"])), sts)
+    with pytest.raises(ProviderError, match="TLS verification"):
+        _sts.assume_role_with_oidc(
+            client, role_arn="acs:ram::1:role/r", oidc_provider_arn="acs:ram::1:oidc/p",
+            token="t", session="s", duration=3600, timeout=5, what="sts", hint="")
     assert server.requests == before  # type: ignore[attr-defined]

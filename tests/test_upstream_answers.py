@@ -101,6 +101,21 @@ def test_the_bound_is_a_setting(server: HostileServer) -> None:
         _fetch(server, max_upstream_response_bytes=4096)
 
 
+def test_a_dripping_answer_cannot_hold_a_mount_past_its_deadline(server: HostileServer) -> None:
+    """Each byte comes well within the socket read timeout; the whole answer never does."""
+    body = json.dumps({"SecretData": "s" * 200, "VersionId": "v1"}).encode()
+    server.answer = Answer(body=body, drip=0.05)  # about 11 s for the whole answer
+    settings = _settings(server)
+    backend = KmsBackend(settings)
+    spec = ObjectSpec(index=0, object_name="s", object_type="kms", file_name="f")
+    ctx = FetchContext(_identity(), Deadline.after(1.5), backend.endpoint(spec, "cn-hangzhou"),
+                       settings, region="cn-hangzhou")
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="still sending its answer"):
+        backend.fetch(spec, ctx)
+    assert time.monotonic() - started < 3.5
+
+
 _MEMORY_PROBE = textwrap.dedent("""
     import json, resource, sys, time
     from test_upstream_answers import _identity

@@ -170,7 +170,9 @@ class SdkAdapter(HTTPAdapter):
             raise _too_large(where, f"announced {int(declared):,} bytes", limit)
         chunks: list[bytes] = []
         total = 0
-        for chunk in response.raw.stream(_CHUNK, decode_content=True):
+        # read1: whatever one socket read brings (a whole `read(n)` could wait for a dripping
+        # server far past the time allowed); b"" only at the end of the body
+        while chunk := response.raw.read1(_CHUNK, decode_content=True):
             total += len(chunk)
             if total > limit:
                 raise _too_large(where, "sent more", limit)
