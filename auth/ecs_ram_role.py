@@ -19,7 +19,13 @@ import urllib.request
 from ack_secrets_provider.auth._providers import CACHE, env, provider_of, refreshing_identity
 from ack_secrets_provider.auth._refresh import Issued
 from ack_secrets_provider.auth._sts import parse_expiration
-from ack_secrets_provider.core.errors import FailedPrecondition, ProviderError, Unavailable
+from ack_secrets_provider.core.cloud.answers import field, optional_field, read_bounded
+from ack_secrets_provider.core.errors import (
+    FailedPrecondition,
+    ProviderError,
+    Unavailable,
+    UnexpectedAnswer,
+)
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
 from ack_secrets_provider.core.settings import ProviderSettings
@@ -32,6 +38,8 @@ TOKEN_TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"
 TOKEN_HEADER = "X-aliyun-ecs-metadata-token"
 TOKEN_TTL = 21600
 MAX_TIMEOUT = 5.0
+#: a credential answer is about 1 KB
+MAX_ANSWER_BYTES = 64 * 1024
 
 _NOTHING_ELSE = (
     "no other credential is configured (pod-level RRSA, rrsa.enable, ACCESS_KEY_ID / "
@@ -54,7 +62,8 @@ class MetadataClient:
         with urllib.request.urlopen(  # noqa: S310 - URL built from settings only
             request, timeout=max(0.1, min(MAX_TIMEOUT, timeout)), context=self._context
         ) as response:
-            return str(response.read().decode("utf-8"))
+            where = f"the instance metadata service at {self.base_url}"
+            return read_bounded(response, MAX_ANSWER_BYTES, where).decode("utf-8")
 
     def _token(self, timeout: float) -> str | None:
         request = urllib.request.Request(self.base_url + TOKEN_PATH, method="PUT")
@@ -112,10 +121,18 @@ def _fetch_credentials(client: MetadataClient, role: str, timeout: float) -> Iss
     ):
         raise Unavailable(f"{what}: the metadata service returned no usable credential; "
                           "try again later")
+    where = f"{what} from the metadata service at {client.base_url}"
+    expiration = optional_field(body.get("Expiration"), str, "Expiration", where)
+    try:
+        expires = parse_expiration(expiration)
+    except ValueError:
+        raise UnexpectedAnswer(f"{where}: the answer's field Expiration is not a time such as "
+                               "2026-11-28T14:00:00Z") from None
     return Issued(
-        access_key_id=body["AccessKeyId"], access_key_secret=body["AccessKeySecret"],
-        security_token=body.get("SecurityToken"),
-        expiration=parse_expiration(body.get("Expiration")),
+        access_key_id=field(body["AccessKeyId"], str, "AccessKeyId", where),
+        access_key_secret=field(body["AccessKeySecret"], str, "AccessKeySecret", where),
+        security_token=optional_field(body.get("SecurityToken"), str, "SecurityToken", where),
+        expiration=expires,
     )
 
 

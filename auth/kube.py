@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 from cachetools import TTLCache
 
-from ack_secrets_provider.core.cloud.kube import in_cluster_url
+from ack_secrets_provider.core.cloud.answers import read_bounded
+from ack_secrets_provider.core.cloud.kube import MAX_OBJECT_BYTES, in_cluster_url
 from ack_secrets_provider.core.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -112,7 +113,8 @@ class ServiceAccountReader:
             with urllib.request.urlopen(  # noqa: S310 - URL built from settings only
                 request, timeout=timeout, context=self._context()
             ) as response:
-                body = json.loads(response.read().decode("utf-8"))
+                where = f"reading {what} from the Kubernetes API at {self.base_url}"
+                body = json.loads(read_bounded(response, MAX_OBJECT_BYTES, where))
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise FailedPrecondition(
@@ -133,8 +135,9 @@ class ServiceAccountReader:
                 f"reading {what}: the Kubernetes API at {self.base_url} could not be reached "
                 f"({type(exc).__name__}); try again later"
             ) from None
-        annotations = (body.get("metadata") or {}).get("annotations") or {}
-        role = annotations.get(ROLE_ANNOTATION)
+        metadata = body.get("metadata") if isinstance(body, dict) else None
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        role = annotations.get(ROLE_ANNOTATION) if isinstance(annotations, dict) else None
         return role.strip() if isinstance(role, str) and role.strip() else None
 
 

@@ -12,8 +12,14 @@ the loopback emulator (its own process) rotates secrets and opens fault windows:
 - fault windows, every 2 minutes: 20 s of 20 % 503s and 100 ms latency, then a 10 s outage.
 
 Every 30 s it prints the provider's RSS, open file descriptors and threads, and the mounts of the
-interval by result (gRPC code); at the end, the first and last figures side by side. Everything
-listens on 127.0.0.1 or a unix socket; every process started here is stopped on exit.
+interval by result (gRPC code); at the end, the first and last figures side by side.
+
+`--burst` then measures the memory worst case an upstream can cause within the bounds: 16
+concurrent mounts (the default `--max-concurrent-mounts`) of 4 objects whose values are each just
+under the answer bound (`--max-upstream-response-bytes`, 1 MiB), all fetched at once and cached;
+it prints the provider's peak RSS (VmHWM) before and after.
+
+Everything listens on 127.0.0.1 or a unix socket; every process started here is stopped on exit.
 """
 
 from __future__ import annotations
@@ -58,6 +64,10 @@ REPORT_EVERY = 30.0
 ROTATE_EVERY = 15.0
 TOKEN_EVERY = 120.0
 FAULT_CYCLE = 120.0
+BURST_MOUNTS = 16
+BURST_OBJECTS = 4
+#: a value whose GetSecretValue answer stays just under the 1 MiB answer bound
+BURST_VALUE_BYTES = 1_040_000
 
 
 def role(k: int) -> str:
@@ -71,7 +81,9 @@ def seed() -> dict[str, Any]:
         + [{"principal": role(k), "allow": {"kms": ["soak/*"]}} for k in range(SERVICE_ACCOUNTS)],
         "kms": {"secrets": [{"name": f"soak/s{i}", "data": f"v1-{i}-" + "x" * 200}
                             for i in range(KMS_SECRETS)]
-                + [{"name": "denied/secret", "data": "nobody may read this"}]},
+                + [{"name": "denied/secret", "data": "nobody may read this"}]
+                + [{"name": f"soak/big-{i}", "data": chr(65 + i % 26) * BURST_VALUE_BYTES}
+                   for i in range(BURST_MOUNTS * BURST_OBJECTS)]},
         "oos": {"parameters": [{"name": f"soak-p{i}", "values": [f"p1-{i}"]}
                                for i in range(OOS_PARAMS)]},
         "sts": {
@@ -158,7 +170,27 @@ def figures(process: ProviderProcess) -> tuple[float, int, int]:
             process.ps.num_threads())
 
 
-def run(minutes: float, rate: float, workers: int) -> int:
+def burst(process: ProviderProcess) -> None:
+    """Every Mount slot busy with answers at the size bound: the provider's memory worst case."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = process.peak_rss_mb()
+    mounts = [driver_attributes({"objects": objects(*[
+        ("kms", f"soak/big-{m * BURST_OBJECTS + j}") for j in range(BURST_OBJECTS)])})
+        for m in range(BURST_MOUNTS)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=BURST_MOUNTS) as pool:
+        outcomes = list(pool.map(lambda a: mount_once(process.client, a, timeout=60), mounts))
+    codes = Counter(o.code for o in outcomes)
+    rss, fds, nthreads = figures(process)
+    print(f"\nburst: {BURST_MOUNTS} concurrent mounts x {BURST_OBJECTS} objects of "
+          f"{BURST_VALUE_BYTES:,} bytes in {time.monotonic() - started:.1f} s: "
+          + " ".join(f"{c}={n}" for c, n in sorted(codes.items()))
+          + f"; peak RSS (VmHWM) {before:.1f} -> {process.peak_rss_mb():.1f} MB, RSS now "
+          f"{rss:.1f} MB, fds {fds}, threads {nthreads}")
+
+
+def run(minutes: float, rate: float, workers: int, with_burst: bool) -> int:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ack-soak-")))
         seed_path = workdir / "seed.yaml"
@@ -182,7 +214,10 @@ def run(minutes: float, rate: float, workers: int) -> int:
                "NO_PROXY": "*"}
         process = stack.enter_context(provider(flags, env, str(kube_token),
                                                workdir / "provider.log"))
-        return soak(process, emulator, minutes, rate, workers)
+        code = soak(process, emulator, minutes, rate, workers) if minutes > 0 else 0
+        if with_burst:
+            burst(process)
+        return code
 
 
 def soak(process: ProviderProcess, emulator: EmulatorHandle, minutes: float, rate: float,
@@ -262,8 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=6.0,
                         help="mounts per second in total (keep it modest on a shared machine)")
     parser.add_argument("--workers", type=int, default=3, help="client threads")
+    parser.add_argument("--burst", action="store_true",
+                        help="then measure the memory worst case (answers at the size bound)")
     args = parser.parse_args(argv)
-    return run(args.minutes, args.rate, args.workers)
+    return run(args.minutes, args.rate, args.workers, args.burst)
 
 
 if __name__ == "__main__":

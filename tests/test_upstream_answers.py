@@ -252,3 +252,29 @@ def test_a_programming_error_in_the_sdk_call_is_internal_and_not_retried(
     assert "Traceback" in logged or "traceback" in logged
     assert "in broken" in logged  # the frame that raised
     assert "my-secret-value" not in logged  # the exception's message is not logged
+
+
+def test_metadata_and_kubernetes_api_answers_are_bounded_and_checked(
+    server: HostileServer,
+) -> None:
+    """The upstreams read without the SDK (instance metadata, the Kubernetes API) too."""
+    from ack_secrets_provider.auth import ecs_ram_role, kube
+
+    metadata = ecs_ram_role.MetadataClient(server.url, v1_fallback=True, ca_file=None)
+    server.answer = Answer(huge=HUNDRED_MB)
+    with pytest.raises(UnexpectedAnswer, match="larger than 65,536 bytes"):
+        ecs_ram_role._fetch_credentials(metadata, "node-role", 5)
+    server.answer = Answer(body=b'{"AccessKeyId": 7, "AccessKeySecret": "s"}')
+    with pytest.raises(UnexpectedAnswer, match="field AccessKeyId is int"):
+        ecs_ram_role._fetch_credentials(metadata, "node-role", 5)
+
+    server.answer = Answer(huge=HUNDRED_MB)
+    reader = kube.reader_for(ProviderSettings(kube_api_url=server.url, kube_token_file=None,
+                                              kube_ca_file=None))
+    try:
+        with pytest.raises(UnexpectedAnswer, match="larger than 4,194,304 bytes"):
+            reader.role_arn("ns", "sa", Deadline.after(10))
+        server.answer = Answer(body=b'{"metadata": ["not", "an", "object"]}')
+        assert reader.role_arn("ns", "other", Deadline.after(10)) is None
+    finally:
+        kube.clear_readers()

@@ -9,13 +9,13 @@ Python repr. The field's value is never quoted (it may be a secret).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from ack_secrets_provider.core.errors import UnexpectedAnswer
 
 T = TypeVar("T")
 
-__all__ = ["body_of", "field", "optional_field"]
+__all__ = ["body_of", "field", "optional_field", "read_bounded"]
 
 _KIND = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
 
@@ -50,4 +50,16 @@ def body_of(response: Any, where: str) -> Any:
     body = getattr(response, "body", None)
     if body is None:
         raise _refuse(where, "body", "is missing or not an object")
+    return body
+
+
+def read_bounded(stream: IO[bytes], limit: int, where: str) -> bytes:
+    """At most `limit` bytes of an answer (urllib responses); UnexpectedAnswer beyond, without
+    reading the rest (the SDK calls are bounded by core/cloud/transport.py instead)."""
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise UnexpectedAnswer(
+            f"{where}: the answer is larger than {limit:,} bytes; no answer of this service is "
+            "that large, so it was refused while reading: check the endpoint"
+        )
     return body

@@ -16,7 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ack_secrets_provider.core.cloud.answers import read_bounded
+from ack_secrets_provider.core.errors import UnexpectedAnswer
+
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: most bytes of one Kubernetes API answer (etcd stores objects of at most 1.5 MiB)
+MAX_OBJECT_BYTES = 4 * 1024 * 1024
 DEFAULT_TOKEN_FILE = f"{SERVICE_ACCOUNT_DIR}/token"
 DEFAULT_CA_FILE = f"{SERVICE_ACCOUNT_DIR}/ca.crt"
 
@@ -93,7 +98,10 @@ class KubeClient:
             with urllib.request.urlopen(  # noqa: S310 - URL from settings, never from requests
                 req, timeout=timeout or self.timeout, context=self._ssl_context()
             ) as response:
-                raw = response.read()
+                raw = read_bounded(response, MAX_OBJECT_BYTES,
+                                   f"{what} at the Kubernetes API {self.base_url}")
+        except UnexpectedAnswer as exc:
+            raise KubeError(exc.message, None) from None
         except urllib.error.HTTPError as exc:
             hint = (" (the provider's ClusterRole lacks this permission: Helm rbac.install)"
                     if exc.code in (401, 403) else "")
