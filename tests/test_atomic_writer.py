@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hostile_provider import file_tree
 
 from ack_secrets_provider.core.commands.atomic_writer import (
     DATA_LINK,
@@ -47,40 +48,24 @@ def test_a_new_set_replaces_the_old_one_and_removes_stale_entries(tmp_path: Path
 # -- a user's directory: only what the writer wrote is ever touched ------------------------
 
 
-def _tree(root: Path) -> dict[str, str]:
-    """Every entry under `root` (links not followed) with its kind and content or target."""
-    found = {}
-    for folder, dirs, names in os.walk(root):
-        for name in dirs + names:
-            path = Path(folder) / name
-            rel = str(path.relative_to(root))
-            if path.is_symlink():
-                found[rel] = f"link:{os.readlink(path)}"
-            elif path.is_dir():
-                found[rel] = "dir"
-            else:
-                found[rel] = f"file:{path.read_bytes().decode()}"
-    return found
-
-
 def test_a_non_empty_directory_it_does_not_manage_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(UnsafeTarget, match="not empty.*--force"):
         write_atomically(tmp_path, [FileToWrite("a", 0o644, b"1")])
-    assert _tree(tmp_path) == {"notes.txt": "file:mine"}
+    assert file_tree(tmp_path) == {"notes.txt": "mine"}
 
 
 def test_force_writes_beside_the_users_files_and_never_replaces_them(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "main.py").write_text("print()")
     (tmp_path / "elsewhere").symlink_to("/usr/share")
-    before = _tree(tmp_path)
+    before = file_tree(tmp_path)
     with pytest.raises(UnsafeTarget, match="src exists and was not written by this tool"):
         write_atomically(tmp_path, [FileToWrite("src", 0o644, b"secret")], force=True)
-    assert _tree(tmp_path) == before
+    assert file_tree(tmp_path) == before
     assert write_atomically(tmp_path, [FileToWrite("db", 0o644, b"1")], force=True)
     assert write_atomically(tmp_path, [FileToWrite("db2", 0o644, b"2")])  # now managed
-    after = _tree(tmp_path)
+    after = file_tree(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before
     assert (tmp_path / "db2").read_bytes() == b"2" and not (tmp_path / "db").exists()
 
@@ -90,13 +75,13 @@ def test_a_path_the_driver_refuses_writes_nothing(tmp_path: Path, path: str) -> 
     target = tmp_path / "target"
     with pytest.raises(UnsafeTarget, match="driver would refuse"):
         write_atomically(target, [FileToWrite("ok", 0o644, b"1"), FileToWrite(path, 0o644, b"x")])
-    assert _tree(tmp_path) == {}
+    assert file_tree(tmp_path) == {}
 
 
 def test_a_file_that_is_also_a_directory_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(UnsafeTarget, match="both as a file and as a directory"):
         write_atomically(tmp_path, [FileToWrite("a", 0o644, b"1"), FileToWrite("a/b", 0o644, b"")])
-    assert _tree(tmp_path) == {}
+    assert file_tree(tmp_path) == {}
 
 
 def test_a_planted_data_link_is_never_followed(tmp_path: Path) -> None:
@@ -109,11 +94,11 @@ def test_a_planted_data_link_is_never_followed(tmp_path: Path) -> None:
     for force in (False, True):
         with pytest.raises(UnsafeTarget, match="not to a data directory this tool wrote"):
             write_atomically(target, [FileToWrite("keep", 0o644, b"x")], force=force)
-    assert _tree(outside) == {"keep": "file:precious"}
+    assert file_tree(outside) == {"keep": "precious"}
     # named like a data directory, but a link out of the target: still not followed
     (target / DATA_LINK).unlink()
     (target / "..2026_01_01_00_00_00.000000000").symlink_to(outside)
     (target / DATA_LINK).symlink_to("..2026_01_01_00_00_00.000000000")
     with pytest.raises(UnsafeTarget):
         write_atomically(target, [FileToWrite("keep", 0o644, b"x")], force=True)
-    assert _tree(outside) == {"keep": "file:precious"}
+    assert file_tree(outside) == {"keep": "precious"}

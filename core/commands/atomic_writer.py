@@ -158,9 +158,10 @@ def write_atomically(
     for name in top_level:
         if not (root / name).is_symlink():
             os.symlink(f"{DATA_LINK}/{name}", root / name)
-    for entry in root.iterdir():
-        if entry.name not in top_level and _ours(entry):
-            entry.unlink()
     if old is not None:
+        # only the links of the previous set, which this writer made, are taken away
+        for name in set(os.listdir(old)) - top_level:
+            if _ours(root / name):
+                (root / name).unlink()
         shutil.rmtree(old)
     return True

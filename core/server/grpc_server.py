@@ -117,6 +117,9 @@ def connection_options(settings: ProviderSettings) -> list[tuple[str, int]]:
     return [
         ("grpc.keepalive_time_ms", ms(settings.grpc_keepalive_time)),
         ("grpc.keepalive_timeout_ms", ms(settings.grpc_keepalive_timeout)),
+        # the server waits this long for a ping's answer (keepalive_timeout alone does not
+        # close the connection in grpc >= 1.5x)
+        ("grpc.http2.ping_timeout_ms", ms(settings.grpc_keepalive_timeout)),
         ("grpc.keepalive_permit_without_calls", 1),  # ping idle connections too
         ("grpc.http2.max_pings_without_data", 0),  # keep pinging while no call runs
         ("grpc.server_handshake_timeout_ms", ms(settings.grpc_keepalive_timeout)),

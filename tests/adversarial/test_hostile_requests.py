@@ -1,0 +1,94 @@
+"""A pod author's hostile `objects` and `attributes`: refused at once, in bounded memory, with no
+work left running after the answer (issue 10, rows 1 and 2)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import grpc
+import pytest
+from hostile_provider import MiB, PeakRss, ProviderProcess, cpu_after
+
+from ack_secrets_provider.core.server.driver_client import driver_attributes
+from ack_secrets_provider.core.settings import ProviderSettings
+
+
+def alias_bomb(entries: int = 1500, copies: int = 1500) -> str:
+    """One object with `entries` jmesPath entries behind an anchor, reused `copies` times: about
+    105 KiB of text standing for `entries * copies` files."""
+    lines = ["- &big", "  objectName: app/config-with-a-rather-long-name-for-the-bomb",
+             "  jmesPath:"]
+    lines += [f"    - {{path: key_{n:05d}.nested.field, objectAlias: alias-file-{n:05d}}}"
+              for n in range(entries)]
+    lines += ["- *big"] * copies
+    return "\n".join(lines) + "\n"
+
+
+def mount(provider: ProviderProcess, attributes: str,
+          timeout: float) -> tuple[grpc.RpcError, float]:
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as caught:
+        provider.client.mount(attributes, timeout=timeout)
+    return caught.value, time.monotonic() - started
+
+
+def test_the_bomb_is_the_size_the_issue_names() -> None:
+    assert 100 * 1024 < len(alias_bomb()) < 110 * 1024
+
+
+@pytest.mark.parametrize(("entries", "copies"), [
+    (1500, 1500),  # the issue's: 2.25 million files from 105 KiB
+    (250, 250),  # within the object and entry counts: only the expansion bound stops it
+])
+def test_an_alias_bomb_is_refused_at_once_in_bounded_memory(
+    parser_target: ProviderProcess, entries: int, copies: int,
+) -> None:
+    attributes = driver_attributes({"objects": alias_bomb(entries, copies)})
+    parser_target.client.mount(driver_attributes({"objects": ""}))  # warm: everything imported
+    with PeakRss(parser_target.process) as memory:
+        error, seconds = mount(parser_target, attributes, timeout=10)
+    assert seconds < 1.0
+    assert memory.growth < 20 * MiB, f"RSS grew {memory.growth / MiB:.1f} MiB"
+    assert cpu_after(parser_target) < 0.2  # nothing keeps running after the answer
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "(--max-objects-yaml-nodes)" in (error.details() or "")
+
+
+def test_attributes_nested_100000_deep_are_an_invalid_argument_counted_and_logged(
+    parser_target: ProviderProcess,
+) -> None:
+    before = parser_target.mounts("INVALID_ARGUMENT")
+    with PeakRss(parser_target.process) as memory:
+        error, seconds = mount(parser_target, "[" * 100_000, timeout=10)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "attributes field is not valid JSON" in (error.details() or "")
+    assert seconds < 1.0 and memory.growth < 20 * MiB
+    assert parser_target.mounts("INVALID_ARGUMENT") == before + 1
+    assert "mount failed: the driver's attributes field is not valid JSON" in parser_target.log()
+
+
+@pytest.mark.parametrize(("name", "objects"), [
+    ("objects_bytes", "- objectName: " + "x" * (300 * 1024) + "\n"),
+    ("objects", "".join(f"- {{objectName: s{n}}}\n" for n in range(300))),
+    ("jmespath_entries", "- objectName: db\n  jmesPath:\n"
+     + "".join(f"  - {{path: k{n}, objectAlias: f{n}}}\n" for n in range(300))),
+    ("yaml_depth", "- objectName: db\n  jmesPath: " + "[" * 500 + "]" * 500 + "\n"),
+])
+def test_every_request_limit_refuses_at_once_naming_its_flag(
+    parser_target: ProviderProcess, name: str, objects: str,
+) -> None:
+    from ack_secrets_provider.core.mount.limits import FLAGS
+
+    error, seconds = mount(parser_target, driver_attributes({"objects": objects}), timeout=10)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"({FLAGS[name]})" in (error.details() or "")
+    assert seconds < 1.0
+
+
+def test_the_defaults_the_suite_measures_are_the_shipped_ones() -> None:
+    """The inputs above are sized against the defaults; a changed default must revisit them."""
+    limits = ProviderSettings().request_limits
+    assert (limits.objects_bytes, limits.objects, limits.jmespath_entries, limits.yaml_nodes,
+            limits.yaml_depth) == (256 * 1024, 256, 256, 20_000, 16)
+    assert json.loads(driver_attributes({"objects": alias_bomb()}))["objects"] == alias_bomb()
