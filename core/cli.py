@@ -139,6 +139,9 @@ def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
         help="most YAML nodes in objects once aliases and merge keys are expanded")
     add("--max-objects-yaml-depth", type=int, default=limits.yaml_depth, metavar="N",
         help="deepest nesting of lists and maps in objects")
+    add("--max-jmespath-steps", type=int, default=limits.jmespath_steps, metavar="N",
+        help="work all jmesPath expressions of one Mount may do together (a step is about one "
+             "list item, map entry or 16 characters built)")
     add("--max-concurrent-mounts", type=int, default=ProviderSettings.max_concurrent_mounts,
         metavar="N",
         help="Mounts served at once; one more is refused at once with UNAVAILABLE, which the "
@@ -183,6 +186,7 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
             jmespath_entries=_positive(args.max_jmespath_entries, "--max-jmespath-entries"),
             yaml_nodes=_positive(args.max_objects_yaml_nodes, "--max-objects-yaml-nodes"),
             yaml_depth=_positive(args.max_objects_yaml_depth, "--max-objects-yaml-depth"),
+            jmespath_steps=_positive(args.max_jmespath_steps, "--max-jmespath-steps"),
         ),
         max_concurrent_mounts=_positive(args.max_concurrent_mounts, "--max-concurrent-mounts"),
         grpc_keepalive_time=_positive_duration(args.grpc_keepalive_time, "--grpc-keepalive-time"),

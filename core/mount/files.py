@@ -6,11 +6,16 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ack_secrets_provider.core.errors import InvalidArgument, ResourceExhausted
+from ack_secrets_provider.core.mount.limits import RAISE, RequestLimits, beyond
 from ack_secrets_provider.core.mount.paths import driver_path_problem
 from ack_secrets_provider.core.mount.spec import MountRequest, ObjectSpec
 from ack_secrets_provider.core.plugins.backend import SecretValue
+
+if TYPE_CHECKING:  # JMESPath is imported on first use: most mounts have no jmesPath
+    from ack_secrets_provider.core.mount.jmespath_eval import Budget
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +34,9 @@ class OutputFile:
     version: str
 
 
-def _jmespath_files(spec: ObjectSpec, value: SecretValue, default_mode: int) -> list[OutputFile]:
-    import jmespath
+def _jmespath_files(spec: ObjectSpec, value: SecretValue, default_mode: int,
+                    budget: Budget, limits: RequestLimits) -> list[OutputFile]:
+    from ack_secrets_provider.core.mount import jmespath_eval
 
     try:
         document = json.loads(value.data.decode("utf-8"))
@@ -41,7 +47,17 @@ def _jmespath_files(spec: ObjectSpec, value: SecretValue, default_mode: int) -> 
         ) from None
     files = []
     for entry in spec.jmes_path:
-        result = jmespath.search(entry.path, document)
+        try:
+            result = jmespath_eval.search(entry.path, document, budget)
+            if not isinstance(result, str):
+                budget.charge_in_full(result)  # before it is written out as JSON
+        except jmespath_eval.BudgetExceeded:
+            raise InvalidArgument(
+                f"{spec.describe()}: jmesPath {entry.path[:100]!r} (objectAlias "
+                f"{entry.object_alias!r}) needs more work than the mount's JMESPath expressions "
+                f"may do together, above {beyond(limits, 'jmespath_steps')} steps; simplify "
+                f"the expressions, {RAISE}"
+            ) from None
         if result is None:
             raise InvalidArgument(
                 f"{spec.describe()}: jmesPath {entry.path!r} (objectAlias "
@@ -60,13 +76,16 @@ def _jmespath_files(spec: ObjectSpec, value: SecretValue, default_mode: int) -> 
 def build_files(
     request: MountRequest,
     values: Mapping[int, SecretValue],
+    limits: RequestLimits,
 ) -> list[OutputFile]:
     """All files of the mount, in object order, validated as the driver will validate them.
 
     `values` maps ObjectSpec.index to its fetched value. The parent file of a jmesPath object is
-    written too, as the existing provider does.
+    written too, as the existing provider does. The jmesPath expressions of the mount share one
+    budget of `limits.jmespath_steps`.
     """
     files: list[OutputFile] = []
+    budget: Budget | None = None
     for spec in request.objects:
         value = values[spec.index]
         mode = spec.file_permission if spec.file_permission is not None else (
@@ -74,8 +93,12 @@ def build_files(
         )
         files.append(OutputFile(spec.file_name, mode, value.data, value.version))
         if spec.jmes_path:
+            if budget is None:
+                from ack_secrets_provider.core.mount.jmespath_eval import Budget
+
+                budget = Budget(limits.jmespath_steps)
             # jmesPath files inherit the object's filePermission unless they set their own
-            files.extend(_jmespath_files(spec, value, mode))
+            files.extend(_jmespath_files(spec, value, mode, budget, limits))
     check_files(files)
     return files
 

@@ -25,6 +25,10 @@ class RequestLimits:
     yaml_nodes: int = 20_000
     #: lists and maps nested in one another in `objects` (a jmesPath entry is at depth 4)
     yaml_depth: int = 16
+    #: steps all jmesPath expressions of one mount may take together (a step is about one list
+    #: slot, map entry or 16 characters built; `users[*].name` over 10,000 users is ~30,000;
+    #: 1,000,000 steps are well under a second of CPU)
+    jmespath_steps: int = 1_000_000
 
 
 #: the `serve` flag of each bound (messages name it so an operator knows what to change)
@@ -34,6 +38,7 @@ FLAGS = {
     "jmespath_entries": "--max-jmespath-entries",
     "yaml_nodes": "--max-objects-yaml-nodes",
     "yaml_depth": "--max-objects-yaml-depth",
+    "jmespath_steps": "--max-jmespath-steps",
 }
 
 

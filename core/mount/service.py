@@ -87,7 +87,7 @@ class MountService:
             return MountOutcome(request, [])
         units = self._plan(request, deadline)
         values = self._run(units, request, deadline)
-        return MountOutcome(request, build_files(request, values))
+        return MountOutcome(request, build_files(request, values, self.settings.request_limits))
 
     # -- planning ---------------------------------------------------------------------------
 

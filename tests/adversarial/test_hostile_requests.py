@@ -90,5 +90,6 @@ def test_the_defaults_the_suite_measures_are_the_shipped_ones() -> None:
     """The inputs above are sized against the defaults; a changed default must revisit them."""
     limits = ProviderSettings().request_limits
     assert (limits.objects_bytes, limits.objects, limits.jmespath_entries, limits.yaml_nodes,
-            limits.yaml_depth) == (256 * 1024, 256, 256, 20_000, 16)
+            limits.yaml_depth, limits.jmespath_steps) == (256 * 1024, 256, 256, 20_000, 16,
+                                                          1_000_000)
     assert json.loads(driver_attributes({"objects": alias_bomb()}))["objects"] == alias_bomb()
