@@ -18,7 +18,6 @@ import traceback
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ack_secrets_provider.auth._refresh import Issued
 from ack_secrets_provider.core.cloud.answers import body_of, field, optional_field
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.cloud.sdk_errors import is_network_failure, sdk_cause
@@ -33,6 +32,7 @@ from ack_secrets_provider.core.errors import (
     UnexpectedAnswer,
 )
 from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.plugins.toolkit import Issued
 from ack_secrets_provider.core.settings import ProviderSettings
 
 if TYPE_CHECKING:  # the STS SDK (and aiohttp under it) is imported on first use, not at start-up

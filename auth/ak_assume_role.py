@@ -14,12 +14,11 @@ from ack_secrets_provider.auth._providers import (
     provider_of,
     refreshing_identity,
     role_session,
-    secret_digest,
     static_credential,
 )
-from ack_secrets_provider.auth._refresh import Issued
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.toolkit import Issued, secret_digest
 
 MODE = "ak-assume-role"
 

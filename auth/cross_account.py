@@ -17,10 +17,10 @@ from ack_secrets_provider.auth._providers import (
     provider_of,
     refreshing_identity,
 )
-from ack_secrets_provider.auth._refresh import Issued
 from ack_secrets_provider.core.errors import InvalidArgument
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.toolkit import Issued
 
 MODE = "cross-account"
 

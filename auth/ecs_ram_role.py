@@ -17,7 +17,6 @@ import urllib.parse
 import urllib.request
 
 from ack_secrets_provider.auth._providers import CACHE, env, provider_of, refreshing_identity
-from ack_secrets_provider.auth._refresh import Issued
 from ack_secrets_provider.auth._sts import parse_expiration
 from ack_secrets_provider.core.cloud.answers import field, optional_field, read_bounded
 from ack_secrets_provider.core.errors import (
@@ -28,6 +27,7 @@ from ack_secrets_provider.core.errors import (
 )
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.toolkit import Issued
 from ack_secrets_provider.core.settings import ProviderSettings
 
 MODE = "ecs-ram-role"

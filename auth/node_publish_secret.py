@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ack_secrets_provider.auth._providers import CACHE, secret_digest, static_identity
+from ack_secrets_provider.auth._providers import CACHE, static_identity
 from ack_secrets_provider.core.errors import FailedPrecondition
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.toolkit import secret_digest
 
 MODE = "node-publish-secret"
 KEY_ID = "access_key"

@@ -19,10 +19,10 @@ from ack_secrets_provider.auth._providers import (
     refreshing_identity,
     role_session,
 )
-from ack_secrets_provider.auth._refresh import Issued
 from ack_secrets_provider.core.errors import FailedPrecondition
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.toolkit import Issued
 
 MODE = "provider-rrsa"
 

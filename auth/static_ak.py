@@ -7,11 +7,11 @@ from ack_secrets_provider.auth._providers import (
     CACHE,
     access_key_pair,
     env,
-    secret_digest,
     static_identity,
 )
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.toolkit import secret_digest
 
 MODE = "static-ak"
 

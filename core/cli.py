@@ -14,11 +14,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from ack_secrets_provider.core import __version__
 from ack_secrets_provider.core.cloud.endpoints import (
+    CREDENTIAL_SERVICES,
     DEFAULT_ALLOWED_ENDPOINT_SUFFIXES,
     EndpointOverrides,
     parse_allowed_suffixes,
@@ -26,6 +28,9 @@ from ack_secrets_provider.core.cloud.endpoints import (
 from ack_secrets_provider.core.durations import parse_duration
 from ack_secrets_provider.core.mount.limits import RequestLimits
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
+
+if TYPE_CHECKING:
+    from ack_secrets_provider.core.plugins.backend import Backend
 
 log = logging.getLogger("ack_secrets_provider")
 
@@ -51,7 +56,9 @@ def _normalize_go_flags(argv: Sequence[str]) -> list[str]:
     return result
 
 
-def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_serve_arguments(
+    parser: argparse.ArgumentParser, backends: Mapping[str, type[Backend]]
+) -> None:
     add = parser.add_argument
     add("--provider-volume", default=DEFAULT_PROVIDER_VOLUME,
         help="directory of the provider socket alibabacloud.sock")
@@ -67,15 +74,16 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     add("--log-format", choices=("text", "json"), default="text",
         help="log lines as text or JSON (one line per mount either way)")
     add("--endpoint-override", action="append", default=[], metavar="SVC_OR_HOST=URL",
-        help="send a service (kms, oos, sts, metadata) or one endpoint host to a base URL; "
-             "repeatable; also ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES")
+        help="send a service (a backend's service, sts, metadata) or one endpoint host to a "
+             "base URL; repeatable; also ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES")
     add("--allowed-endpoint-suffixes", default=",".join(DEFAULT_ALLOWED_ENDPOINT_SUFFIXES),
         metavar="DOMAINS",
-        help="comma-separated domains an object's kmsEndpoint / oosEndpoint may name (a "
+        help="comma-separated domains an object's endpoint field may name (a "
              "domain allows the hosts below it); other hosts are refused unless an "
              "--endpoint-override maps them; * allows any host")
-    add("--kms-ca-file", default=None, help="CA bundle for dedicated KMS gateways")
-    add("--kms-ca-dir", default=None, help="directory of <region>.pem CAs for dedicated gateways")
+    add("--default-object-type", default=None, metavar="TYPE",
+        help="objectType of objects that name none (default: the installed backend that "
+             "claims it, for compatibility the built-in one of the existing provider)")
     add("--provider-identity-namespaces", default="",
         help="comma-separated namespaces allowed to use the provider's own identity "
              "(empty: all namespaces)")
@@ -106,23 +114,38 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     add("--serial-fetch", action="store_true", help="fetch one object at a time")
     add("--endpoint-concurrency", type=int, default=ProviderSettings.endpoint_concurrency,
         help="upstream calls in flight per endpoint from this node (0 = unlimited)")
-    add("--max-concurrent-kms-secret-pulls", type=float, default=10.0,
-        help="KMS calls per second from this node (the existing provider's flag: a rate, not a "
-             "concurrency; 0 = unlimited; a call that cannot get a slot before the mount's "
-             "deadline fails at once instead of queueing)")
-    add("--max-concurrent-oos-secret-pulls", type=float, default=10.0,
-        help="OOS calls per second from this node (a rate, as in the existing provider; "
-             "0 = unlimited)")
     add("--max-upstream-response-bytes", type=int,
         default=ProviderSettings.max_upstream_response_bytes,
-        help="most bytes of one KMS, OOS or STS answer; a larger answer is refused while "
-             "reading (a secret value is at most 30 KiB)")
+        help="most bytes of one upstream answer (a backend's service or STS); a larger answer "
+             "is refused while reading (secret values are tens of KiB at most)")
     add("--grace-period", default="30s", help="time in-flight mounts get on SIGTERM")
     _add_limit_arguments(parser)
     add("--events", action=argparse.BooleanOptionalAction, default=False,
         help="emit Kubernetes Events on pods for failed republishes and rotations")
     add("--no-plugin-autoload", action="store_true",
         help="load only the built-in backends and credential plugins")
+    _add_backend_arguments(parser, backends)
+
+
+def _add_backend_arguments(
+    parser: argparse.ArgumentParser, backends: Mapping[str, type[Backend]]
+) -> None:
+    """The flags each installed backend declares (`Backend.rate_limit`, `Backend.options`)."""
+    for name, backend in backends.items():
+        flags: list[tuple[str, dict[str, Any]]] = []
+        if backend.rate_limit is not None:
+            limit = backend.rate_limit
+            flags.append((limit.flag, {"type": float, "default": limit.default,
+                                       "dest": f"rate_limit:{name}", "help": limit.help}))
+        flags += [(option.flag, {"default": option.default, "help": option.help,
+                                 "dest": f"option:{option.dest}"}) for option in backend.options]
+        for flag, kwargs in flags:
+            try:
+                parser.add_argument(flag, **kwargs)
+            except argparse.ArgumentError:
+                log.error("backend %r declares the flag %s, which is already taken; ignored",
+                          name, flag)
+    parser.set_defaults(backend_services=frozenset(b.service for b in backends.values()))
 
 
 def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,13 +180,24 @@ def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
 def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> ProviderSettings:
     namespaces = {ns.strip() for ns in args.provider_identity_namespaces.split(",") if ns.strip()}
     cache_ttl = 0.0 if args.no_cache else parse_duration(args.cache_ttl)
+    values = vars(args)
+    services = {*CREDENTIAL_SERVICES, *values.get("backend_services", ())}
     return ProviderSettings(
         region=args.region or None,
-        endpoint_overrides=EndpointOverrides.from_sources(args.endpoint_override, environ),
+        endpoint_overrides=EndpointOverrides.from_sources(
+            args.endpoint_override, environ, services
+        ),
         allowed_endpoint_suffixes=parse_allowed_suffixes(args.allowed_endpoint_suffixes),
         environ=MappingProxyType(dict(environ)),
-        kms_ca_file=args.kms_ca_file,
-        kms_ca_dir=args.kms_ca_dir,
+        backend_options=MappingProxyType({
+            key.removeprefix("option:"): value for key, value in values.items()
+            if key.startswith("option:")
+        }),
+        rate_limits=MappingProxyType({
+            key.removeprefix("rate_limit:"): float(value) for key, value in values.items()
+            if key.startswith("rate_limit:")
+        }),
+        default_object_type=args.default_object_type or None,
         provider_identity_namespaces=frozenset(namespaces) if namespaces else None,
         sts_endpoint=args.sts_endpoint,
         sts_ca_file=args.sts_ca_file,
@@ -177,8 +211,6 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
         cache_max_bytes=args.cache_max_bytes,
         fetch_concurrency=1 if args.serial_fetch else max(1, args.fetch_concurrency),
         endpoint_concurrency=max(0, args.endpoint_concurrency),
-        kms_rate_limit=args.max_concurrent_kms_secret_pulls,
-        oos_rate_limit=args.max_concurrent_oos_secret_pulls,
         retry=RetryPolicy(),
         request_limits=RequestLimits(
             objects_bytes=_positive(args.max_objects_bytes, "--max-objects-bytes"),
@@ -271,8 +303,16 @@ def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; `command` (the sub-command about to run) lets others stay lazy."""
+def build_parser(
+    command: str | None = None, *, autoload_third_party: bool = True
+) -> argparse.ArgumentParser:
+    """The argument parser; `command` (the sub-command about to run) lets others stay lazy.
+
+    `serve` takes the flags the installed backends declare (only the built-ins' when
+    `autoload_third_party` is off, as `--no-plugin-autoload` loads only them).
+    """
+    from ack_secrets_provider.core.plugins.host import backend_classes
+
     parser = argparse.ArgumentParser(
         prog="ack-secrets-provider",
         description="Alibaba Cloud provider for the Secrets Store CSI driver",
@@ -280,7 +320,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="serve the driver on the provider socket (default)")
-    _add_serve_arguments(serve)
+    _add_serve_arguments(
+        serve,
+        backend_classes(autoload_third_party=autoload_third_party)
+        if command in (None, "serve") else {},
+    )
     serve.set_defaults(func=cmd_serve)
 
     emulator = sub.add_parser("emulator", help="run the loopback Alibaba Cloud emulator")
@@ -310,7 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in
                          ("-h", "--help", "--version")):
         args_list = ["serve", *args_list]
-    parser = build_parser(args_list[0])
+    parser = build_parser(args_list[0],
+                          autoload_third_party="--no-plugin-autoload" not in args_list)
     args = parser.parse_args(args_list)
     func: Callable[[argparse.Namespace], int] = args.func
     return func(args)

@@ -36,16 +36,21 @@ class ProviderSettings:
     #: default region (`--region`), used when a SecretProviderClass names none
     region: str | None = None
     endpoint_overrides: EndpointOverrides = field(default_factory=EndpointOverrides)
-    #: domains an object's endpoint field (kmsEndpoint, oosEndpoint: partly pod-controlled) may
+    #: domains an object's endpoint field (a backend's field: partly pod-controlled) may
     #: name; other hosts are refused unless an endpoint override covers them, so a pod cannot
     #: make the provider send its signed, credential-bearing requests to a host of its choosing
     #: (`--allowed-endpoint-suffixes`; "*" allows any host)
     allowed_endpoint_suffixes: tuple[str, ...] = DEFAULT_ALLOWED_ENDPOINT_SUFFIXES
     #: snapshot of the process environment taken at start-up; plugins read this, never os.environ
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
-    #: CA bundle (file) or directory for dedicated KMS gateways; None = the bundled per-region CAs
-    kms_ca_file: str | None = None
-    kms_ca_dir: str | None = None
+    #: the values of the backends' own `serve` flags (`Backend.options`), by `Option.dest`;
+    #: a flag that was not given is absent or None
+    backend_options: Mapping[str, str | None] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    #: objectType of objects that name none (`--default-object-type`); None = the installed
+    #: backend that claims it (`Backend.is_default_type`)
+    default_object_type: str | None = None
     #: namespaces allowed to use provider-level identities (modes 2-6); None = every namespace
     provider_identity_namespaces: frozenset[str] | None = None
     #: STS endpoint host (regional or VPC); None = sts-vpc.<region>.aliyuncs.com when a region is
@@ -79,9 +84,9 @@ class ProviderSettings:
     fetch_concurrency: int = 10
     #: upstream calls in flight per endpoint (0 = unlimited)
     endpoint_concurrency: int = 32
-    #: upstream calls per second per service (the existing --max-concurrent-*-secret-pulls)
-    kms_rate_limit: float = 0.0
-    oos_rate_limit: float = 0.0
+    #: upstream calls per second per objectType, from each backend's `rate_limit` flag (the
+    #: existing --max-concurrent-*-secret-pulls); absent or 0 = unlimited
+    rate_limits: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: most bytes of one upstream answer (KMS, OOS, STS), refused while reading beyond it
     #: (`--max-upstream-response-bytes`). A KMS secret value is at most 30,720 bytes and an OOS

@@ -18,7 +18,8 @@ END = "<!-- serve-flags:end -->"
 def serve_table() -> str:
     from ack_secrets_provider.core.cli import build_parser
 
-    parser = build_parser()
+    # the built-in backends' flags only: a plugin installed here documents its own flags
+    parser = build_parser(autoload_third_party=False)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     rows = ["| flag | default | meaning |", "|---|---|---|"]
     for action in sub.choices["serve"]._actions:

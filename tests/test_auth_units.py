@@ -16,7 +16,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ack_secrets_provider.auth import _providers, kube
-from ack_secrets_provider.auth._refresh import Issued, RefreshingProvider, refresh_time
 from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, StsEmulator
 from ack_secrets_provider.core.emulator import Emulator
 from ack_secrets_provider.core.emulator.registry import discover_parts
@@ -33,6 +32,8 @@ from ack_secrets_provider.core.plugins.credentials import (
     Identity,
     IdentityKey,
 )
+from ack_secrets_provider.core.plugins.toolkit import IdentityCache, Issued, RefreshingProvider
+from ack_secrets_provider.core.plugins.toolkit.refresh import refresh_time
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
 
@@ -173,7 +174,7 @@ def test_secrets_not_in_repr() -> None:
 
 
 def test_identity_cache_single_flight_and_bound() -> None:
-    cache = _providers.IdentityCache(max_entries=2)
+    cache = IdentityCache(max_entries=2)
     builds = 0
 
     def build(name: str) -> Identity:

@@ -71,7 +71,6 @@ def env() -> Iterator[Env]:
             endpoint_overrides=EndpointOverrides.parse(
                 [f"kms={emulator.http_url}", f"oos={emulator.http_url}"]),
             environ=MappingProxyType({}), cache_ttl=3600.0,
-            kms_rate_limit=0.0, oos_rate_limit=0.0,
         )
         backends, credentials = load_plugins(settings, autoload_third_party=False)
         ENV.emulator, ENV.settings = emulator, settings

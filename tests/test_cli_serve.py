@@ -75,7 +75,8 @@ def test_settings_from_flags() -> None:
     assert settings.endpoint_overrides.resolve("oos", "oos-vpc.x.aliyuncs.com").url == (
         "http://127.0.0.1:10")
     assert settings.fetch_concurrency == 1
-    assert settings.kms_rate_limit == 25
+    assert settings.rate_limits["kms"] == 25  # the KMS backend's own flag
+    assert settings.rate_limits["oos"] == 10  # its default
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

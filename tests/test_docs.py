@@ -157,7 +157,8 @@ def test_stale_hook_reference_is_detected(tmp_path: Path) -> None:
 
 
 def _serve_parser() -> argparse.ArgumentParser:
-    parser = build_parser()
+    """`serve` with the built-in backends' flags (not those of plugins installed for tests)."""
+    parser = build_parser(autoload_third_party=False)
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             serve: argparse.ArgumentParser = action.choices["serve"]

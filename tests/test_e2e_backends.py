@@ -272,7 +272,7 @@ def test_dedicated_gateway_over_tls_trusting_only_the_intermediate(
         assert gw.https_url and gw.intermediate_ca and gw.root_ca
         assert gw.intermediate_ca.read_bytes() != gw.root_ca.read_bytes()
         settings = settings_for(gw, overrides=[f"{GATEWAY}={gw.https_url}"],
-                                kms_ca_file=str(gw.intermediate_ca))
+                                backend_options={"kms_ca_file": str(gw.intermediate_ca)})
         with running_provider(settings, tmp_path) as provider:
             response = mount(provider, objects(
                 f"- {{objectName: app/db-password, objectAlias: db, kmsEndpoint: {GATEWAY}}}",

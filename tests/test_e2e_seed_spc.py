@@ -108,7 +108,8 @@ def gateways(tmp_path: Path) -> Iterator[Gateways]:
         settings = ProviderSettings(
             region=HANGZHOU,  # the provider's --region: the VPC object names no endpoint
             endpoint_overrides=EndpointOverrides.parse(overrides),
-            kms_ca_file=str(gateway.intermediate_ca),  # only the intermediate, not the root
+            # only the intermediate, not the root (the KMS backend's --kms-ca-file)
+            backend_options={"kms_ca_file": str(gateway.intermediate_ca)},
             environ=MappingProxyType({"ACCESS_KEY_ID": ACCESS_KEY_ID,
                                       "SECRET_ACCESS_KEY": ACCESS_KEY_SECRET}),
             retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02),

@@ -83,7 +83,6 @@ def service_for(emulator: EmulatorHandle, **changes: object) -> MountService:
             [f"{REGIONAL}={emulator.http_url}", f"{OOS_REGIONAL}={emulator.http_url}"]),
         environ=MappingProxyType({"ACCESS_KEY_ID": ACCESS_KEY_ID,
                                   "SECRET_ACCESS_KEY": ACCESS_KEY_SECRET}),
-        kms_rate_limit=0.0, oos_rate_limit=0.0,
     )
     settings = replace(settings, **changes)  # type: ignore[arg-type]
     backends, credentials = load_plugins(settings, autoload_third_party=False)

@@ -1,21 +1,26 @@
 """The third-party plugin in examples/plugins/oosparam, installed from its own directory as a
 separate distribution: discovered through its entry points, listed by `plugins`, checked by
-`lint` with its own validator, and mounted end to end by the `mount` command through a real
-provider socket against its own emulator part, with a static AccessKey identity."""
+`lint` with its own validator and its own object field, and mounted end to end by the `mount`
+command through a real provider socket against its own emulator part, with a static AccessKey
+identity, its own object field (`listFormat`) and its own rate-limit flag
+(`--max-oosparam-calls-per-second`) taken by `serve` exactly as the built-ins' are."""
 
 from __future__ import annotations
 
 import json
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
-from types import MappingProxyType
 
+import grpc
 import pytest
 
-from ack_secrets_provider.core.cli import main
-from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
+from ack_secrets_provider.core.cli import build_parser, build_settings, main
 from ack_secrets_provider.core.emulator.testing import running_emulator
-from ack_secrets_provider.core.server.driver_client import running_provider
+from ack_secrets_provider.core.server.driver_client import (
+    driver_attributes,
+    files_of,
+    running_provider,
+)
 from ack_secrets_provider.core.settings import ProviderSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +52,7 @@ spec:
       - objectName: "acs:oos:cn-hangzhou:123456789012:parameter/shop/regions"
         objectType: oosparam
         objectAlias: regions
+        listFormat: lines
 """
 
 
@@ -86,15 +92,61 @@ def test_lint_uses_the_plugins_validator(tmp_path: Path,
         capsys.readouterr().out
 
 
+def test_lint_knows_the_plugins_own_field(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SPC.replace("listFormat: lines", "listFormat: yaml"))
+    assert main(["lint", "-q", str(bad)]) == 1
+    assert "field listFormat 'yaml' must be one of comma, lines, json" in capsys.readouterr().out
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(SPC.replace("listFormat: lines", "listFormt: lines"))
+    assert main(["lint", "-q", str(typo)]) == 1
+    assert "Did you mean 'listFormat'?" in capsys.readouterr().out
+
+
+def serve_settings(*flags: str) -> ProviderSettings:
+    """Settings exactly as `ack-secrets-provider serve <flags>` builds them."""
+    args = build_parser("serve").parse_args(["serve", *flags])
+    return build_settings(args, {"ACCESS_KEY_ID": AK, "SECRET_ACCESS_KEY": SECRET})
+
+
+def test_serve_takes_the_plugins_own_rate_limit_flag() -> None:
+    settings = serve_settings("--max-oosparam-calls-per-second", "2.5")
+    assert settings.rate_limits["oosparam"] == 2.5
+    assert serve_settings().rate_limits["oosparam"] == 10.0  # the plugin's declared default
+    # --no-plugin-autoload loads the built-ins only: the plugin's flag is not there
+    with pytest.raises(SystemExit):
+        build_parser("serve", autoload_third_party=False).parse_args(
+            ["serve", "--max-oosparam-calls-per-second", "1"])
+
+
+def test_the_plugins_rate_limit_flag_limits_its_calls() -> None:
+    """The flag is the plugin's own: at 0.001 calls per second the second object cannot get a
+    slot within the mount's deadline and the mount fails at once naming the flag, while the
+    built-in OOS flag set just as low does not touch oosparam calls."""
+    objects = ('- {objectName: "shop/feature-flags", objectType: oosparam, objectAlias: a}\n'
+               '- {objectName: "shop/regions", objectType: oosparam, objectAlias: b}\n')
+    attributes = driver_attributes({"region": "cn-hangzhou", "objects": objects})
+    with running_emulator(SEED) as emu:
+        limited = serve_settings("--endpoint-override", f"oos={emu.http_url}",
+                                 "--max-oosparam-calls-per-second", "0.001")
+        with running_provider(limited) as provider, \
+                pytest.raises(grpc.RpcError) as refused:
+            provider.mount(attributes)
+        other = serve_settings("--endpoint-override", f"oos={emu.http_url}",
+                               "--max-concurrent-oos-secret-pulls", "0.001")
+        with running_provider(other) as provider:
+            assert set(files_of(provider.mount(attributes))) == {"a", "b"}
+    assert refused.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "--max-oosparam-calls-per-second" in str(refused.value.details())
+
+
 def test_mount_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spc = tmp_path / "spc.yaml"
     spc.write_text(SPC)
     target = tmp_path / "mnt"
     with running_emulator(SEED) as emu:  # the plugin's part is found through its entry point
-        settings = ProviderSettings(
-            endpoint_overrides=EndpointOverrides.parse([f"oos={emu.http_url}"]),
-            environ=MappingProxyType({"ACCESS_KEY_ID": AK, "SECRET_ACCESS_KEY": SECRET}),
-        )
+        settings = serve_settings("--endpoint-override", f"oos={emu.http_url}")
         with running_provider(settings) as provider:
             code = main(["mount", "--socket", str(provider.socket_path), "--spc", str(spc),
                          "--target", str(target), "--format", "json"])
@@ -105,6 +157,6 @@ def test_mount_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         ("flags", "2"), ("flags-v1", "1"), ("regions", "1")]
     assert (target / "flags").read_text() == "checkout-v2=on"
     assert (target / "flags-v1").read_text() == "checkout-v2=off"
-    assert (target / "regions").read_text() == "cn-hangzhou,cn-shanghai"
+    assert (target / "regions").read_text() == "cn-hangzhou\ncn-shanghai\n"  # listFormat: lines
     assert calls["by_api"]["oosparam.GetParameter"] == 3  # one call per object
     assert calls["by_principal"] == {"app": 3}  # signed with the static AccessKey

@@ -44,7 +44,6 @@ def settings_for(emulator: EmulatorHandle, **changes: Any) -> ProviderSettings:
         environ=MappingProxyType({"ACCESS_KEY_ID": ACCESS_KEY_ID,
                                   "SECRET_ACCESS_KEY": ACCESS_KEY_SECRET}),
         cache_ttl=60.0,
-        kms_rate_limit=0.0, oos_rate_limit=0.0,
     )
     return replace(base, **changes)
 

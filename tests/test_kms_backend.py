@@ -51,9 +51,11 @@ SEED = {
 }
 
 
-def spec(name: str = "db-password", **fields: object) -> ObjectSpec:
+def spec(name: str = "db-password", *, kms_endpoint: str | None = None,
+         **fields: object) -> ObjectSpec:
+    own = {"kmsEndpoint": kms_endpoint} if kms_endpoint is not None else {}
     return ObjectSpec(index=0, object_name=name, object_type="kms", file_name="f",
-                      **fields)  # type: ignore[arg-type]
+                      fields=own, **fields)  # type: ignore[arg-type]
 
 
 def identity(ak: str = AK, secret: str = SECRET) -> Identity:
@@ -79,11 +81,9 @@ def test_validate_refuses_placeholders_and_schemes(endpoint: str, fix: str) -> N
     assert "object #1" in info.value.message
 
 
-def test_validate_refuses_oos_fields_and_bad_arns() -> None:
+def test_validate_refuses_bad_arns() -> None:
     backend = KmsBackend(ProviderSettings())
-    with pytest.raises(InvalidArgument, match="oosEndpoint applies to oos"):
-        backend.validate(spec(oos_endpoint="oos.cn-hangzhou.aliyuncs.com"))
-    with pytest.raises(InvalidArgument, match="objectType: oos"):
+    with pytest.raises(InvalidArgument, match="ARN of the oos service"):
         backend.validate(spec("acs:oos:cn-hangzhou:123:secretparameter/p"))
     with pytest.raises(InvalidArgument, match="not a KMS secret"):
         backend.validate(spec("acs:kms:cn-hangzhou:123:key/k"))
@@ -255,6 +255,6 @@ def test_timeout_follows_the_deadline(emu: EmulatorHandle) -> None:
 def test_dedicated_gateway_over_tls_with_only_the_intermediate(emu: EmulatorHandle) -> None:
     assert emu.https_url and emu.intermediate_ca
     overrides = EndpointOverrides.parse([f"{GATEWAY}={emu.https_url}"])
-    backend = KmsBackend(ProviderSettings(endpoint_overrides=overrides,
-                                          kms_ca_file=str(emu.intermediate_ca)))
+    backend = KmsBackend(ProviderSettings(
+        endpoint_overrides=overrides, backend_options={"kms_ca_file": str(emu.intermediate_ca)}))
     assert fetch(backend, spec(kms_endpoint=GATEWAY)) == (b"new-pass", "v2")

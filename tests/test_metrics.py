@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ack_secrets_provider.core import __version__
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import NotFound, Throttled
-from ack_secrets_provider.core.mount.spec import ObjectSpec, parse_mount_request
+from ack_secrets_provider.core.mount.spec import ObjectSpec, ObjectTypes, parse_mount_request
 from ack_secrets_provider.core.observability import metrics
 from ack_secrets_provider.core.observability.health import BindError
 from ack_secrets_provider.core.observability.metrics import ProviderMetrics
@@ -195,7 +195,7 @@ def specs_for(names: Sequence[str]) -> tuple[ObjectSpec, ...]:
     objects = "".join(f"- objectName: {name}\n  objectType: flaky\n" for name in names)
     request = parse_mount_request(
         driver_attributes({"objects": objects}), "null", '"420"',
-        default_region=None, known_types=frozenset({"flaky"}), validators={},
+        default_region=None, types=ObjectTypes(fields={"flaky": ()}),
     )
     return tuple(request.objects)
 

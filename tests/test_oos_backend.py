@@ -33,9 +33,11 @@ SEED = {
 }
 
 
-def spec(name: str = "api-token", index: int = 0, **fields: object) -> ObjectSpec:
+def spec(name: str = "api-token", index: int = 0, *, oos_endpoint: str | None = None,
+         **fields: object) -> ObjectSpec:
+    own = {"oosEndpoint": oos_endpoint} if oos_endpoint is not None else {}
     return ObjectSpec(index=index, object_name=name, object_type="oos", file_name=f"f{index}",
-                      **fields)  # type: ignore[arg-type]
+                      fields=own, **fields)  # type: ignore[arg-type]
 
 
 def identity(ak: str = AK, secret: str = SECRET) -> Identity:
@@ -49,8 +51,6 @@ IDENTITY = identity()
 
 def test_validate() -> None:
     backend = OosBackend(ProviderSettings())
-    with pytest.raises(InvalidArgument, match="kmsEndpoint applies to kms"):
-        backend.validate(spec(kms_endpoint="kms.cn-hangzhou.aliyuncs.com"))
     with pytest.raises(InvalidArgument, match="objectVersionLabel"):
         backend.validate(spec(object_version_label="ACSCurrent"))
     for bad in ("latest", "1.5", "0", "-2"):
@@ -59,7 +59,7 @@ def test_validate() -> None:
     with pytest.raises(InvalidArgument) as placeholder:
         backend.validate(spec(oos_endpoint="oos-vpc.{region}.aliyuncs.com"))
     assert "oos-vpc.cn-hangzhou.aliyuncs.com" in placeholder.value.message
-    with pytest.raises(InvalidArgument, match="objectType: kms"):
+    with pytest.raises(InvalidArgument, match="ARN of the kms service"):
         backend.validate(spec("acs:kms:cn-hangzhou:123:secret/s"))
     backend.validate(spec("acs:oos:cn-hangzhou:123:secretparameter/api-token",
                           object_version="2", oos_endpoint="oos.cn-hangzhou.aliyuncs.com"))

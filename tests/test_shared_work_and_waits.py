@@ -20,8 +20,6 @@ from typing import Any
 import pytest
 
 from ack_secrets_provider.auth import kube
-from ack_secrets_provider.auth._providers import IdentityCache
-from ack_secrets_provider.auth._refresh import Issued, RefreshingProvider
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import (
     DeadlineExceeded,
@@ -32,6 +30,7 @@ from ack_secrets_provider.core.errors import (
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.plugins.toolkit import IdentityCache, Issued, RefreshingProvider
 from ack_secrets_provider.core.resilience import fetcher as fetcher_module
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit

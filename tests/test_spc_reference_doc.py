@@ -22,9 +22,15 @@ from ack_secrets_provider.core.mount.spec import (
     PARAMETERS,
     parse_mount_request,
 )
+from ack_secrets_provider.core.plugins.host import BackendHost
+from ack_secrets_provider.core.settings import ProviderSettings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "secretproviderclass.md"
-KNOWN_TYPES = frozenset({"kms", "oos"})
+#: the built-in backends as `serve` loads them: their objectTypes and their own object fields
+_BUILTINS = BackendHost(ProviderSettings())
+_BUILTINS.load(autoload_third_party=False)
+TYPES = _BUILTINS.object_types()
+BACKEND_FIELDS = {name for fields in TYPES.fields.values() for name in fields}
 _FENCE = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
 
 
@@ -70,14 +76,14 @@ def _parameters(snippet: str) -> dict[str, str]:
 
 
 def _parse(params: dict[str, str]) -> object:
-    return parse_mount_request(json.dumps(params), "null", '"420"', known_types=KNOWN_TYPES)
+    return parse_mount_request(json.dumps(params), "null", '"420"', types=TYPES)
 
 
 @pytest.mark.parametrize(
     ("heading", "keys"),
     [
         ("## Parameters", PARAMETERS),
-        ("## Object fields", OBJECT_FIELDS),
+        ("## Object fields", {*OBJECT_FIELDS, *BACKEND_FIELDS}),
         ("### jmesPath entry fields", JMESPATH_FIELDS),
     ],
 )

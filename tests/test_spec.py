@@ -9,19 +9,25 @@ import pytest
 
 from ack_secrets_provider.core.errors import InvalidArgument
 from ack_secrets_provider.core.mount.paths import PathTranslation
-from ack_secrets_provider.core.mount.spec import MountRequest, parse_mount_request
+from ack_secrets_provider.core.mount.spec import (
+    MountRequest,
+    ObjectSpec,
+    ObjectTypes,
+    parse_mount_request,
+)
 
-KNOWN = frozenset({"kms", "oos"})
+#: two installed backends, each declaring an endpoint field of its own, the first the default
+TYPES = ObjectTypes(fields={"kms": {"kmsEndpoint"}, "oos": {"oosEndpoint"}}, default="kms")
 
 
-def parse(objects: str, **parameters: str) -> MountRequest:
+def parse(objects: str, types: ObjectTypes = TYPES, **parameters: str) -> MountRequest:
     attributes = json.dumps({"objects": objects, **parameters})
-    return parse_mount_request(attributes, "null", '"420"', known_types=KNOWN)
+    return parse_mount_request(attributes, "null", '"420"', types=types)
 
 
-def refused(objects: str, **parameters: str) -> str:
+def refused(objects: str, types: ObjectTypes = TYPES, **parameters: str) -> str:
     with pytest.raises(InvalidArgument) as caught:
-        parse(objects, **parameters)
+        parse(objects, types, **parameters)
     return str(caught.value)
 
 
@@ -60,7 +66,7 @@ DRIVER_ATTRIBUTES = {
 
 
 def test_the_drivers_real_request_parses() -> None:
-    request = parse_mount_request(json.dumps(DRIVER_ATTRIBUTES), "null", '"420"')
+    request = parse_mount_request(json.dumps(DRIVER_ATTRIBUTES), "null", '"420"', types=TYPES)
     assert request.default_permission == 0o644
     assert request.region == "cn-hangzhou"
     assert request.use_pod_identity is True
@@ -77,7 +83,7 @@ def test_the_drivers_real_request_parses() -> None:
 
 
 def test_sync_controller_request_without_pod_parses() -> None:
-    request = parse_mount_request(json.dumps({"objects": "- objectName: a"}), "", "")
+    request = parse_mount_request(json.dumps({"objects": "- objectName: a"}), "", "", types=TYPES)
     assert request.pod.describe() == "(no pod)"
     assert request.default_permission == 0o644
 
@@ -195,7 +201,7 @@ def test_field_names_in_another_letter_case_are_accepted_as_the_go_provider_does
     # The existing provider decodes through JSON, whose field matching ignores case.
     request = parse_mount_request(
         json.dumps({"objects": "- objectname: db\n  OBJECTALIAS: x\n  jmespath:\n"
-                               "  - PATH: a\n    objectalias: b\n"}), "null", '"420"')
+                               "  - PATH: a\n    objectalias: b\n"}), "null", '"420"', types=TYPES)
     spec = request.objects[0]
     assert (spec.object_name, spec.file_name) == ("db", "x")
     assert spec.jmes_path[0].file_name == "b"
@@ -222,9 +228,48 @@ def test_object_type_case_suggests_the_installed_one() -> None:
     assert "Did you mean 'kms'?" in refused("- objectName: db\n  objectType: KMS\n")
 
 
-def test_unknown_object_type_passes_without_known_types() -> None:
+def test_unknown_object_type_passes_when_types_are_not_checked() -> None:
     attributes = json.dumps({"objects": "- objectName: db\n  objectType: vault"})
     assert parse_mount_request(attributes, "null", "").objects[0].object_type == "vault"
+
+
+def test_the_default_object_type_is_an_input_not_a_constant() -> None:
+    vault = ObjectTypes(fields={"vault": set(), "kms": set()}, default="vault")
+    assert parse("- objectName: db\n", vault).objects[0].object_type == "vault"
+    no_default = ObjectTypes(fields={"kms": set()})
+    message = str(pytest.raises(InvalidArgument, parse, "- objectName: db\n", no_default).value)
+    assert message.startswith("object #1 ('db'): field objectType is required")
+    assert "installed types: kms" in message
+
+
+def test_a_backend_declares_fields_of_its_own() -> None:
+    vault = ObjectTypes(fields={"vault": {"vaultMount", "vaultRole"}}, default="vault")
+    spec = parse("- objectName: db\n  vaultMount: secret/\n  vaultrole: app\n", vault).objects[0]
+    assert spec.fields == {"vaultMount": "secret/", "vaultRole": "app"}  # any letter case
+    assert spec.warnings == ()
+    message = str(pytest.raises(InvalidArgument, parse, "- objectName: db\n  vaultMont: x\n",
+                                vault).value)
+    assert "unknown field 'vaultMont'" in message and "Did you mean 'vaultMount'?" in message
+
+
+def test_a_field_of_another_installed_backend_is_ignored_with_a_warning() -> None:
+    spec = parse("- objectName: p\n  objectType: oos\n  kmsEndpoint: kms.example.com\n"
+                 "  oosEndpoint: oos.cn-hangzhou.aliyuncs.com\n").objects[0]
+    assert spec.fields == {"oosEndpoint": "oos.cn-hangzhou.aliyuncs.com"}
+    assert spec.warnings == (
+        "object #1 ('p'): field kmsEndpoint belongs to objectType kms and is ignored for oos "
+        "objects; remove it (or set objectType: kms)",
+    )
+
+
+def test_a_field_no_installed_backend_declares_is_refused() -> None:
+    message = refused("- objectName: p\n  objectType: oos\n  vaultRole: app\n")
+    assert message.startswith("object #1 ('p'): unknown field 'vaultRole'")
+    assert "oosEndpoint (objectType oos)" in message
+    # the same field is refused when the backend that declared it is not installed
+    message = refused("- objectName: db\n  oosEndpoint: oos.cn-hangzhou.aliyuncs.com\n",
+                      ObjectTypes(fields={"kms": {"kmsEndpoint"}}, default="kms"))
+    assert "unknown field 'oosEndpoint'" in message
 
 
 def test_missing_object_name() -> None:
@@ -418,23 +463,23 @@ def test_all_fields_are_kept() -> None:
         "v1",
         "ACSPrevious",
     )
-    assert spec[0].kms_endpoint == "kms.cn-hangzhou.aliyuncs.com"
+    assert spec[0].fields == {"kmsEndpoint": "kms.cn-hangzhou.aliyuncs.com"}
     assert spec[0].cross_account_role_arn == "acs:ram::123:role/reader"
     assert spec[0].file_permission == 0o400
-    assert spec[1].oos_endpoint == "oos.cn-hangzhou.aliyuncs.com"
+    assert spec[1].fields == {"oosEndpoint": "oos.cn-hangzhou.aliyuncs.com"}
     assert spec[0].describe() == "object #1 (kms 'db')"
 
 
 def test_backend_validators_run_per_type() -> None:
     seen = []
 
-    def validator(spec: object) -> None:
+    def validator(spec: ObjectSpec) -> None:
         seen.append(spec)
         raise InvalidArgument("object #2 (oos 'p'): field oosEndpoint is bad; fix it")
 
-    attributes = json.dumps({"objects": "- objectName: db\n- objectName: p\n  objectType: oos"})
+    types = ObjectTypes(fields=TYPES.fields, validators={"oos": validator}, default="kms")
     with pytest.raises(InvalidArgument, match="oosEndpoint is bad"):
-        parse_mount_request(attributes, "null", "", validators={"oos": validator})
+        parse("- objectName: db\n- objectName: p\n  objectType: oos", types)
     assert len(seen) == 1
 
 
@@ -495,7 +540,7 @@ def limited(text: str, **limits: int) -> str:
 
     with pytest.raises(InvalidArgument) as caught:
         parse_mount_request(json.dumps({"objects": text}), "null", '"420"',
-                            known_types=KNOWN, limits=RequestLimits(**limits))
+                            types=TYPES, limits=RequestLimits(**limits))
     return str(caught.value)
 
 

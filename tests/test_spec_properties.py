@@ -21,7 +21,9 @@ from ack_secrets_provider.core.mount.paths import (
     parse_file_permission,
     parse_path_translation,
 )
-from ack_secrets_provider.core.mount.spec import MountRequest, parse_mount_request
+from ack_secrets_provider.core.mount.spec import MountRequest, ObjectTypes, parse_mount_request
+
+TYPES = ObjectTypes(fields={"kms": {"kmsEndpoint"}, "oos": {"oosEndpoint"}}, default="kms")
 
 # --- an independent model of the driver's File.path validation (driver v1.6, Go) ---------------
 
@@ -104,7 +106,8 @@ def all_file_paths(request: MountRequest) -> list[str]:
 
 
 def parse(objects_yaml: str, **parameters: str) -> MountRequest:
-    return parse_mount_request(s.attributes(objects_yaml, **parameters), "null", '"420"')
+    return parse_mount_request(s.attributes(objects_yaml, **parameters), "null", '"420"',
+                               types=TYPES)
 
 
 # --- 1. totality --------------------------------------------------------------------------------
@@ -114,7 +117,7 @@ def parse(objects_yaml: str, **parameters: str) -> MountRequest:
     attributes=s.arbitrary_attributes(),
     secrets=s.arbitrary_secrets,
     permission=s.arbitrary_permissions,
-    known=st.one_of(st.none(), st.just(frozenset({"kms", "oos"}))),
+    known=st.one_of(st.none(), st.just(TYPES)),
 )
 # inputs that once escaped as RecursionError / TypeError / KeyError
 @example(json.dumps({"objects": "[" * 5000}), "null", '"420"', None)
@@ -127,10 +130,11 @@ def parse(objects_yaml: str, **parameters: str) -> MountRequest:
 @example(json.dumps({"objects": "- &a [*a]"}), "null", '"420"', None)
 @example(json.dumps({"objects": "- objectName: a\n  objectName: b"}), "null", "", None)
 def test_any_input_parses_or_raises_invalid_argument(
-    attributes: str, secrets: str, permission: str, known: frozenset[str] | None
+    attributes: str, secrets: str, permission: str, known: ObjectTypes | None
 ) -> None:
     try:
-        result = parse_mount_request(attributes, secrets, permission, known_types=known)
+        result = parse_mount_request(attributes, secrets, permission,
+                                     types=known or ObjectTypes.ANY)
     except InvalidArgument as exc:
         event("refused")
         assert str(exc).strip(), "an InvalidArgument must carry a message"

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from ack_secrets_provider.auth import _sts
-from ack_secrets_provider.auth._refresh import Issued, RefreshingProvider
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import ProviderError, Unauthenticated, Unavailable
+from ack_secrets_provider.core.plugins.toolkit import Issued, RefreshingProvider
 from ack_secrets_provider.core.settings import ProviderSettings
 
 BASE_TOKEN = "CAISbaseSecurityTokenOfThePod0123456789"

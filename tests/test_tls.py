@@ -23,9 +23,9 @@ from cryptography.x509.oid import NameOID
 from hostile_upstream import serving
 
 from ack_secrets_provider.auth import _sts
-from ack_secrets_provider.backends.kms.backend import KmsBackend
+from ack_secrets_provider.backends.kms.backend import KmsBackend, bundled_ca
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
-from ack_secrets_provider.core.cloud.tls import bundled_kms_ca, partial_chain_context
+from ack_secrets_provider.core.cloud.tls import partial_chain_context
 from ack_secrets_provider.core.errors import FailedPrecondition, ProviderError
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.plugins.backend import FetchContext
@@ -125,7 +125,7 @@ def _identity() -> Identity:
 def _fetch(settings: ProviderSettings, region: str = "cn-test") -> bytes:
     backend = KmsBackend(settings)
     spec = ObjectSpec(index=0, object_name="gw-secret", object_type="kms", file_name="gw",
-                      kms_endpoint=GATEWAY)
+                      fields={"kmsEndpoint": GATEWAY})
     backend.validate(spec)
     endpoint = backend.endpoint(spec, region)
     ctx = FetchContext(_identity(), Deadline.after(10), endpoint, settings, region=region)
@@ -134,10 +134,11 @@ def _fetch(settings: ProviderSettings, region: str = "cn-test") -> bytes:
     return value.data
 
 
-def _settings(server: http.server.HTTPServer, **kwargs: object) -> ProviderSettings:
+def _settings(server: http.server.HTTPServer, **options: str) -> ProviderSettings:
+    """Settings dialling the gateway on loopback, with the KMS backend's flags in `options`."""
     port = server.server_address[1]
     overrides = EndpointOverrides.parse([f"{GATEWAY}=https://127.0.0.1:{port}"])
-    return ProviderSettings(endpoint_overrides=overrides, **kwargs)  # type: ignore[arg-type]
+    return ProviderSettings(endpoint_overrides=overrides, backend_options=options)
 
 
 def test_plain_openssl_refuses_an_intermediate_as_anchor(chain: dict[str, Path]) -> None:
@@ -178,11 +179,11 @@ def test_untrusted_gateway_fails_closed_without_retry_hint(
 def test_bundled_ca_used_by_default_for_the_region() -> None:
     backend = KmsBackend(ProviderSettings())
     spec = ObjectSpec(index=0, object_name="s", object_type="kms", file_name="s",
-                      kms_endpoint=GATEWAY)
+                      fields={"kmsEndpoint": GATEWAY})
     endpoint = backend.endpoint(spec, "cn-shanghai")
     ctx = FetchContext(_identity(), Deadline.after(5), endpoint, ProviderSettings(),
                        region="cn-shanghai")
-    assert backend.ca_files(spec, ctx) == (str(bundled_kms_ca("cn-shanghai")),)
+    assert backend.ca_files(spec, ctx) == (str(bundled_ca("cn-shanghai")),)
     shipped = x509.load_pem_x509_certificate(Path(backend.ca_files(spec, ctx)[0]).read_bytes())
     # the region's own CA, and an intermediate (issued by the KMS root), as documented
     common_name = shipped.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
@@ -196,7 +197,7 @@ def test_bundled_ca_used_by_default_for_the_region() -> None:
 
 
 def test_shared_gateway_uses_default_trust() -> None:
-    backend = KmsBackend(ProviderSettings(kms_ca_file="/nonexistent.pem"))
+    backend = KmsBackend(ProviderSettings(backend_options={"kms_ca_file": "/nonexistent.pem"}))
     spec = ObjectSpec(index=0, object_name="s", object_type="kms", file_name="s")
     endpoint = backend.endpoint(spec, "cn-hangzhou")
     ctx = FetchContext(_identity(), Deadline.after(5), endpoint, ProviderSettings(),

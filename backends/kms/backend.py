@@ -2,13 +2,15 @@
 
 - `objectVersion` → `VersionId`, `objectVersionLabel` → `VersionStage`; the version reported is
   the VersionId KMS returns. `SecretDataType: binary` values are base64-decoded to raw bytes.
-- Endpoint per object: `kmsEndpoint`, else `kms-vpc.<region>.aliyuncs.com`. An ARN
+- Endpoint per object: `kmsEndpoint` (an object field this backend declares), else
+  `kms-vpc.<region>.aliyuncs.com`. An ARN
   (`acs:kms:<region>:<account>:secret/<name>`) sets the region, and the full ARN is sent as
   `SecretName` (the API accepts name or ARN, and requires the ARN for a secret shared from
   another account).
 - A dedicated gateway (`<kms-instance-id>.cryptoservice.kms.aliyuncs.com`) is dialled over HTTPS
   trusting the instance CA: `--kms-ca-file` if set, else `<--kms-ca-dir>/<region>.pem` (or every
-  PEM of that directory), else the CA bundled for the object's region (core/cloud/tls.py).
+  PEM of that directory), else the CA bundled for the object's region (`ca/<region>.pem` in this
+  package). Those flags, the rate-limit flag and the default objectType are declared here.
 """
 
 from __future__ import annotations
@@ -17,28 +19,26 @@ import base64
 import binascii
 import logging
 import re
+from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from ack_secrets_provider.core.cloud.answers import body_of, field, optional_field
-from ack_secrets_provider.core.cloud.clients import ClientCache, ClientKey, openapi_config
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, check_endpoint_host
-from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
-from ack_secrets_provider.core.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    Unauthenticated,
-    UnexpectedAnswer,
-)
+from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints
+from ack_secrets_provider.core.errors import FailedPrecondition, UnexpectedAnswer
 from ack_secrets_provider.core.mount.arn import Arn, object_arn
 from ack_secrets_provider.core.mount.spec import ObjectSpec
-from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
-from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.plugins.backend import FetchContext, Option, RateLimit, SecretValue
+from ack_secrets_provider.core.plugins.toolkit import SdkBackend
 
 log = logging.getLogger(__name__)
 
+ENDPOINT_FIELD = "kmsEndpoint"
+CA_FILE = Option("--kms-ca-file", help="CA bundle for dedicated KMS gateways")
+CA_DIR = Option("--kms-ca-dir", help="directory of <region>.pem CAs for dedicated gateways")
 DEDICATED_SUFFIX = ".cryptoservice.kms.aliyuncs.com"
-_REGION_IN_HOST = re.compile(r"^kms(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com$")
 _EXAMPLE_VALUES = {"region": "cn-hangzhou", "kms-instance-id": "kst-hzz62ee2a4f7ab1xxxxxx"}
 _PLACEHOLDER = re.compile(r"\{([^}]*)\}|<([^>]*)>")
 
@@ -55,11 +55,18 @@ HINTS = ServiceHints(
         "for a dedicated KMS gateway give the instance CA (downloadable from the KMS console) "
         "with --kms-ca-file / --kms-ca-dir (Helm: kmsCaBundle.configMap or kmsCaBundle.secret)"
     ),
+    permission_codes=("Forbidden.KMS", "Forbidden.Decrypt"),
 )
 
 
 def is_dedicated_gateway(host: str) -> bool:
     return host.lower().endswith(DEDICATED_SUFFIX)
+
+
+def bundled_ca(region: str) -> Path | None:
+    """The shipped CA (intermediate) of KMS instances in `region`, or None if we have none."""
+    path = Path(str(resources.files(__package__).joinpath("ca", f"{region}.pem")))
+    return path if path.is_file() else None
 
 
 def _example_for(text: str, region: str | None) -> str:
@@ -83,7 +90,7 @@ def _secret_arn(spec: ObjectSpec) -> Arn | None:
     )
 
 
-class KmsBackend(Backend):
+class KmsBackend(SdkBackend):
     """Reads KMS secrets with GetSecretValue (one upstream attempt per `fetch`)."""
 
     object_type = "kms"
@@ -91,31 +98,39 @@ class KmsBackend(Backend):
     api = "GetSecretValue"
     batch_api = "GetSecretValue"
     max_batch = 1
+    object_fields = MappingProxyType({ENDPOINT_FIELD: "KMS endpoint host for this object"})
+    #: objects without objectType are KMS secrets, as in the existing provider
+    is_default_type = True
+    rate_limit = RateLimit(
+        "--max-concurrent-kms-secret-pulls", what="KMS calls per second", default=10.0,
+        help="KMS calls per second from this node (the existing provider's flag: a rate, not a "
+             "concurrency; 0 = unlimited; a call that cannot get a slot before the mount's "
+             "deadline fails at once instead of queueing)",
+    )
+    options = (CA_FILE, CA_DIR)
+    hints = HINTS
+    region_in_host = re.compile(r"^kms(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com$")
 
-    def __init__(self, settings: ProviderSettings) -> None:
-        super().__init__(settings)
-        self._clients: ClientCache[ClientKey, Any] = ClientCache()
+    def new_client(self, config: Any) -> Any:
+        from alibabacloud_kms20160120.client import Client
+
+        return Client(config)
 
     # -- validation and endpoints (pure) ------------------------------------------------------
 
     def validate(self, spec: ObjectSpec) -> None:
         arn = _secret_arn(spec)
-        if spec.oos_endpoint:
-            raise InvalidArgument(
-                f"{spec.describe()}: field oosEndpoint applies to oos objects only; for a KMS "
-                "secret use kmsEndpoint (or set objectType: oos if this is an OOS parameter)"
-            )
-        if spec.kms_endpoint:
-            region = arn.region if arn else None
+        explicit = spec.fields.get(ENDPOINT_FIELD)
+        if explicit:
             check_endpoint_host(
-                spec.kms_endpoint, where=spec.describe(), field_name="kmsEndpoint",
-                example=_example_for(spec.kms_endpoint, region),
+                explicit, where=spec.describe(), field_name=ENDPOINT_FIELD,
+                example=_example_for(explicit, arn.region if arn else None),
             )
 
     def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
         arn = _secret_arn(spec)
         return self.regional_endpoint(
-            spec, explicit=spec.kms_endpoint, field_name="kmsEndpoint",
+            spec, explicit=spec.fields.get(ENDPOINT_FIELD), field_name=ENDPOINT_FIELD,
             region=arn.region if arn else region, default_host="kms-vpc.{region}.aliyuncs.com",
         )
 
@@ -124,23 +139,20 @@ class KmsBackend(Backend):
     def object_region(self, spec: ObjectSpec, ctx: FetchContext) -> str | None:
         """ARN region, else the region in a regional endpoint host, else the mount's region."""
         arn = _secret_arn(spec)
-        if arn:
-            return arn.region
-        match = _REGION_IN_HOST.match(ctx.endpoint.host.lower())
-        if match:
-            return match.group(1)
-        return ctx.region or self.settings.region
+        return self.region(ctx, arn.region if arn else None)
 
     def ca_files(self, spec: ObjectSpec, ctx: FetchContext) -> tuple[str, ...]:
         """CA files trusted for this object's endpoint; () = the SDK's default (public) trust."""
         endpoint = ctx.endpoint
         if endpoint.protocol != "https" or not is_dedicated_gateway(endpoint.host):
             return ()
-        if self.settings.kms_ca_file:
-            return (self.settings.kms_ca_file,)
+        ca_file = self.settings.backend_options.get(CA_FILE.dest)
+        ca_dir = self.settings.backend_options.get(CA_DIR.dest)
+        if ca_file:
+            return (ca_file,)
         region = self.object_region(spec, ctx)
-        if self.settings.kms_ca_dir:
-            directory = Path(self.settings.kms_ca_dir)
+        if ca_dir:
+            directory = Path(ca_dir)
             if region and (directory / f"{region}.pem").is_file():
                 return (str(directory / f"{region}.pem"),)
             bundle = sorted(
@@ -160,9 +172,7 @@ class KmsBackend(Backend):
                 "instance CA, chosen by region: set the SecretProviderClass parameter region (or "
                 "--region), or give the CA with --kms-ca-file"
             )
-        from ack_secrets_provider.core.cloud.tls import bundled_kms_ca  # TLS stack on first use
-
-        bundled = bundled_kms_ca(region)
+        bundled = bundled_ca(region)
         if bundled is None:
             raise FailedPrecondition(
                 f"{spec.describe()}: no bundled KMS instance CA for region {region!r}; download "
@@ -170,44 +180,21 @@ class KmsBackend(Backend):
             )
         return (str(bundled),)
 
-    def client_for(self, spec: ObjectSpec, ctx: FetchContext) -> tuple[ClientKey, Any]:
-        """The shared SDK client for this object's endpoint, trust and identity."""
-        endpoint, identity = ctx.endpoint, ctx.identity
-        key = ClientKey(
-            service=self.service, address=endpoint.address, protocol=endpoint.protocol,
-            identity=identity.key, ca_files=self.ca_files(spec, ctx),
-        )
-
-        def create() -> Any:
-            from alibabacloud_kms20160120.client import Client
-
-            return Client(openapi_config(
-                endpoint, identity, ca_files=key.ca_files,
-                max_answer_bytes=self.settings.max_upstream_response_bytes,
-            ))
-
-        return key, self._clients.get(key, create, owner=identity.credential)
-
     def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
         from alibabacloud_kms20160120 import models
-        from darabonba.runtime import RuntimeOptions
 
         ctx.deadline.check(spec.describe())
-        key, client = self.client_for(spec, ctx)
-        connect_ms, read_ms = ctx.timeouts_ms()
+        key, client = self.client(spec, ctx)
         request = models.GetSecretValueRequest(
             secret_name=spec.object_name,
             version_id=spec.object_version or None,
             version_stage=spec.object_version_label or None,
         )
-        runtime = RuntimeOptions(autoretry=False, connect_timeout=connect_ms, read_timeout=read_ms)
-        try:
-            response = client.get_secret_value_with_options(request, runtime)
-        except Exception as exc:  # every SDK failure goes through the one mapper
-            error = map_sdk_error(exc, what=spec.describe(), endpoint=ctx.endpoint, hints=HINTS)
-            if isinstance(error, Unauthenticated):
-                self._clients.invalidate(key)
-            raise error from None
+        runtime = self.runtime(ctx)
+        response = self.call(
+            ctx, key, spec.describe(),
+            lambda: client.get_secret_value_with_options(request, runtime),
+        )
         return self._value(spec, ctx, response)
 
     def _value(self, spec: ObjectSpec, ctx: FetchContext, response: Any) -> SecretValue:
@@ -230,6 +217,3 @@ class KmsBackend(Backend):
         else:
             data = secret_data.encode("utf-8")
         return SecretValue(data=data, version=version)
-
-    def close(self) -> None:
-        self._clients.clear()

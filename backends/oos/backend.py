@@ -2,7 +2,8 @@
 
 - `GetSecretParameter` with `WithDecryption=True`; `objectVersion` pins `ParameterVersion` (an
   integer); the version reported is the ParameterVersion OOS returns, so rotations are visible.
-- Endpoint per object: `oosEndpoint`, else `oos-vpc.<region>.aliyuncs.com`. An ARN
+- Endpoint per object: `oosEndpoint` (an object field this backend declares), else
+  `oos-vpc.<region>.aliyuncs.com`. An ARN
   (`acs:oos:<region>:<account>:secretparameter/<name>`) sets the region; the API takes the bare
   name, so the name part is sent.
 - `fetch_batch`: unpinned parameters of one endpoint and identity are read with
@@ -15,26 +16,21 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 from ack_secrets_provider.core.cloud.answers import body_of, field, optional_field
-from ack_secrets_provider.core.cloud.clients import ClientCache, ClientKey, openapi_config
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, check_endpoint_host
-from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
-from ack_secrets_provider.core.errors import (
-    InvalidArgument,
-    NotFound,
-    Unauthenticated,
-    UnexpectedAnswer,
-)
+from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints
+from ack_secrets_provider.core.errors import InvalidArgument, NotFound, UnexpectedAnswer
 from ack_secrets_provider.core.mount.arn import Arn, object_arn
 from ack_secrets_provider.core.mount.spec import ObjectSpec
-from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
-from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.plugins.backend import FetchContext, RateLimit, SecretValue
+from ack_secrets_provider.core.plugins.toolkit import SdkBackend
 
 #: GetSecretParameters accepts at most 10 names per call (API reference, `Names`)
 MAX_NAMES_PER_CALL = 10
-_REGION_IN_HOST = re.compile(r"^oos(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com$")
+ENDPOINT_FIELD = "oosEndpoint"
 _PLACEHOLDER = re.compile(r"\{([^}]*)\}|<([^>]*)>")
 
 HINTS = ServiceHints(
@@ -46,6 +42,7 @@ HINTS = ServiceHints(
         "check objectName, objectVersion (a ParameterVersion number) and that the parameter "
         "lives in the region of this endpoint"
     ),
+    permission_codes=("Forbidden.Decrypt",),
 )
 BATCH_HINTS = ServiceHints(
     service="OOS",
@@ -53,6 +50,7 @@ BATCH_HINTS = ServiceHints(
     read_action="oos:GetSecretParameters",
     extra_actions=("kms:Decrypt",),
     not_found_advice=HINTS.not_found_advice,
+    permission_codes=HINTS.permission_codes,
 )
 
 
@@ -74,7 +72,7 @@ def parameter_name(spec: ObjectSpec) -> str:
     return arn.resource if arn else spec.object_name
 
 
-class OosBackend(Backend):
+class OosBackend(SdkBackend):
     """Reads OOS encrypted parameters (one upstream attempt per `fetch` / `fetch_batch`)."""
 
     object_type = "oos"
@@ -82,20 +80,24 @@ class OosBackend(Backend):
     api = "GetSecretParameter"
     batch_api = "GetSecretParameters"
     max_batch = MAX_NAMES_PER_CALL
+    object_fields = MappingProxyType({ENDPOINT_FIELD: "OOS endpoint host for this object"})
+    rate_limit = RateLimit(
+        "--max-concurrent-oos-secret-pulls", what="OOS calls per second", default=10.0,
+        help="OOS calls per second from this node (a rate, as in the existing provider; "
+             "0 = unlimited)",
+    )
+    hints = HINTS
+    region_in_host = re.compile(r"^oos(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com$")
 
-    def __init__(self, settings: ProviderSettings) -> None:
-        super().__init__(settings)
-        self._clients: ClientCache[ClientKey, Any] = ClientCache()
+    def new_client(self, config: Any) -> Any:
+        from alibabacloud_oos20190601.client import Client
+
+        return Client(config)
 
     # -- validation and endpoints (pure) ------------------------------------------------------
 
     def validate(self, spec: ObjectSpec) -> None:
         arn = _parameter_arn(spec)
-        if spec.kms_endpoint:
-            raise InvalidArgument(
-                f"{spec.describe()}: field kmsEndpoint applies to kms objects only; for an OOS "
-                "parameter use oosEndpoint (or set objectType: kms if this is a KMS secret)"
-            )
         if spec.object_version_label:
             raise InvalidArgument(
                 f"{spec.describe()}: field objectVersionLabel is a KMS version stage; OOS "
@@ -109,16 +111,17 @@ class OosBackend(Backend):
                     f"{spec.describe()}: field objectVersion {spec.object_version!r} must be an "
                     "OOS ParameterVersion, a whole number such as \"3\""
                 )
-        if spec.oos_endpoint:
+        explicit = spec.fields.get(ENDPOINT_FIELD)
+        if explicit:
             check_endpoint_host(
-                spec.oos_endpoint, where=spec.describe(), field_name="oosEndpoint",
-                example=_example_for(spec.oos_endpoint, arn.region if arn else None),
+                explicit, where=spec.describe(), field_name=ENDPOINT_FIELD,
+                example=_example_for(explicit, arn.region if arn else None),
             )
 
     def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
         arn = _parameter_arn(spec)
         return self.regional_endpoint(
-            spec, explicit=spec.oos_endpoint, field_name="oosEndpoint",
+            spec, explicit=spec.fields.get(ENDPOINT_FIELD), field_name=ENDPOINT_FIELD,
             region=arn.region if arn else region, default_host="oos-vpc.{region}.aliyuncs.com",
         )
 
@@ -126,61 +129,22 @@ class OosBackend(Backend):
 
     def _region(self, specs: Sequence[ObjectSpec], ctx: FetchContext) -> str | None:
         """The RegionId sent with the request: ARN region, the endpoint's, or the mount's."""
-        for spec in specs:
-            arn = _parameter_arn(spec)
-            if arn:
-                return arn.region
-        match = _REGION_IN_HOST.match(ctx.endpoint.host.lower())
-        if match:
-            return match.group(1)
-        return ctx.region or self.settings.region
-
-    def client_for(self, ctx: FetchContext) -> tuple[ClientKey, Any]:
-        endpoint, identity = ctx.endpoint, ctx.identity
-        key = ClientKey(
-            service=self.service, address=endpoint.address, protocol=endpoint.protocol,
-            identity=identity.key,
-        )
-
-        def create() -> Any:
-            from alibabacloud_oos20190601.client import Client
-
-            return Client(openapi_config(
-                endpoint, identity, max_answer_bytes=self.settings.max_upstream_response_bytes
-            ))
-
-        return key, self._clients.get(key, create, owner=identity.credential)
-
-    def _runtime(self, ctx: FetchContext) -> Any:
-        from darabonba.runtime import RuntimeOptions
-
-        connect_ms, read_ms = ctx.timeouts_ms()
-        return RuntimeOptions(autoretry=False, connect_timeout=connect_ms, read_timeout=read_ms)
-
-    def _call(
-        self, ctx: FetchContext, key: ClientKey, what: str, hints: ServiceHints, call: Any
-    ) -> Any:
-        try:
-            return call()
-        except Exception as exc:  # every SDK failure goes through the one mapper
-            error = map_sdk_error(exc, what=what, endpoint=ctx.endpoint, hints=hints)
-            if isinstance(error, Unauthenticated):
-                self._clients.invalidate(key)
-            raise error from None
+        arns = (_parameter_arn(spec) for spec in specs)
+        return self.region(ctx, next((arn.region for arn in arns if arn), None))
 
     def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
         from alibabacloud_oos20190601 import models
 
         ctx.deadline.check(spec.describe())
-        key, client = self.client_for(ctx)
+        key, client = self.client(spec, ctx)
         version = int(spec.object_version) if spec.object_version else None
         request = models.GetSecretParameterRequest(
             name=parameter_name(spec), parameter_version=version, with_decryption=True,
             region_id=self._region([spec], ctx),
         )
-        runtime = self._runtime(ctx)
-        response = self._call(
-            ctx, key, spec.describe(), HINTS,
+        runtime = self.runtime(ctx)
+        response = self.call(
+            ctx, key, spec.describe(),
             lambda: client.get_secret_parameter_with_options(request, runtime),
         )
         where = f"{spec.describe()} at endpoint {ctx.endpoint.describe()}"
@@ -194,15 +158,16 @@ class OosBackend(Backend):
 
         what = self._describe_batch(specs)
         ctx.deadline.check(what)
-        key, client = self.client_for(ctx)
+        key, client = self.client(specs[0], ctx)
         names = list(dict.fromkeys(parameter_name(spec) for spec in specs))
         request = models.GetSecretParametersRequest(
             names=json.dumps(names), with_decryption=True, region_id=self._region(specs, ctx),
         )
-        runtime = self._runtime(ctx)
-        response = self._call(
-            ctx, key, what, BATCH_HINTS,
+        runtime = self.runtime(ctx)
+        response = self.call(
+            ctx, key, what,
             lambda: client.get_secret_parameters_with_options(request, runtime),
+            hints=BATCH_HINTS,
         )
         where = f"{what} at endpoint {ctx.endpoint.describe()}"
         body = body_of(response, where)
@@ -237,6 +202,3 @@ class OosBackend(Backend):
         value = field(parameter.value, str, "Parameter.Value", where)
         version = field(parameter.parameter_version, int, "Parameter.ParameterVersion", where)
         return SecretValue(data=value.encode("utf-8"), version=str(version))
-
-    def close(self) -> None:
-        self._clients.clear()

@@ -11,7 +11,7 @@ only way. Overrides come from `--endpoint-override` (repeatable) or the environm
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import urlsplit
@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 from ack_secrets_provider.core.errors import InvalidArgument
 
 ENV_OVERRIDES = "ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES"
-SERVICES = ("kms", "oos", "sts", "metadata")
+#: services the credential plugins call (the backends bring theirs: `Backend.service`)
+CREDENTIAL_SERVICES = ("sts", "metadata")
+_SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 #: domains an endpoint host written in a SecretProviderClass (or a pod's volumeAttributes) may
 #: name by default: Alibaba Cloud's API domain, which also holds the dedicated KMS gateways
 #: (`<kms-instance-id>.cryptoservice.kms.aliyuncs.com`)
@@ -139,8 +141,15 @@ class EndpointOverrides:
     by_host: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def parse(cls, entries: Iterable[str]) -> EndpointOverrides:
-        """Parse `service=URL` or `host=URL` entries; raise ValueError with the fix."""
+    def parse(
+        cls, entries: Iterable[str], services: Collection[str] | None = None
+    ) -> EndpointOverrides:
+        """Parse `service=URL` or `host=URL` entries; raise ValueError with the fix.
+
+        `services`, when given, are the service names an entry may use (the installed
+        backends' and the credential services); another name is refused as a likely typo.
+        """
+        known = sorted(services) if services is not None else ["<service>"]
         by_service: dict[str, str] = {}
         by_host: dict[str, str] = {}
         for raw in entries:
@@ -160,9 +169,10 @@ class EndpointOverrides:
                 ):
                     shown = entry if "@" not in entry else f"{key}=<URL with user info>"
                     raise ValueError(
-                        f"endpoint override {shown!r} must look like kms=http://127.0.0.1:8080 or "
-                        "kms.cn-hangzhou.aliyuncs.com=https://proxy.internal:8443 (service is one "
-                        f"of {', '.join(SERVICES)}, or a full endpoint host)"
+                        f"endpoint override {shown!r} must look like "
+                        f"{known[0]}=http://127.0.0.1:8080 or "
+                        "<endpoint-host>=https://proxy.internal:8443 (service is one "
+                        f"of {', '.join(known)}, or a full endpoint host)"
                     )
                 if parts.username is not None or parts.password is not None:
                     # describe() logs every override at start-up: no credentials in URLs
@@ -176,22 +186,25 @@ class EndpointOverrides:
                         f"query; write {key}={parts.scheme}://{parts.netloc}"
                     )
                 base = f"{parts.scheme}://{parts.netloc}"
-                if key in SERVICES:
-                    by_service[key] = base
-                elif "." in key:
+                if "." in key:
                     by_host[key.lower()] = base
+                elif _SERVICE_NAME.match(key) and (services is None or key in services):
+                    by_service[key] = base
                 else:
                     raise ValueError(
                         f"endpoint override {entry!r}: {key!r} is neither a service "
-                        f"({', '.join(SERVICES)}) nor an endpoint host name"
+                        f"({', '.join(known)}) nor an endpoint host name"
                     )
         return cls(MappingProxyType(by_service), MappingProxyType(by_host))
 
     @classmethod
-    def from_sources(cls, flags: Iterable[str], environ: Mapping[str, str]) -> EndpointOverrides:
+    def from_sources(
+        cls, flags: Iterable[str], environ: Mapping[str, str],
+        services: Collection[str] | None = None,
+    ) -> EndpointOverrides:
         """Flags win over the environment variable for the same key."""
         env_value = environ.get(ENV_OVERRIDES, "")
-        return cls.parse([env_value, *flags])
+        return cls.parse([env_value, *flags], services)
 
     def __bool__(self) -> bool:
         return bool(self.by_service or self.by_host)

@@ -64,7 +64,7 @@ _AUTH_CODES = (
 )
 _NOT_FOUND_HINTS = ("NotFound", "NotExist", "EntityNotExists", "ResourceNotFound")
 _PERMISSION_HINTS = ("NoPermission", "Forbidden.RAM", "AccessDenied", "Forbidden.AccessDenied",
-                     "NotAuthorized", "Forbidden.KMS", "Forbidden.Decrypt")
+                     "NotAuthorized")
 _TLS_HINTS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "SSLError",
               "WRONG_VERSION_NUMBER", "hostname mismatch", "doesn't match")
 
@@ -73,18 +73,23 @@ _TLS_HINTS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "SSLErro
 class ServiceHints:
     """What a backend tells the mapper about its service, for messages that say what to do."""
 
-    #: human name of the service, e.g. "KMS"
+    #: human name of the service, e.g. "MyService"
     service: str
-    #: what one object is called, e.g. "KMS secret", "OOS secret parameter"
+    #: what one object is called, e.g. "MyService secret"
     object_kind: str
-    #: the RAM action the read needs, e.g. "kms:GetSecretValue"
+    #: the RAM action the read needs, e.g. "myservice:GetValue"
     read_action: str
-    #: further actions the read may need, e.g. ("kms:Decrypt",) for OOS decryption
+    #: further actions the read may need, e.g. a decryption key's action
     extra_actions: tuple[str, ...] = ()
     #: what to check when the object is not found, appended to the NotFound message
     not_found_advice: str = "check objectName, objectVersion and the region/endpoint"
     #: setting that controls the trust of this service's private CA, for TLS failures
     tls_advice: str = "check the endpoint and its CA configuration"
+    #: the service's own error codes (or code parts) meaning "permission denied", beside the
+    #: common ones (NoPermission, Forbidden.RAM, AccessDenied...)
+    permission_codes: tuple[str, ...] = ()
+    #: the service's own error codes (or code parts) meaning "not found", beside the common ones
+    not_found_codes: tuple[str, ...] = ()
 
 
 def _safe(value: object) -> str | None:
@@ -143,7 +148,7 @@ def map_sdk_error(
 ) -> ProviderError:
     """The provider error for an exception raised by one SDK call.
 
-    `what` names the object, e.g. "object #1 (kms 'db-password')"; `endpoint` is where the call
+    `what` names the object, e.g. "object #1 (myservice 'db')"; `endpoint` is where the call
     went. The result is meant to be raised `from None` so the SDK's text (which may hold request
     details) does not travel with it.
     """
@@ -193,11 +198,15 @@ def map_sdk_error(
         )
     if code_text.startswith("ServiceUnavailable"):
         return Unavailable(f"{where}: {hints.service} is temporarily unavailable ({response})")
-    if status == 404 or any(hint in code_text for hint in _NOT_FOUND_HINTS):
+    if status == 404 or any(
+        hint in code_text for hint in (*_NOT_FOUND_HINTS, *hints.not_found_codes)
+    ):
         return NotFound(
             f"{where}: {hints.object_kind} not found ({response}); {hints.not_found_advice}"
         )
-    if status == 403 or any(hint in code_text for hint in _PERMISSION_HINTS):
+    if status == 403 or any(
+        hint in code_text for hint in (*_PERMISSION_HINTS, *hints.permission_codes)
+    ):
         action = _denied_action(cause)
         needed = [action] if action else [hints.read_action, *hints.extra_actions]
         return PermissionDenied(

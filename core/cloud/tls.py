@@ -1,9 +1,9 @@
-"""TLS trust for endpoints with a private CA (dedicated KMS instance gateways).
+"""TLS trust for endpoints with a private CA (such as a service's dedicated instance gateways).
 
-A dedicated KMS gateway (`{kms-instance-id}.cryptoservice.kms.aliyuncs.com`) presents a chain
-issued by "Private KMS <region> Second CA", itself issued by "Private KMS Root CA". What users
-have (and what we ship, per region, as package data) is the *intermediate* only. Go accepts an
-intermediate as a trust anchor; OpenSSL does so only with `VERIFY_X509_PARTIAL_CHAIN`.
+A backend decides which CA files an endpoint is trusted with (its own flags, CAs it ships as
+package data); this module makes the SDK trust exactly those. Private gateways often present a
+chain whose CA users have as an *intermediate* only. Go accepts an intermediate as a trust
+anchor; OpenSSL does so only with `VERIFY_X509_PARTIAL_CHAIN`.
 
 A client given CA files (`Config(ca=transport.ca_option(files))`) trusts exactly those, with the
 partial-chain flag: core/cloud/transport.py builds that context for every SDK call and keeps
@@ -16,22 +16,9 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
-__all__ = ["bundled_kms_ca", "partial_chain_context"]
-
-_KMS_CA_PACKAGE = "ack_secrets_provider.backends.kms"
-
-
-def bundled_kms_ca(region: str) -> Path | None:
-    """The shipped CA (intermediate) of KMS instances in `region`, or None if we have none."""
-    try:
-        ref = resources.files(_KMS_CA_PACKAGE).joinpath("ca", f"{region}.pem")
-    except ModuleNotFoundError:
-        return None
-    path = Path(str(ref))
-    return path if path.is_file() else None
+__all__ = ["partial_chain_context"]
 
 
 def partial_chain_context(ca_files: Sequence[str | Path]) -> ssl.SSLContext:

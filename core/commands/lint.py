@@ -16,7 +16,7 @@ import argparse
 import difflib
 import json
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ from ack_secrets_provider.core.mount.spec import (
     ATTR_PATH_TRANSLATION,
     PARAMETERS,
     ObjectSpec,
+    ObjectTypes,
     parse_mount_request,
     parse_objects,
 )
@@ -46,7 +47,6 @@ from ack_secrets_provider.core.mount.spec import (
 ERROR, WARNING, NOTE = "error", "warning", "note"
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREADABLE = 0, 1, 2
 
-Validator = Callable[[ObjectSpec], None]
 _OBJECT = re.compile(r"\bobject #(\d+)")
 _FIELD = re.compile(r"\b(?:field|parameter) '?([A-Za-z][\w.-]*)")
 
@@ -93,12 +93,11 @@ def _renumber(message: str, index: int) -> str:
 def object_problems(
     text: str,
     translation: PathTranslation,
-    known_types: Collection[str] | None,
-    validators: Mapping[str, Validator] | None,
+    types: ObjectTypes,
 ) -> tuple[list[str], tuple[ObjectSpec, ...] | None]:
     """Every problem of the `objects` parameter, and the parsed objects when there is none."""
     try:
-        return [], parse_objects(text, translation, known_types, validators)
+        return [], parse_objects(text, translation, types)
     except InvalidArgument as exc:
         whole = exc.message
     try:
@@ -112,7 +111,7 @@ def object_problems(
     messages = [whole] if whole.startswith("parameter objects") else []
     for index, item in enumerate(items):
         try:
-            parse_objects(yaml.safe_dump([item]), translation, known_types, validators)
+            parse_objects(yaml.safe_dump([item]), translation, types)
         except InvalidArgument as exc:
             messages.append(_renumber(exc.message, index))
     return messages or [whole], None  # only a cross-object problem (a file name collision)
@@ -176,8 +175,7 @@ def _secret_object_problems(spec: Mapping[str, Any], files: set[str]) -> list[st
 
 def check_spc(
     doc: Document,
-    known_types: Collection[str] | None,
-    validators: Mapping[str, Validator] | None,
+    types: ObjectTypes,
 ) -> tuple[list[str], list[str]]:
     """Errors and warnings of one alibabacloud SecretProviderClass document."""
     data: dict[str, Any] = doc.data
@@ -214,9 +212,10 @@ def check_spc(
             translation_text if isinstance(translation_text, str) else None)
     except ValueError:
         translation = parse_path_translation(None)  # reported by _parameter_problems
-    object_errors, specs = object_problems(objects, translation, known_types, validators)
+    object_errors, specs = object_problems(objects, translation, types)
     errors += object_errors
     if specs is not None:
+        warnings += [warning for s in specs for warning in s.warnings]
         files = {s.file_name for s in specs} | {e.file_name for s in specs for e in s.jmes_path}
         errors += _secret_object_problems(spec, files)
     return errors, warnings
@@ -228,8 +227,7 @@ def check_spc(
 def lint_text(
     text: str,
     file: str,
-    known_types: Collection[str] | None,
-    validators: Mapping[str, Validator] | None,
+    types: ObjectTypes,
     report: Report,
 ) -> None:
     seen: Document | None = None
@@ -250,7 +248,7 @@ def lint_text(
                     f"skipped: spec.provider is {doc.provider!r}, not {PROVIDER!r}"))
                 continue
             report.checked += 1
-            errors, warnings = check_spc(doc, known_types, validators)
+            errors, warnings = check_spc(doc, types)
             report.problems += [Problem.of(file, doc, ERROR, m) for m in errors]
             report.problems += [Problem.of(file, doc, WARNING, m) for m in warnings]
     except ManifestError as exc:
@@ -260,8 +258,7 @@ def lint_text(
 
 def lint_files(
     paths: Sequence[str],
-    known_types: Collection[str] | None,
-    validators: Mapping[str, Validator] | None,
+    types: ObjectTypes,
 ) -> Report:
     report = Report([])
     for path in paths:
@@ -272,12 +269,12 @@ def lint_files(
             report.unreadable += 1
             report.problems.append(Problem(name, None, None, ERROR, exc.message))
             continue
-        lint_text(text, name, known_types, validators, report)
+        lint_text(text, name, types, report)
     return report
 
 
-def installed_backends() -> tuple[frozenset[str], Mapping[str, Validator]]:
-    """The objectTypes and validators of the backends installed here (as `serve` loads them)."""
+def installed_backends() -> ObjectTypes:
+    """What the backends installed here accept (as `serve` loads them)."""
     import os
     from types import MappingProxyType
 
@@ -286,7 +283,7 @@ def installed_backends() -> tuple[frozenset[str], Mapping[str, Validator]]:
 
     host = BackendHost(ProviderSettings(environ=MappingProxyType(dict(os.environ))))
     host.load()
-    return host.names, host.validators()
+    return host.object_types()
 
 
 # -- command -----------------------------------------------------------------------------------
@@ -328,8 +325,7 @@ def render(report: Report, out: Output, *, quiet: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    known_types, validators = installed_backends()
-    report = lint_files(args.files, known_types, validators)
+    report = lint_files(args.files, installed_backends())
     if args.format == "json":
         print_json({
             "checked": report.checked,

@@ -80,8 +80,9 @@ def object_arn(
         raise InvalidArgument(f"{spec.describe()}: field objectName: {exc}") from None
     if arn.service != service or arn.resource_type != resource_type:
         hint = ""
-        if arn.service in ("kms", "oos") and arn.service != service:
-            hint = f" (for a {arn.service.upper()} object set objectType: {arn.service})"
+        if arn.service != service:
+            hint = (f" (an ARN of the {arn.service} service: set the objectType of the backend "
+                    "that reads it)")
         raise InvalidArgument(
             f"{spec.describe()}: field objectName {spec.object_name!r} is an ARN of "
             f"{arn.service}:{arn.resource_type}, not {kind}; {kind} ARN looks like "

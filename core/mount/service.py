@@ -60,8 +60,7 @@ class MountService:
         self.fetcher = fetcher or Fetcher(settings)
         # Backends are loaded once before the service is built: what parsing needs from them
         # is fixed for the process, so it is not rebuilt on every Mount.
-        self._known_types = backends.names
-        self._validators = backends.validators()
+        self._types = backends.object_types()
         # Shared by all mounts; each mount bounds its own share with a semaphore.
         self._pool = ThreadPoolExecutor(
             max_workers=max(16, settings.fetch_concurrency * 8), thread_name_prefix="fetch"
@@ -74,8 +73,7 @@ class MountService:
         return parse_mount_request(
             attributes, secrets, permission,
             default_region=self.settings.region,
-            known_types=self._known_types,
-            validators=self._validators,
+            types=self._types,
             limits=self.settings.request_limits,
         )
 
@@ -83,6 +81,9 @@ class MountService:
         self, attributes: str, secrets: str, permission: str, deadline: Deadline
     ) -> MountOutcome:
         request = self.parse(attributes, secrets, permission)
+        for spec in request.objects:
+            for warning in spec.warnings:
+                log.warning("pod %s: %s", request.pod.describe(), warning)
         if not request.objects:
             return MountOutcome(request, [])
         units = self._plan(request, deadline)

@@ -16,8 +16,9 @@ import difflib
 import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -59,17 +60,17 @@ PARAMETERS: Mapping[str, str] = MappingProxyType(
     }
 )
 
-#: object fields, with a one-line meaning each (the docs and the error messages use these)
+#: the object fields every backend shares, with a one-line meaning each (the docs and the error
+#: messages use these); a backend adds fields of its own with `Backend.object_fields`
 OBJECT_FIELDS: Mapping[str, str] = MappingProxyType(
     {
         "objectName": "secret or parameter name, or its ARN (required)",
-        "objectType": "backend: kms (default), oos, or an installed plugin's type",
+        "objectType": "backend: the objectType of an installed backend (default: the provider's "
+                      "default objectType)",
         "objectAlias": "file name (default: objectName, translated)",
-        "objectVersion": "version to pin: KMS VersionId or OOS ParameterVersion",
-        "objectVersionLabel": "KMS VersionStage, e.g. ACSCurrent or ACSPrevious",
+        "objectVersion": "version to pin, in the backend's own form",
+        "objectVersionLabel": "version label (stage) to read, for backends that have them",
         "jmesPath": "list of {path, objectAlias, filePermission}: one file per JSON expression",
-        "kmsEndpoint": "KMS endpoint host for this object (kms only)",
-        "oosEndpoint": "OOS endpoint host for this object (oos only)",
         "crossAccountRoleArn": "RAM role to assume for this object on top of the resolved identity",
         "filePermission": "file mode for this object's file, octal such as \"0440\"",
     }
@@ -84,10 +85,8 @@ JMESPATH_FIELDS: Mapping[str, str] = MappingProxyType(
 )
 
 #: lower-cased field name → field name, for `_canonical_keys` (built once, used every Mount)
-_OBJECT_FIELDS_BY_LOWER = {name.lower(): name for name in OBJECT_FIELDS}
 _JMESPATH_FIELDS_BY_LOWER = {name.lower(): name for name in JMESPATH_FIELDS}
 
-DEFAULT_OBJECT_TYPE = "kms"
 DEFAULT_LIMITS = RequestLimits()
 
 
@@ -113,11 +112,13 @@ class ObjectSpec:
     object_version: str | None = None
     object_version_label: str | None = None
     jmes_path: tuple[JmesPathEntry, ...] = ()
-    kms_endpoint: str | None = None
-    oos_endpoint: str | None = None
     cross_account_role_arn: str | None = None
     file_permission: int | None = None
-    #: every field as the user wrote it (for plugins with fields of their own: none today)
+    #: the backend's own fields (`Backend.object_fields`) that this object sets, as text
+    fields: Mapping[str, str] = field(default_factory=dict, compare=False)
+    #: problems that do not stop the mount (a field of another backend, ignored), for the logs
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    #: every field as the user wrote it
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def describe(self) -> str:
@@ -188,6 +189,47 @@ class MountRequest:
 
 
 BackendValidator = Callable[[ObjectSpec], None]
+
+
+@dataclass(frozen=True)
+class ObjectTypes:
+    """What the parser knows of the installed backends: plain data, so parsing stays pure.
+
+    `fields` maps each installed objectType to the object fields its backend declares
+    (`Backend.object_fields`); `validators` maps an objectType to its backend's pure
+    `validate`; `default` is the objectType of objects that name none (None: objectType is
+    required). `ObjectTypes.ANY` accepts every objectType and declares no field (tests of the
+    common fields).
+    """
+
+    fields: Mapping[str, Collection[str]] = field(default_factory=dict)
+    validators: Mapping[str, BackendValidator] = field(default_factory=dict)
+    default: str | None = None
+    #: False: any objectType is accepted (no backend is consulted)
+    checked: bool = True
+
+    ANY: ClassVar[ObjectTypes]
+
+    @cached_property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.fields)
+
+    @cached_property
+    def owners(self) -> Mapping[str, str]:
+        """Declared field name → the objectType declaring it (first in name order)."""
+        owners: dict[str, str] = {}
+        for object_type in sorted(self.fields):
+            for name in sorted(self.fields[object_type]):
+                owners.setdefault(name, object_type)
+        return owners
+
+    @cached_property
+    def by_lower(self) -> Mapping[str, str]:
+        """Lower-cased field name → field name, over the common and every declared field."""
+        return {name.lower(): name for name in [*self.owners, *OBJECT_FIELDS]}
+
+
+ObjectTypes.ANY = ObjectTypes(checked=False)
 
 
 def _closest(name: str, choices: Collection[str]) -> str:
@@ -380,7 +422,7 @@ def _parse_object(
     index: int,
     item: Any,
     translation: PathTranslation,
-    known_types: Collection[str] | None,
+    types: ObjectTypes,
 ) -> ObjectSpec:
     where = f"object #{index + 1}"
     if not isinstance(item, dict):
@@ -388,17 +430,41 @@ def _parse_object(
             f"{where} in parameter objects must be a map with at least objectName, "
             "for example '- objectName: \"db-password\"'"
         )
-    item = _canonical_keys(where, item, _OBJECT_FIELDS_BY_LOWER)
+    owners = types.owners
+    item = _canonical_keys(where, item, types.by_lower)
     name_preview = item.get("objectName")
     if isinstance(name_preview, str) and name_preview:
         where = f"object #{index + 1} ({name_preview!r})"
+    object_type = _scalar(where, "objectType", item.get("objectType")) or types.default
+    if object_type is None:
+        raise InvalidArgument(
+            f"{where}: field objectType is required (this provider has no default objectType); "
+            f"add one of the installed types: {', '.join(sorted(types.names)) or 'none'}"
+        )
+    if types.checked and object_type not in types.names:
+        installed = ", ".join(sorted(types.names)) or "none"
+        raise InvalidArgument(
+            f"{where}: field objectType {object_type!r} is not an installed backend; use one "
+            f"of the installed types: {installed}.{_closest(object_type, types.names)}"
+        )
+    own = set(types.fields.get(object_type, ()))
+    valid = [*OBJECT_FIELDS, *sorted(own)]
+    warnings: list[str] = []
     for key in item:
-        if key not in OBJECT_FIELDS:
-            raise InvalidArgument(
-                f"{where}: unknown field {key!r}; valid fields are "
-                f"{', '.join(OBJECT_FIELDS)}.{_closest(str(key), OBJECT_FIELDS)}"
+        if key in OBJECT_FIELDS or key in own:
+            continue
+        if key in owners:
+            warnings.append(
+                f"{where}: field {key} belongs to objectType {owners[key]} and is ignored for "
+                f"{object_type} objects; remove it (or set objectType: {owners[key]})"
             )
+            continue
+        raise InvalidArgument(
+            f"{where}: unknown field {key!r}; valid fields are {', '.join(valid)} (objectType "
+            f"{object_type}).{_closest(str(key), valid)}"
+        )
     values = {key: _scalar(where, key, item.get(key)) for key in OBJECT_FIELDS if key != "jmesPath"}
+    own_values = {key: _scalar(where, key, item.get(key)) for key in sorted(own)}
     name = values["objectName"]
     if name is None:
         # The official provider: "object name must be specified" (also for null and ~)
@@ -412,13 +478,6 @@ def _parse_object(
         raise InvalidArgument(
             f"{where}: field objectName {name!r} has leading or trailing spaces; remove them"
         )
-    object_type = values["objectType"] or DEFAULT_OBJECT_TYPE
-    if known_types is not None and object_type not in known_types:
-        installed = ", ".join(sorted(known_types)) or "none"
-        raise InvalidArgument(
-            f"{where}: field objectType {object_type!r} is not an installed backend; use one "
-            f"of the installed types: {installed}.{_closest(object_type, known_types)}"
-        )
     alias = values["objectAlias"]
     file_name = _file_name(where, "objectAlias" if alias else "objectName", alias or name,
                            translation)
@@ -431,10 +490,10 @@ def _parse_object(
         object_version=values["objectVersion"],
         object_version_label=values["objectVersionLabel"],
         jmes_path=_parse_jmes_path(where, item.get("jmesPath"), translation),
-        kms_endpoint=values["kmsEndpoint"],
-        oos_endpoint=values["oosEndpoint"],
         cross_account_role_arn=values["crossAccountRoleArn"],
         file_permission=_permission(where, values["filePermission"]),
+        fields=MappingProxyType({k: v for k, v in own_values.items() if v is not None}),
+        warnings=tuple(warnings),
         raw=MappingProxyType(dict(item)),
     )
 
@@ -527,8 +586,7 @@ def _check_counts(loaded: list[Any], limits: RequestLimits) -> None:
 def parse_objects(
     text: str | None,
     translation: PathTranslation,
-    known_types: Collection[str] | None = None,
-    validators: Mapping[str, BackendValidator] | None = None,
+    types: ObjectTypes = ObjectTypes.ANY,
     limits: RequestLimits = DEFAULT_LIMITS,
 ) -> tuple[ObjectSpec, ...]:
     """Parse the `objects` parameter (a YAML list). Empty or absent → no objects."""
@@ -544,11 +602,11 @@ def parse_objects(
         )
     _check_counts(loaded, limits)
     objects = tuple(
-        _parse_object(index, item, translation, known_types) for index, item in enumerate(loaded)
+        _parse_object(index, item, translation, types) for index, item in enumerate(loaded)
     )
     _check_collisions(objects)
     for spec in objects:
-        validator = (validators or {}).get(spec.object_type)
+        validator = types.validators.get(spec.object_type)
         if validator is not None:
             validator(spec)
     return objects
@@ -560,15 +618,14 @@ def parse_mount_request(
     permission: str,
     *,
     default_region: str | None = None,
-    known_types: Collection[str] | None = None,
-    validators: Mapping[str, BackendValidator] | None = None,
+    types: ObjectTypes = ObjectTypes.ANY,
     limits: RequestLimits = DEFAULT_LIMITS,
 ) -> MountRequest:
     """Parse the three JSON strings of a MountRequest into a frozen MountRequest.
 
-    `known_types`, when given, is the set of installed objectTypes; `validators` maps an
-    objectType to its backend's pure validation function (endpoint form, ARN form, versions);
-    `limits` bounds what the request may ask for.
+    `types` says what the installed backends accept: their objectTypes, the object fields each
+    declares, their pure validation functions (endpoint form, ARN form, versions) and the
+    default objectType; `limits` bounds what the request may ask for.
     Raises InvalidArgument, and nothing else, for any bad input.
     """
     attrs = _decode_json_map(attributes, "attributes", allow_null=True)
@@ -587,7 +644,7 @@ def parse_mount_request(
             f"parameter region {region!r} is not a region id; use the form cn-hangzhou or "
             "ap-southeast-1"
         )
-    objects = parse_objects(attrs.get(ATTR_OBJECTS), translation, known_types, validators, limits)
+    objects = parse_objects(attrs.get(ATTR_OBJECTS), translation, types, limits)
     pod = PodInfo(
         name=attrs.get(ATTR_POD_NAME) or None,
         namespace=attrs.get(ATTR_POD_NAMESPACE) or None,

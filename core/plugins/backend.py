@@ -9,6 +9,11 @@ at start-up with the provider settings and then calls:
 - `fetch(spec, ctx)` for one attempt at one object, or `fetch_batch(specs, ctx)` when the
   backend can fetch several objects of one endpoint in one call (`max_batch > 1`).
 
+What a backend needs from the rest of the provider it declares here, as class attributes, the
+same way for the built-ins and a third party's: its own SecretProviderClass object fields
+(`object_fields`), its `serve` flags (`rate_limit`, `options`) and whether it is the objectType
+of objects that name none (`is_default_type`). The core knows no backend by name.
+
 A backend makes exactly one upstream attempt per call and raises a `ProviderError` subclass on
 failure; the core owns retries, backoff, deadlines, concurrency and caching.
 """
@@ -16,8 +21,9 @@ failure; the core owns retries, backoff, deadlines, concurrency and caching.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, host_allowed
@@ -30,6 +36,35 @@ if TYPE_CHECKING:
     from ack_secrets_provider.core.plugins.credentials import Identity
 
 ENTRY_POINT_GROUP = "ack_secrets_provider.backends"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A backend's upstream call rate, set by a `serve` flag of its own (calls per second from
+    this node; 0 = unlimited). The core applies it to every call of the backend."""
+
+    #: the flag, e.g. `--max-myservice-calls-per-second`
+    flag: str
+    #: what is limited, for messages, e.g. "MyService calls per second"
+    what: str
+    #: the flag's default (code that builds ProviderSettings itself gets no limit)
+    default: float = 10.0
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A `serve` flag of a backend's own; its value (text, or None when not given) is
+    `settings.backend_options[option.dest]`."""
+
+    flag: str
+    help: str
+    default: str | None = None
+
+    @property
+    def dest(self) -> str:
+        """The settings key: the flag without dashes, `-` as `_` (`--my-ca-file` → my_ca_file)."""
+        return self.flag.lstrip("-").replace("-", "_")
 
 
 @dataclass(frozen=True)
@@ -49,7 +84,7 @@ class FetchContext:
     endpoint: Endpoint
     settings: ProviderSettings
     #: the mount's region (SecretProviderClass `region` or --region); backends use it for what
-    #: the endpoint does not carry, e.g. the default CA of a dedicated KMS gateway
+    #: the endpoint does not carry, e.g. a gateway's default CA chosen by region
     region: str | None = None
 
     def timeouts_ms(self, *, connect_cap: float = 5.0, read_cap: float = 30.0) -> tuple[int, int]:
@@ -65,7 +100,7 @@ class Backend(abc.ABC):
 
     #: the objectType users write (also the entry-point name)
     object_type: ClassVar[str]
-    #: the endpoint-override service name (`kms`, `oos`, or the plugin's own)
+    #: the endpoint-override service name (users write `--endpoint-override <service>=URL`)
     service: ClassVar[str]
     #: how many objects `fetch_batch` accepts in one call; 1 = no batching
     max_batch: ClassVar[int] = 1
@@ -76,6 +111,18 @@ class Backend(abc.ABC):
     needs_credentials: ClassVar[bool] = True
     #: False for backends whose values must never be reused between mounts (no value cache)
     cacheable: ClassVar[bool] = True
+    #: object fields of this backend's own (name → one-line meaning), beside the common ones
+    #: (`spec.OBJECT_FIELDS`); the parser puts their values in `ObjectSpec.fields`. A field
+    #: another installed backend declares is ignored with a warning on this backend's objects;
+    #: a field nobody declares is refused.
+    object_fields: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: True: objects without objectType are this backend's (unless --default-object-type says
+    #: otherwise; when several installed backends claim it, the provider's own wins)
+    is_default_type: ClassVar[bool] = False
+    #: the call rate of this backend and its `serve` flag; None = not limited
+    rate_limit: ClassVar[RateLimit | None] = None
+    #: further `serve` flags of this backend (values in `settings.backend_options`)
+    options: ClassVar[tuple[Option, ...]] = ()
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
@@ -89,15 +136,17 @@ class Backend(abc.ABC):
         region: str | None,
         default_host: str,
     ) -> Endpoint:
-        """The endpoint named by an object's endpoint field, else `default_host` built from
-        `region` (a template with `{region}`), after endpoint overrides.
+        """The endpoint named by an object's endpoint field (`explicit`, the value of its field
+        `field_name`), else `default_host` built from `region` (a template with `{region}`),
+        after endpoint overrides.
 
         `region` is the object's own region (an ARN's) or the mount's. Raises InvalidArgument
         naming the object when neither an endpoint nor a region is known.
         """
         if explicit:
             host = explicit.strip().lower()
-            self.check_allowed_host(spec, host, field_name)
+            self.check_allowed_host(spec, host, field_name,
+                                    example=default_host.format(region=region or "cn-hangzhou"))
         elif region:
             host = default_host.format(region=region)
         else:
@@ -108,7 +157,9 @@ class Backend(abc.ABC):
             )
         return self.settings.endpoint_overrides.resolve(self.service, host)
 
-    def check_allowed_host(self, spec: ObjectSpec, host: str, field_name: str) -> None:
+    def check_allowed_host(
+        self, spec: ObjectSpec, host: str, field_name: str, *, example: str | None = None
+    ) -> None:
         """Refuse an endpoint host outside the allowed domains that no override covers.
 
         Endpoint fields can come from a pod's volumeAttributes; without this check a pod could
@@ -120,13 +171,13 @@ class Backend(abc.ABC):
             self.service, host
         ):
             return
+        shown = f" (for example {example})" if example else ""
         raise InvalidArgument(
             f"{spec.describe()}: field {field_name} {host!r} is not an allowed endpoint: the "
-            f"provider only sends credentials to hosts under {', '.join(allowed)} (for "
-            "example kms-vpc.cn-hangzhou.aliyuncs.com or "
-            "<kms-instance-id>.cryptoservice.kms.aliyuncs.com); fix the host, or ask the "
-            "cluster operator to allow its domain (--allowed-endpoint-suffixes / Helm value "
-            "allowedEndpointSuffixes) or to map it with --endpoint-override"
+            f"provider only sends credentials to hosts under {', '.join(allowed)}{shown}; fix "
+            "the host, or ask the cluster operator to allow its domain "
+            "(--allowed-endpoint-suffixes / Helm value allowedEndpointSuffixes) or to map it "
+            "with --endpoint-override"
         )
 
     def validate(self, spec: ObjectSpec) -> None:  # noqa: B027 - optional hook

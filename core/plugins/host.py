@@ -1,22 +1,23 @@
-"""The backend plugin host: stevedore finds backends by objectType through entry points."""
+"""The backend plugin host: stevedore finds backends by objectType through entry points.
+
+The built-in backends are those of the provider's own distribution; the host tells them apart
+by distribution, never by name.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ack_secrets_provider.core import DISTRIBUTION
 from ack_secrets_provider.core.errors import InvalidArgument
-from ack_secrets_provider.core.mount.spec import BackendValidator
+from ack_secrets_provider.core.mount.spec import ObjectTypes
 from ack_secrets_provider.core.plugins.backend import ENTRY_POINT_GROUP, Backend
 from ack_secrets_provider.core.plugins.credentials import PluginLoadFailure
 from ack_secrets_provider.core.settings import ProviderSettings
 
 log = logging.getLogger(__name__)
-
-#: backends shipped in this distribution (the only ones loaded when third-party autoload is off)
-BUILTIN_BACKENDS = ("kms", "oos")
 
 
 def _distribution(entry_point: Any) -> str | None:
@@ -30,6 +31,36 @@ def _distribution(entry_point: Any) -> str | None:
         if candidate.value == entry_point.value and candidate.dist is not None:
             return str(candidate.dist.name)
     return None
+
+
+def builtin_names() -> list[str]:
+    """The objectTypes the provider's own distribution registers (its built-in backends)."""
+    from importlib.metadata import entry_points
+
+    return sorted(
+        ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)
+        if ep.dist is not None and ep.dist.name == DISTRIBUTION
+    )
+
+
+def backend_classes(*, autoload_third_party: bool = True) -> dict[str, type[Backend]]:
+    """The installed backend classes by objectType, imported but not instantiated (what `serve`
+    needs to add their flags). A backend that fails to import is left out here; `BackendHost`
+    reports it when it loads."""
+    from importlib.metadata import entry_points
+
+    builtins = set(builtin_names())
+    classes: dict[str, type[Backend]] = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+        if ep.name in classes or (not autoload_third_party and ep.name not in builtins):
+            continue
+        try:
+            loaded = ep.load()
+        except Exception:  # reported by BackendHost.load with the reason
+            continue
+        if isinstance(loaded, type) and issubclass(loaded, Backend):
+            classes[ep.name] = loaded
+    return classes
 
 
 @dataclass
@@ -62,7 +93,7 @@ class BackendHost:
             manager = ExtensionManager(ENTRY_POINT_GROUP, **common)
         else:
             manager = NamedExtensionManager(
-                ENTRY_POINT_GROUP, names=list(BUILTIN_BACKENDS), name_order=True, **common
+                ENTRY_POINT_GROUP, names=builtin_names(), name_order=True, **common
             )
         for extension in manager:
             backend = extension.obj
@@ -80,8 +111,24 @@ class BackendHost:
     def names(self) -> frozenset[str]:
         return frozenset(self.backends)
 
-    def validators(self) -> Mapping[str, BackendValidator]:
-        return {name: backend.validate for name, backend in self.backends.items()}
+    def default_type(self) -> str | None:
+        """The objectType of objects that name none: the setting, else the backend claiming it
+        (the provider's own distribution first, then by name)."""
+        if self.settings.default_object_type:
+            return self.settings.default_object_type
+        claims = sorted(
+            (self.distributions.get(name) != DISTRIBUTION, name)
+            for name, backend in self.backends.items() if backend.is_default_type
+        )
+        return claims[0][1] if claims else None
+
+    def object_types(self) -> ObjectTypes:
+        """What the parser needs of the installed backends, as plain data."""
+        return ObjectTypes(
+            fields={name: frozenset(b.object_fields) for name, b in self.backends.items()},
+            validators={name: backend.validate for name, backend in self.backends.items()},
+            default=self.default_type(),
+        )
 
     def get(self, object_type: str) -> Backend:
         try:

@@ -7,7 +7,7 @@ backend, endpoint and identity). For each unit the fetcher:
    name and version selector); hits are answered from memory;
 2. joins the misses to identical fetches already in flight (singleflight.py), waiting within
    this mount's deadline; the objects nobody is fetching yet are fetched by this caller, a batch
-   backend (OOS) getting only those in one call;
+   backend getting only those in one call;
 3. sends that call through the endpoint's guards: the outage gate and retry budget
    (core/resilience/retry.py), the per-service call rate and the per-endpoint concurrency bound
    (core/resilience/ratelimit.py), with jittered backoff inside the deadline;
@@ -41,12 +41,6 @@ from ack_secrets_provider.core.settings import ProviderSettings
 #: endpoints whose guards (retry budget, outage gate, concurrency bound) are kept; the least
 #: recently used beyond this is forgotten (a node talks to a handful of endpoints)
 MAX_ENDPOINT_GUARDS = 1024
-
-#: the flag that sets each built-in service's call rate (named in limiter errors)
-RATE_FLAGS = {
-    "kms": "--max-concurrent-kms-secret-pulls",
-    "oos": "--max-concurrent-oos-secret-pulls",
-}
 
 
 @dataclass(frozen=True)
@@ -90,7 +84,7 @@ class Fetcher:
             if settings.cache_ttl > 0 else None
         )
         self.flights: SingleFlight[CacheKey, SecretValue] = SingleFlight()
-        #: LRU-bounded: the dialled address can come from a pod's kmsEndpoint / oosEndpoint
+        #: LRU-bounded: the dialled address can come from a pod's endpoint fields
         self._guards: LRUCache[tuple[str, str], _EndpointGuard] = LRUCache(MAX_ENDPOINT_GUARDS)
         self._rates: dict[str, RateLimiter] = {}
         self._lock = threading.Lock()
@@ -114,14 +108,20 @@ class Fetcher:
                 self._guards[key] = guard
             return guard
 
-    def _rate(self, service: str) -> RateLimiter:
+    def _rate(self, backend: Backend) -> RateLimiter:
+        """The backend's call-rate limiter, set by its own flag (`Backend.rate_limit`)."""
+        object_type = backend.object_type
         with self._lock:
-            limiter = self._rates.get(service)
+            limiter = self._rates.get(object_type)
             if limiter is None:
-                rate = float(getattr(self.settings, f"{service}_rate_limit", 0.0) or 0.0)
-                limiter = RateLimiter(rate, name=f"{service.upper()} calls per second",
-                                      flag=RATE_FLAGS.get(service))
-                self._rates[service] = limiter
+                declared = backend.rate_limit
+                rate = float(self.settings.rate_limits.get(object_type, 0.0) or 0.0)
+                limiter = RateLimiter(
+                    rate if declared else 0.0,
+                    name=declared.what if declared else f"{object_type} calls per second",
+                    flag=declared.flag if declared else None,
+                )
+                self._rates[object_type] = limiter
             return limiter
 
     # -- the fetch path -----------------------------------------------------------------------
@@ -194,7 +194,7 @@ class Fetcher:
         if not guard.gate.admit():
             raise guard.gate.refusal(what, unit.context.endpoint.describe())
         calls = metrics.upstream_calls(unit.backend, batch=len(unit.specs) > 1)
-        limiter = self._rate(unit.backend.service)
+        limiter = self._rate(unit.backend)
 
         def attempt() -> Sequence[SecretValue]:
             limiter.acquire(deadline, what)

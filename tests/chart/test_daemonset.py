@@ -432,12 +432,12 @@ def test_rendered_args_parse_with_the_provider_cli(chart: ChartUnderTest) -> Non
     assert (args.provider_volume, args.healthz_port, args.metrics_port) == ("/provider", 8989, 8990)
     settings = cli.build_settings(args, {})
     assert settings.region == "cn-hangzhou"
-    assert (settings.kms_rate_limit, settings.oos_rate_limit) == (20, 5)
+    assert (settings.rate_limits["kms"], settings.rate_limits["oos"]) == (20, 5)
     assert settings.fetch_concurrency == 8
     assert settings.cache_ttl == 300.0
     assert (settings.cache_max_entries, settings.cache_max_bytes) == (5000, 67108864)
     assert settings.provider_identity_namespaces == frozenset({"kube-system", "payments"})
-    assert settings.kms_ca_file == f"{_mounts(container)['kms-ca']}/ca.pem"
+    assert settings.backend_options["kms_ca_file"] == f"{_mounts(container)['kms-ca']}/ca.pem"
     assert settings.sts_endpoint == "sts-vpc.cn-hangzhou.aliyuncs.com"
     assert settings.imds_v1_fallback is False
     assert settings.rrsa_token_file == TOKEN_PATH

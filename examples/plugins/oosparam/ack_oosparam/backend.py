@@ -5,32 +5,38 @@
 - `objectVersion`: pins `ParameterVersion` (1-100, as the API accepts); the version reported
   to the driver is the ParameterVersion OOS answers, so a new value is a new version.
 - `oosEndpoint`: the endpoint host for this object; default `oos-vpc.<region>.aliyuncs.com`.
-- `StringList` parameters are written as OOS returns them (comma-separated).
+- `listFormat` (a field of this plugin's own): how a `StringList` parameter is written: `comma`
+  (default, as OOS returns it), `lines` (one item per line) or `json` (a JSON array).
 
-It reuses what the built-in backends use: `clients` (one SDK client per endpoint and identity),
-`sdk_errors.map_sdk_error` (SDK failures → provider errors that name the RAM action), and the
-endpoint-override service `oos`, so `--endpoint-override oos=...` and the OOS rate limit cover it.
+It shows the powers a plugin has, the same as the built-in backends': object fields of its own
+(`object_fields`), a rate-limit flag of its own (`--max-oosparam-calls-per-second`), and the
+public toolkit the built-ins use (`SdkBackend`: one SDK client per endpoint and identity, every
+SDK failure mapped to a provider error naming the RAM action, the region read from the host).
+It uses the endpoint-override service `oos`, so `--endpoint-override oos=...` covers it.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any
 
-from ack_secrets_provider.core.cloud.clients import ClientCache, ClientKey, openapi_config
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, check_endpoint_host
-from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
-from ack_secrets_provider.core.errors import InternalError, InvalidArgument, Unauthenticated
+from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints
+from ack_secrets_provider.core.errors import InternalError, InvalidArgument
 from ack_secrets_provider.core.mount.arn import Arn, looks_like_arn, object_arn
 from ack_secrets_provider.core.mount.spec import ObjectSpec
-from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
-from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.plugins.backend import FetchContext, RateLimit, SecretValue
+from ack_secrets_provider.core.plugins.toolkit import SdkBackend
 
 #: GetParameter's ParameterVersion range (API reference: "Valid values: 1 to 100")
 MAX_VERSION = 100
 #: GetParameter's Name limit (API reference: "up to 200 characters")
 MAX_NAME = 200
-_REGION_IN_HOST = re.compile(r"^oos(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com$")
+ENDPOINT_FIELD = "oosEndpoint"
+LIST_FORMAT_FIELD = "listFormat"
+LIST_FORMATS = ("comma", "lines", "json")
 
 HINTS = ServiceHints(
     service="OOS",
@@ -60,24 +66,43 @@ def parameter_name(spec: ObjectSpec) -> str:
     return arn.resource if arn else spec.object_name
 
 
-class OosParameterBackend(Backend):
+def format_list(value: str, list_format: str) -> str:
+    """A StringList value (comma-separated, as OOS returns it) in the object's listFormat."""
+    if list_format == "lines":
+        return "".join(f"{item}\n" for item in value.split(","))
+    if list_format == "json":
+        return json.dumps(value.split(","))
+    return value
+
+
+class OosParameterBackend(SdkBackend):
     """Reads OOS common parameters, one `GetParameter` call per object and attempt."""
 
-    object_type: ClassVar[str] = "oosparam"
-    service: ClassVar[str] = "oos"
+    object_type = "oosparam"
+    service = "oos"
+    api = "GetParameter"
+    object_fields = MappingProxyType({
+        ENDPOINT_FIELD: "OOS endpoint host for this object",
+        LIST_FORMAT_FIELD: "how a StringList parameter is written: comma (default), lines or json",
+    })
+    rate_limit = RateLimit(
+        "--max-oosparam-calls-per-second", what="oosparam calls per second", default=10.0,
+        help="OOS GetParameter calls per second from this node for oosparam objects "
+             "(0 = unlimited)",
+    )
+    hints = HINTS
+    region_in_host = re.compile(r"^oos(?:-vpc)?\.([a-z0-9-]+)\.aliyuncs\.com$")
 
-    def __init__(self, settings: ProviderSettings) -> None:
-        super().__init__(settings)
-        self._clients: ClientCache[ClientKey, Any] = ClientCache()
+    def new_client(self, config: Any) -> Any:
+        from alibabacloud_oos20190601.client import Client
+
+        return Client(config)
 
     def validate(self, spec: ObjectSpec) -> None:
         parameter_arn(spec)
         if len(parameter_name(spec)) > MAX_NAME:
             raise InvalidArgument(f"{spec.describe()}: field objectName is longer than "
                                   f"{MAX_NAME} characters, the OOS limit for parameter names")
-        if spec.kms_endpoint:
-            raise InvalidArgument(f"{spec.describe()}: field kmsEndpoint applies to kms objects "
-                                  "only; for an OOS parameter use oosEndpoint")
         if spec.object_version_label:
             raise InvalidArgument(
                 f"{spec.describe()}: field objectVersionLabel is a KMS version stage; OOS "
@@ -91,64 +116,45 @@ class OosParameterBackend(Backend):
                     f"{spec.describe()}: field objectVersion {spec.object_version!r} must be an "
                     f"OOS ParameterVersion, a whole number from 1 to {MAX_VERSION} such as \"3\""
                 )
-        if spec.oos_endpoint:
-            check_endpoint_host(spec.oos_endpoint, where=spec.describe(),
-                                field_name="oosEndpoint", example="oos.cn-hangzhou.aliyuncs.com")
+        list_format = spec.fields.get(LIST_FORMAT_FIELD)
+        if list_format is not None and list_format not in LIST_FORMATS:
+            raise InvalidArgument(
+                f"{spec.describe()}: field {LIST_FORMAT_FIELD} {list_format!r} must be one of "
+                f"{', '.join(LIST_FORMATS)}, for example '{LIST_FORMAT_FIELD}: lines'"
+            )
+        explicit = spec.fields.get(ENDPOINT_FIELD)
+        if explicit:
+            check_endpoint_host(explicit, where=spec.describe(), field_name=ENDPOINT_FIELD,
+                                example="oos.cn-hangzhou.aliyuncs.com")
 
     def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
         arn = parameter_arn(spec)
         return self.regional_endpoint(
-            spec, explicit=spec.oos_endpoint, field_name="oosEndpoint",
+            spec, explicit=spec.fields.get(ENDPOINT_FIELD), field_name=ENDPOINT_FIELD,
             region=arn.region if arn else region, default_host="oos-vpc.{region}.aliyuncs.com",
         )
 
-    def _client(self, ctx: FetchContext) -> tuple[ClientKey, Any]:
-        endpoint, identity = ctx.endpoint, ctx.identity
-        key = ClientKey(service=self.service, address=endpoint.address,
-                        protocol=endpoint.protocol, identity=identity.key)
-
-        def create() -> Any:
-            from alibabacloud_oos20190601.client import Client
-
-            return Client(openapi_config(endpoint, identity))
-
-        return key, self._clients.get(key, create, owner=identity.credential)
-
-    def _region(self, spec: ObjectSpec, ctx: FetchContext) -> str | None:
-        arn = parameter_arn(spec)
-        if arn:
-            return arn.region
-        match = _REGION_IN_HOST.match(ctx.endpoint.host.lower())
-        return match.group(1) if match else (ctx.region or self.settings.region)
-
     def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
         from alibabacloud_oos20190601 import models
-        from darabonba.runtime import RuntimeOptions
 
         ctx.deadline.check(spec.describe())
-        key, client = self._client(ctx)
+        key, client = self.client(spec, ctx)
+        arn = parameter_arn(spec)
         request = models.GetParameterRequest(
             name=parameter_name(spec),
             parameter_version=int(spec.object_version) if spec.object_version else None,
-            region_id=self._region(spec, ctx),
+            region_id=self.region(ctx, arn.region if arn else None),
         )
-        connect_ms, read_ms = ctx.timeouts_ms()
-        runtime = RuntimeOptions(autoretry=False, connect_timeout=connect_ms,
-                                 read_timeout=read_ms)
-        try:
-            response = client.get_parameter_with_options(request, runtime)
-        except Exception as exc:  # every SDK failure goes through the shared mapper
-            error = map_sdk_error(exc, what=spec.describe(), endpoint=ctx.endpoint, hints=HINTS)
-            if isinstance(error, Unauthenticated):
-                self._clients.invalidate(key)
-            raise error from None
+        runtime = self.runtime(ctx)
+        response = self.call(ctx, key, spec.describe(),
+                             lambda: client.get_parameter_with_options(request, runtime))
         parameter = response.body.parameter if response.body is not None else None
         if parameter is None or parameter.value is None or parameter.parameter_version is None:
             raise InternalError(
                 f"{spec.describe()} at endpoint {ctx.endpoint.describe()}: OOS answered without "
                 "Value or ParameterVersion; report this with the request id from the logs"
             )
-        return SecretValue(str(parameter.value).encode("utf-8"), str(parameter.parameter_version))
-
-    def close(self) -> None:
-        self._clients.clear()
+        value = str(parameter.value)
+        if parameter.type == "StringList":
+            value = format_list(value, spec.fields.get(LIST_FORMAT_FIELD) or "comma")
+        return SecretValue(value.encode("utf-8"), str(parameter.parameter_version))

@@ -43,9 +43,11 @@ SEED = {
 }
 
 
-def spec(name: str = "app/feature-flags", **fields: object) -> ObjectSpec:
+def spec(name: str = "app/feature-flags", *, own: dict[str, str] | None = None,
+         **fields: object) -> ObjectSpec:
+    """An oosparam object; `own` holds the fields the plugin declares (oosEndpoint, listFormat)."""
     return ObjectSpec(index=0, object_name=name, object_type="oosparam", file_name="f",
-                      **fields)  # type: ignore[arg-type]
+                      fields=own or {}, **fields)  # type: ignore[arg-type]
 
 
 def identity(ak: str = AK, secret: str = SECRET) -> Identity:
@@ -61,8 +63,8 @@ def test_validate_refuses_what_oos_parameters_cannot_do() -> None:
         ({"object_version": "0"}, "from 1 to 100"),
         ({"object_version": "101"}, "from 1 to 100"),
         ({"object_version": "latest"}, "ParameterVersion"),
-        ({"kms_endpoint": "kms.cn-hangzhou.aliyuncs.com"}, "kmsEndpoint applies to kms"),
-        ({"oos_endpoint": "https://oos.cn-hangzhou.aliyuncs.com"}, "without a scheme"),
+        ({"own": {"oosEndpoint": "https://oos.cn-hangzhou.aliyuncs.com"}}, "without a scheme"),
+        ({"own": {"listFormat": "yaml"}}, "listFormat 'yaml' must be one of comma, lines, json"),
     ):
         with pytest.raises(InvalidArgument, match=message):
             backend.validate(spec(**fields))
@@ -71,7 +73,8 @@ def test_validate_refuses_what_oos_parameters_cannot_do() -> None:
     with pytest.raises(InvalidArgument, match="longer than 200"):
         backend.validate(spec("x" * 201))
     backend.validate(spec("acs:oos:cn-hangzhou:123456789012:parameter/app/flags",
-                          object_version="3", oos_endpoint="oos.cn-hangzhou.aliyuncs.com"))
+                          object_version="3", own={"oosEndpoint": "oos.cn-hangzhou.aliyuncs.com",
+                                                   "listFormat": "json"}))
 
 
 def test_endpoints_follow_region_arn_and_overrides() -> None:

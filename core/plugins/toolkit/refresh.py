@@ -1,4 +1,9 @@
-"""A refreshing credentials provider that implements the library's provider interface.
+"""`RefreshingProvider`: a credentials provider that keeps one credential and refreshes it once
+per lifetime, implementing alibabacloud-credentials' provider interface.
+
+A credential plugin supplies `fetch(timeout) -> Issued` (an STS call, a metadata read, a file
+read...) and wraps the provider in `alibabacloud_credentials.client.Client(provider=...)`; the
+built-in credential plugins are built exactly this way.
 
 Why not the library's own providers: alibabacloud-credentials 1.0.12 hard-codes https and the
 metadata host, reads the OIDC token only from a file, uses the wall clock (no injectable clock for

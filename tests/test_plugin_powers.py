@@ -1,0 +1,213 @@
+"""docs/plugin-authors.md: "a plugin has exactly the powers a built-in has". Each power a built-in
+backend uses is declared through the public contract (`Backend` attributes, `ServiceHints`,
+`SdkBackend`), and each is proven here with a backend written in this file the way a third party
+would write it, next to the built-ins that use the same declaration. The example plugin's own
+field and flag are proven end to end in tests/test_example_plugin.py."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import pytest
+
+from ack_secrets_provider.core import DISTRIBUTION
+from ack_secrets_provider.core.cli import _add_serve_arguments, build_parser, build_settings
+from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
+from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
+from ack_secrets_provider.core.emulator.testing import EmulatorHandle
+from ack_secrets_provider.core.errors import FailedPrecondition, PermissionDenied
+from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.plugins.backend import (
+    Backend,
+    FetchContext,
+    Option,
+    RateLimit,
+    SecretValue,
+)
+from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.plugins.host import BackendHost, backend_classes
+from ack_secrets_provider.core.plugins.toolkit import SdkBackend
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.settings import ProviderSettings
+
+
+class VaultBackend(Backend):
+    """A third party's backend declaring every power: a field, flags, the default type."""
+
+    object_type: ClassVar[str] = "vault"
+    service: ClassVar[str] = "vault"
+    object_fields = MappingProxyType({"vaultMount": "the secrets engine mount"})
+    is_default_type: ClassVar[bool] = True
+    rate_limit = RateLimit("--max-vault-calls-per-second", what="vault calls per second",
+                           default=3.0, help="vault calls per second")
+    options = (Option("--vault-ca-file", help="CA bundle of the vault server"),)
+
+    def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+        return self.settings.endpoint_overrides.resolve(self.service, "vault.example.com")
+
+    def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+        return SecretValue(b"", "v1")
+
+
+def host_with(backends: dict[str, tuple[Backend, str]], **settings: Any) -> BackendHost:
+    """A backend host holding `backends` (objectType → (backend, distribution))."""
+    host = BackendHost(ProviderSettings(**settings))
+    for name, (backend, distribution) in backends.items():
+        host.backends[name] = backend
+        host.distributions[name] = distribution
+    return host
+
+
+def test_object_fields_come_from_each_backend_built_in_or_not() -> None:
+    host = BackendHost(ProviderSettings())
+    host.load()  # the built-ins and the installed example plugin, through their entry points
+    fields = host.object_types().fields
+    assert fields["kms"] == {"kmsEndpoint"} and fields["oos"] == {"oosEndpoint"}
+    assert fields["oosparam"] == {"oosEndpoint", "listFormat"}  # its own field, and a shared one
+    vault = host_with({"vault": (VaultBackend(ProviderSettings()), "vault-plugin")})
+    assert vault.object_types().fields == {"vault": {"vaultMount"}}
+
+
+def test_the_default_object_type_is_claimed_not_named_in_core() -> None:
+    settings = ProviderSettings()
+    host = BackendHost(settings)
+    host.load(autoload_third_party=False)
+    assert host.default_type() == "kms"  # claimed by the KMS backend, for compatibility
+    vault = VaultBackend(settings)
+    # a plugin's claim counts as much as a built-in's when none is installed ...
+    assert host_with({"vault": (vault, "vault-plugin")}).default_type() == "vault"
+    # ... the provider's own wins when both claim it, and the setting wins over both
+    both = {"vault": (vault, "vault-plugin"), "kms": (host.backends["kms"], DISTRIBUTION)}
+    assert host_with(both).default_type() == "kms"
+    assert host_with(both, default_object_type="vault").default_type() == "vault"
+
+
+def serve_args(backends: dict[str, type[Backend]], *argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    _add_serve_arguments(parser, backends)
+    return parser.parse_args(list(argv))
+
+
+def test_a_plugin_brings_its_own_serve_flags() -> None:
+    args = serve_args({"vault": VaultBackend}, "--max-vault-calls-per-second", "7",
+                      "--vault-ca-file", "/etc/vault/ca.pem")
+    settings = build_settings(args, {})
+    assert settings.rate_limits == {"vault": 7.0}
+    assert settings.backend_options == {"vault_ca_file": "/etc/vault/ca.pem"}
+    assert build_settings(serve_args({"vault": VaultBackend}), {}).rate_limits == {"vault": 3.0}
+
+
+def test_the_official_flags_are_the_built_in_backends_own() -> None:
+    builtins = backend_classes(autoload_third_party=False)
+    assert {name: cls.rate_limit.flag for name, cls in builtins.items() if cls.rate_limit} == {
+        "kms": "--max-concurrent-kms-secret-pulls", "oos": "--max-concurrent-oos-secret-pulls"}
+    assert [option.flag for option in builtins["kms"].options] == ["--kms-ca-file",
+                                                                  "--kms-ca-dir"]
+    args = build_parser("serve").parse_args(
+        ["serve", "--max-concurrent-kms-secret-pulls", "4", "--kms-ca-dir", "/ca"])
+    settings = build_settings(args, {})
+    assert (settings.rate_limits["kms"], settings.rate_limits["oos"]) == (4.0, 10.0)
+    assert settings.backend_options["kms_ca_dir"] == "/ca"
+
+
+def test_a_flag_that_is_already_taken_is_ignored_with_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Greedy(VaultBackend):
+        rate_limit = RateLimit("--region", what="greedy calls per second")
+
+    with caplog.at_level(logging.ERROR):
+        args = serve_args({"greedy": Greedy}, "--region", "cn-hangzhou")
+    assert args.region == "cn-hangzhou"  # the core's flag keeps its meaning
+    assert "backend 'greedy' declares the flag --region, which is already taken" in caplog.text
+
+
+def test_endpoint_override_services_are_the_installed_backends() -> None:
+    args = serve_args({"vault": VaultBackend}, "--endpoint-override", "vault=http://127.0.0.1:1")
+    assert build_settings(args, {}).endpoint_overrides.by_service == {
+        "vault": "http://127.0.0.1:1"}
+    with pytest.raises(ValueError, match="'vault' is neither a service"):
+        build_settings(serve_args({}, "--endpoint-override", "vault=http://127.0.0.1:1"), {})
+
+
+def test_a_plugins_error_codes_map_as_a_built_ins_do() -> None:
+    class ServiceError(Exception):
+        code = "Forbidden.Vault"
+        status_code = 400
+        request_id = "req-1"
+
+    endpoint = Endpoint("vault", "vault.example.com", "vault.example.com")
+    hints = ServiceHints(service="Vault", object_kind="vault secret", read_action="vault:Read",
+                         permission_codes=("Forbidden.Vault",))
+    denied = map_sdk_error(ServiceError(), what="object #1", endpoint=endpoint, hints=hints)
+    assert isinstance(denied, PermissionDenied) and "vault:Read" in denied.message
+    unknown = map_sdk_error(ServiceError(), what="object #1", endpoint=endpoint,
+                            hints=ServiceHints("Vault", "vault secret", "vault:Read"))
+    assert not isinstance(unknown, PermissionDenied)  # the code is the plugin's knowledge
+
+
+class GatewayBackend(SdkBackend):
+    """A third party's SDK backend on a private gateway whose CA it declares itself."""
+
+    object_type: ClassVar[str] = "gateway"
+    service: ClassVar[str] = "gateway"
+    hints = ServiceHints(service="Gateway", object_kind="gateway secret",
+                         read_action="kms:GetSecretValue", tls_advice="set --gateway-ca-file")
+    options = (Option("--gateway-ca-file", help="CA of the gateway"),)
+
+    def new_client(self, config: Any) -> Any:
+        from alibabacloud_kms20160120.client import Client
+
+        return Client(config)
+
+    def ca_files(self, spec: ObjectSpec, ctx: FetchContext) -> tuple[str, ...]:
+        ca_file = self.settings.backend_options.get("gateway_ca_file")
+        return (ca_file,) if ca_file else ()
+
+    def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+        return self.settings.endpoint_overrides.resolve(self.service, "gw.example.com")
+
+    def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+        from alibabacloud_kms20160120 import models
+
+        key, client = self.client(spec, ctx)
+        request = models.GetSecretValueRequest(secret_name=spec.object_name)
+        runtime = self.runtime(ctx)
+        response = self.call(ctx, key, spec.describe(),
+                             lambda: client.get_secret_value_with_options(request, runtime))
+        return SecretValue(str(response.body.secret_data).encode(), response.body.version_id)
+
+
+def test_a_plugin_declares_the_tls_trust_of_its_endpoints(emulator_tls: EmulatorHandle) -> None:
+    from alibabacloud_credentials.client import Client as CredentialClient
+    from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
+
+    from ack_secrets_provider.core.emulator.testing import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+
+    # its own "gateway" host, sent to the emulator's HTTPS listener (root → intermediate → leaf)
+    overrides = EndpointOverrides.parse([f"gw.example.com={emulator_tls.https_url}"])
+    provider = StaticAKCredentialsProvider(access_key_id=ACCESS_KEY_ID,
+                                           access_key_secret=ACCESS_KEY_SECRET)
+    identity = Identity(IdentityKey(mode="static-ak", access_key_id=ACCESS_KEY_ID),
+                        CredentialClient(provider=provider))
+    spec = ObjectSpec(index=0, object_name="app/db-password", object_type="gateway",
+                      file_name="db")
+
+    def fetch(**options: str) -> SecretValue:
+        settings = ProviderSettings(endpoint_overrides=overrides, backend_options=options)
+        backend = GatewayBackend(settings)
+        try:
+            ctx = FetchContext(identity, Deadline.after(10), backend.endpoint(spec, None),
+                               settings)
+            return backend.fetch(spec, ctx)
+        finally:
+            backend.close()
+
+    # without a declared CA, the SDK's public roots refuse the private chain ...
+    with pytest.raises(FailedPrecondition, match="TLS verification.*set --gateway-ca-file"):
+        fetch()
+    # ... with only the intermediate, as users hold it, the plugin's declaration makes it trusted
+    assert fetch(gateway_ca_file=str(emulator_tls.intermediate_ca)).data == b"new-password"
