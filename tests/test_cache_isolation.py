@@ -20,6 +20,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
+from ack_secrets_provider.backends.kms.emulator import put_secret_version
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_ID,
@@ -129,9 +130,9 @@ class CacheIsolation(RuleBasedStateMachine):
         kind, name = obj
         value = f"{name}-rotated-{ENV.rotations}"
         if kind == "kms":
-            ENV.emulator.put_secret_version(name, value)
+            put_secret_version(ENV.emulator, name, value)
         else:
-            ENV.emulator.put_parameter(name, value)
+            int(ENV.emulator.rotate("oos", name, value))
         ENV.current[obj] = value
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 
+from ack_secrets_provider.backends.kms.emulator import put_secret_version
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_ID,
@@ -120,7 +121,7 @@ def test_binary_secret_is_raw_bytes(provider: RunningProvider) -> None:
 
 def test_binary_rotation_keeps_every_byte(provider: RunningProvider, emu: EmulatorHandle) -> None:
     every_byte = bytes(range(256))
-    version = emu.put_secret_version("app/binary", every_byte)
+    version = put_secret_version(emu, "app/binary", every_byte)
     response = mount(provider, objects("- {objectName: app/binary, objectAlias: blob}"))
     assert files_of(response) == {"blob": every_byte}
     assert versions_of(response) == {"blob": version}
@@ -174,7 +175,7 @@ def test_stage_label(provider: RunningProvider, emu: EmulatorHandle) -> None:
     assert files_of(response) == {"prev": b"old-password"}
     assert versions_of(response) == {"prev": "v1"}
     # after a rotation, ACSPrevious moves to what was current
-    emu.put_secret_version("app/db-password", "newest-password")
+    put_secret_version(emu, "app/db-password", "newest-password")
     response = mount(provider, objects(
         "- {objectName: app/db-password, objectVersionLabel: ACSPrevious, objectAlias: prev}",
     ))
@@ -205,7 +206,7 @@ def test_rotation_is_visible_in_version_and_content(
 ) -> None:
     parameters = objects("- {objectName: app/db-password, objectAlias: db}")
     first = mount(provider, parameters)
-    new_version = emu.put_secret_version("app/db-password", "rotated")
+    new_version = put_secret_version(emu, "app/db-password", "rotated")
     second = mount(provider, parameters)
     assert versions_of(first) == {"db": "v2"}
     assert versions_of(second) == {"db": new_version} and new_version != "v2"
@@ -310,7 +311,7 @@ def test_oos_single_reports_the_real_parameter_version(
     first = mount(provider, parameters)
     assert files_of(first) == {"app-token": b"token-v2"}
     assert versions_of(first) == {"app-token": "2"}
-    new_version = emu.put_parameter("app-token", "token-v3")
+    new_version = int(emu.rotate("oos", "app-token", "token-v3"))
     second = mount(provider, parameters)
     assert versions_of(second) == {"app-token": str(new_version)} and new_version == 3
     assert files_of(second) == {"app-token": b"token-v3"}

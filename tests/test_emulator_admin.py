@@ -23,6 +23,7 @@ from alibabacloud_tea_openapi.exceptions import ServerException, ThrottlingExcep
 from alibabacloud_tea_openapi.utils_models import Config
 from darabonba.exceptions import UnretryableException
 
+from ack_secrets_provider.backends.kms.emulator import put_secret_version
 from ack_secrets_provider.core.emulator import (
     ApiError,
     Call,
@@ -64,7 +65,7 @@ def _oos_value(emu: EmulatorHandle) -> str:
 
 
 def test_rotation_moves_stages(emulator: EmulatorHandle) -> None:
-    assert emulator.put_secret_version("app/db-password", "rotated") == "v3"
+    assert put_secret_version(emulator, "app/db-password", "rotated") == "v3"
     client = KmsClient(_config(emulator.address))
     current = client.get_secret_value(kms_models.GetSecretValueRequest(
         secret_name="app/db-password")).body
@@ -75,12 +76,12 @@ def test_rotation_moves_stages(emulator: EmulatorHandle) -> None:
     oldest = client.get_secret_value(kms_models.GetSecretValueRequest(
         secret_name="app/db-password", version_id="v1")).body
     assert oldest.version_stages.version_stage == []
-    assert emulator.put_secret_version("new/binary", b"\x01\x02", version_id="b1") == "b1"
+    assert put_secret_version(emulator, "new/binary", b"\x01\x02", version_id="b1") == "b1"
     fresh = client.get_secret_value(kms_models.GetSecretValueRequest(
         secret_name="new/binary")).body
     assert (fresh.secret_data_type, fresh.secret_data) == ("binary", "AQI=")
     with pytest.raises(AdminError, match="already exists"):
-        emulator.put_secret_version("new/binary", "x", version_id="b1")
+        put_secret_version(emulator, "new/binary", "x", version_id="b1")
 
 
 def test_throttling_raises_sdk_throttling_exception(emulator: EmulatorHandle) -> None:
@@ -281,7 +282,7 @@ def test_running_emulator_process_handle() -> None:
     from ack_secrets_provider.core.emulator.testing import running_emulator_process
 
     with running_emulator_process(REPO / "examples" / "emulator-data.yaml") as emu:
-        assert emu.put_parameter("app-api-token", "api-token-v3") == 3
+        assert int(emu.rotate("oos", "app-api-token", "api-token-v3")) == 3
         client = OosClient(_config(emu.address, key_id="LTAI5tEmulatorDemoKey01",
                                    secret="emulator-demo-secret-01"))
         parameter = client.get_secret_parameter(oos_models.GetSecretParameterRequest(

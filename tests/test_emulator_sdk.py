@@ -228,7 +228,7 @@ def test_oos_single_parameter(emulator: EmulatorHandle) -> None:
         client.get_secret_parameter(oos_models.GetSecretParameterRequest(
             name="app-token", with_decryption=True, parameter_version=3))
     assert (info.value.code, info.value.status_code) == ("EntityNotExists.SecretParameter", 404)
-    assert emulator.put_parameter("app-token", "token-v3") == 3
+    assert int(emulator.rotate("oos", "app-token", "token-v3")) == 3
     rotated = client.get_secret_parameter(oos_models.GetSecretParameterRequest(
         name="app-token", with_decryption=True)).body.parameter
     assert (rotated.value, rotated.parameter_version) == ("token-v3", 3)

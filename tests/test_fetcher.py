@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
+from ack_secrets_provider.backends.kms.emulator import put_secret_version
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_ID,
@@ -126,7 +127,7 @@ def test_versions_are_upstream_versions_and_pins_are_honoured(
                                                objectAlias="old"))
     assert mount_versions(service, both) == {
         "app_db-password": (b"new-password", "v2"), "old": (b"old-password", "v1")}
-    emulator.put_secret_version("app/db-password", "rotated", version_id="v3")
+    put_secret_version(emulator, "app/db-password", "rotated", version_id="v3")
     # Within the TTL the cached current value keeps its upstream version: no call, no change.
     assert mount_versions(service, both) == {
         "app_db-password": (b"new-password", "v2"), "old": (b"old-password", "v1")}
@@ -148,7 +149,7 @@ def test_rotation_shows_after_the_ttl_and_pins_live_longer(emulator: EmulatorHan
         attributes = objects(kms("app/db-password"), kms("app/db-password", objectVersion="v2",
                                                          objectAlias="pinned"))
         assert mount_versions(svc, attributes)["app_db-password"] == (b"new-password", "v2")
-        emulator.put_secret_version("app/db-password", "rotated", version_id="v3")
+        put_secret_version(emulator, "app/db-password", "rotated", version_id="v3")
         now[0] += 59.0
         assert mount_versions(svc, attributes)["app_db-password"] == (b"new-password", "v2")
         assert calls(emulator, "kms.GetSecretValue") == 2

@@ -12,6 +12,7 @@ from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
 
 from ack_secrets_provider.backends.kms.backend import KmsBackend
+from ack_secrets_provider.backends.kms.emulator import put_secret_version
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import EmulatorHandle, running_emulator
 from ack_secrets_provider.core.errors import (
@@ -168,7 +169,7 @@ def test_new_credential_for_the_same_key_is_not_served_a_stale_client(
 def test_rotation_is_visible(emu: EmulatorHandle) -> None:
     backend = backend_for(emu)
     assert fetch(backend, spec("rotating")) == (b"first", "r1")
-    new_version = emu.put_secret_version("rotating", "rotated")
+    new_version = put_secret_version(emu, "rotating", "rotated")
     assert new_version != "r1"
     assert fetch(backend, spec("rotating")) == (b"rotated", new_version)
     assert fetch(backend, spec("rotating", object_version_label="ACSPrevious")) == (b"first", "r1")

@@ -108,7 +108,7 @@ def test_single_fetch_version_and_pin(emu: EmulatorHandle) -> None:
 
 def test_rotation_changes_the_version(emu: EmulatorHandle) -> None:
     backend = backend_for(emu)
-    new = emu.put_parameter("p11", "value-11-rotated")
+    new = int(emu.rotate("oos", "p11", "value-11-rotated"))
     value = backend.fetch(spec("p11"), context(backend, spec("p11")))
     assert (value.data, value.version) == (b"value-11-rotated", str(new))
 

@@ -7,7 +7,11 @@ field and flag are proven end to end in tests/test_example_plugin.py."""
 from __future__ import annotations
 
 import argparse
+import io
 import logging
+import re
+import tokenize
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -211,3 +215,56 @@ def test_a_plugin_declares_the_tls_trust_of_its_endpoints(emulator_tls: Emulator
         fetch()
     # ... with only the intermediate, as users hold it, the plugin's declaration makes it trusted
     assert fetch(gateway_ca_file=str(emulator_tls.intermediate_ca)).data == b"new-password"
+
+
+# -- the core knows no built-in backend by name ---------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+#: what would betray knowledge of a built-in backend: its names (as a word, also inside
+#: identifiers such as kms_rate_limit or --max-concurrent-kms-secret-pulls), its error codes and
+#: hosts, and the package that ships its CA files
+BUILTIN_NAMES = re.compile(
+    r"(?i)(?<![a-z])(kms|oos)(?![a-z])|Forbidden\.KMS|cryptoservice|backends\.(kms|oos)"
+)
+
+
+def code_tokens(source: str) -> list[tuple[int, str]]:
+    """(line, text) of every token of Python `source` except comments and docstrings."""
+    tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline)
+              if t.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)]
+    kept = []
+    for i, token in enumerate(tokens):
+        before = tokens[i - 1] if i else None
+        after = tokens[i + 1] if i + 1 < len(tokens) else None
+        docstring = (token.type == tokenize.STRING
+                     and (before is None or before.type == tokenize.NEWLINE)
+                     and after is not None
+                     and after.type in (tokenize.NEWLINE, tokenize.ENDMARKER))
+        if not docstring and token.type not in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            kept.append((token.start[0], token.string))
+    return kept
+
+
+def builtin_names_in(source: str) -> list[tuple[int, str]]:
+    return [(line, text) for line, text in code_tokens(source) if BUILTIN_NAMES.search(text)]
+
+
+def test_the_core_names_no_built_in_backend() -> None:
+    found = [f"{path.relative_to(ROOT)}:{line}: {text}"
+             for path in sorted((ROOT / "core").rglob("*.py")) if "_pb2" not in path.name
+             for line, text in builtin_names_in(path.read_text(encoding="utf-8"))]
+    assert not found, ("core/ knows a built-in backend by name; declare it in the backend "
+                       "through the plugin contract instead:\n" + "\n".join(found))
+
+
+def test_the_name_search_sees_code_and_skips_prose() -> None:
+    source = (
+        '"""Docs may say KMS and oos."""\n'
+        "# so may comments: kms\n"
+        "def f(kms_rate_limit=0):\n"
+        '    """Neither does this docstring about oosEndpoint."""\n'
+        '    return {"flag": "--max-concurrent-kms-secret-pulls", "code": "Forbidden.KMS"}\n'
+        'PACKAGE = "ack_secrets_provider.backends.oos"\n'
+        'HINT = "choose the host"\n'
+    )
+    assert [line for line, _ in builtin_names_in(source)] == [3, 5, 5, 6]

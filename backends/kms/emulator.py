@@ -22,7 +22,13 @@ Errors: unknown secret/version/stage → 404 `Forbidden.ResourceNotFound`; a pri
 does not allow the name → 403 `Forbidden.NoPermission`; throttling → `Rejected.Throttling`.
 
 Admin: `POST /_admin/kms/put-secret-version` {name, data | data_base64, data_type?, version_id?}
-adds a version that becomes ACSCurrent; the previous current one becomes ACSPrevious (rotation).
+adds a version that becomes ACSCurrent; the previous current one becomes ACSPrevious (rotation);
+`put_secret_version(handle, ...)` calls it from tests. `rotate` {name, value} does the same for a
+text value (the framework's generic rotation).
+
+Sample data (`testing.default_seed()`): app/db-password (v1 ACSPrevious "old-password", v2
+ACSCurrent "new-password"), app/config (JSON text), app/binary (bytes 00 01 02 03 04 05 ff),
+other/secret; the limited principal may read app/*.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any, ClassVar
 
 from ack_secrets_provider.core.emulator.api import ApiError, Call, EmulatorPart, Reply
 from ack_secrets_provider.core.emulator.errors import access_denied_detail
+from ack_secrets_provider.core.emulator.testing import EmulatorHandle
 
 CURRENT = "ACSCurrent"
 PREVIOUS = "ACSPrevious"
@@ -87,6 +94,19 @@ class KmsEmulator(EmulatorPart):
     product: ClassVar[str] = "Kms"
     throttling_code: ClassVar[str] = "Rejected.Throttling"
     throttling_status: ClassVar[int] = 400
+    sample_allow: ClassVar[tuple[str, ...]] = ("app/*",)
+
+    @classmethod
+    def sample_seed(cls) -> Mapping[str, Any]:
+        return {"secrets": [
+            {"name": "app/db-password", "versions": [
+                {"version_id": "v1", "data": "old-password", "stages": [PREVIOUS]},
+                {"version_id": "v2", "data": "new-password", "stages": [CURRENT]},
+            ]},
+            {"name": "app/config", "data": '{"user": "app", "password": "p@ss"}'},
+            {"name": "app/binary", "data_type": "binary", "data_base64": "AAECAwQF/w=="},
+            {"name": "other/secret", "data": "not-for-limited"},
+        ]}
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
@@ -181,9 +201,15 @@ class KmsEmulator(EmulatorPart):
 
     # --- admin --------------------------------------------------------------------------------
     def admin_operations(self) -> tuple[str, ...]:
-        return ("put-secret-version",)
+        return ("put-secret-version", "rotate")
 
     def admin(self, operation: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        if operation == "rotate":
+            value = body.get("value")
+            if not isinstance(value, str):
+                raise ValueError("kms/rotate: fields name and value (strings) are required")
+            added = self.admin("put-secret-version", {"name": body.get("name"), "data": value})
+            return {"version": added["VersionId"]}
         if operation != "put-secret-version":
             raise KeyError(operation)
         name = body.get("name")
@@ -214,3 +240,19 @@ class KmsEmulator(EmulatorPart):
             secret.versions.append(_Version(version_id, data, data_type, [CURRENT],
                                             _iso(self.context.now())))
         return {"SecretName": name, "VersionId": version_id}
+
+
+def put_secret_version(handle: EmulatorHandle, name: str, data: str | bytes, *,
+                       version_id: str | None = None, data_type: str | None = None) -> str:
+    """Rotate a KMS secret in a running emulator: the new version becomes ACSCurrent. Returns its
+    VersionId. `bytes` are stored as a binary secret."""
+    body: dict[str, Any] = {"name": name}
+    if isinstance(data, bytes):
+        body["data_base64"] = base64.b64encode(data).decode()
+        body["data_type"] = data_type or "binary"
+    else:
+        body["data"] = data
+        body["data_type"] = data_type or "text"
+    if version_id:
+        body["version_id"] = version_id
+    return str(handle.admin("POST", "kms/put-secret-version", body)["VersionId"])

@@ -77,6 +77,15 @@ class OosEmulator(EmulatorPart):
     product: ClassVar[str] = "oos"
     throttling_code: ClassVar[str] = "Throttling.User"
     throttling_status: ClassVar[int] = 400
+    sample_allow: ClassVar[tuple[str, ...]] = ("app-*",)
+
+    @classmethod
+    def sample_seed(cls) -> Mapping[str, Any]:
+        return {"parameters": [
+            {"name": "app-token", "values": ["token-v1", "token-v2"]},
+            {"name": "app-smtp", "value": "smtp-v1"},
+            {"name": "other-param", "value": "hidden"},
+        ]}
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
@@ -212,9 +221,12 @@ class OosEmulator(EmulatorPart):
 
     # --- admin --------------------------------------------------------------------------------
     def admin_operations(self) -> tuple[str, ...]:
-        return ("put-parameter",)
+        return ("put-parameter", "rotate")
 
     def admin(self, operation: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        if operation == "rotate":
+            added = self.admin("put-parameter", body)
+            return {"version": str(added["ParameterVersion"])}
         if operation != "put-parameter":
             raise KeyError(operation)
         name, value = body.get("name"), body.get("value")

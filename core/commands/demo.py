@@ -10,6 +10,7 @@ contacted and no process is left behind.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 from types import MappingProxyType
@@ -18,6 +19,8 @@ import yaml
 
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.commands.atomic_writer import FileToWrite, write_atomically
+from ack_secrets_provider.core.mount.spec import ObjectSpec, parse_mount_request
+from ack_secrets_provider.core.plugins.host import BackendHost, backend_classes
 from ack_secrets_provider.core.proto import service_pb2
 from ack_secrets_provider.core.server.driver_client import (
     PodRef,
@@ -26,7 +29,8 @@ from ack_secrets_provider.core.server.driver_client import (
 )
 from ack_secrets_provider.core.settings import ProviderSettings
 
-ROTATED_SECRET = "app/db-password"
+#: the value the demo rotates its first object to
+ROTATED_VALUE = "db-password-v3"
 
 
 def _load_spc(path: Path) -> tuple[str, dict[str, str]]:
@@ -69,12 +73,15 @@ def run(args: argparse.Namespace) -> int:
     seed = yaml.safe_load(data_path.read_text())
     key = seed["access_keys"][0]
     spc_name, parameters = _load_spc(spc_path)
+    backends = backend_classes()
     with running_emulator(seed) as emulator, tempfile.TemporaryDirectory() as socket_dir:
-        print(f"emulator: KMS, OOS on {emulator.http_url} (loopback only)")
+        parts = ", ".join(sorted(emulator.health().get("services", {}))) or "no parts"
+        print(f"emulator: {parts} on {emulator.http_url} (loopback only)")
         settings = ProviderSettings(
             region="cn-hangzhou",
+            # every installed backend's service goes to the emulator
             endpoint_overrides=EndpointOverrides.parse(
-                [f"kms={emulator.http_url}", f"oos={emulator.http_url}"]
+                sorted({f"{b.service}={emulator.http_url}" for b in backends.values()})
             ),
             # The demo authenticates like mode 5 (static AccessKey), with the emulator's key.
             environ=MappingProxyType({"ACCESS_KEY_ID": key["id"],
@@ -89,8 +96,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"\nmounted {spc_path} into {target}/:\n")
             print(_table(first))
             before = {item.id: item.version for item in first.object_version}
-            new_version = emulator.put_secret_version(ROTATED_SECRET, "db-password-v3")
-            print(f"\nrotated {ROTATED_SECRET} in the emulator: new ACSCurrent {new_version}")
+            rotated = provider_objects(settings, parameters)[0]
+            new_version = emulator.rotate(rotated.object_type, rotated.object_name, ROTATED_VALUE)
+            print(f"\nrotated {rotated.object_type} {rotated.object_name} in the emulator: new "
+                  f"current version {new_version}")
             second = provider.mount(attributes)
             changed = _write(target, second)
             print(f"\nmounted again ({'files updated' if changed else 'no change'}):\n")
@@ -99,6 +108,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nupstream calls made: {_calls(upstream)}")
     print(f"files are in {target.resolve()}/ (..data points at the current set)")
     return 0
+
+
+def provider_objects(settings: ProviderSettings, parameters: dict[str, str]) -> list[ObjectSpec]:
+    """The SecretProviderClass's objects as the provider parses them (default objectType and
+    all): the demo rotates the first one."""
+    host = BackendHost(settings)
+    host.load()
+    try:
+        return list(parse_mount_request(json.dumps(parameters), "null", "",
+                                        types=host.object_types()).objects)
+    finally:
+        host.close()
 
 
 def _calls(counters: dict[str, object]) -> str:

@@ -1,15 +1,17 @@
 """`ack-secrets-provider version`: what is running, for bug reports and support.
 
 Shows the provider version, the driver protocol, the runtime name the driver sees, Python and
-the versions of the Alibaba Cloud SDKs and gRPC (the usual suspects of a behaviour change).
+the versions of the libraries the provider requires (the Alibaba Cloud SDKs and gRPC among them:
+the usual suspects of a behaviour change).
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import re
 import sys
-from importlib.metadata import PackageNotFoundError
+from importlib.metadata import PackageNotFoundError, requires
 from importlib.metadata import version as dist_version
 
 from ack_secrets_provider.core import DISTRIBUTION, RUNTIME_NAME, __version__
@@ -17,18 +19,13 @@ from ack_secrets_provider.core.commands.output import Output, print_json
 
 PROTOCOL = "v1alpha1"
 
-#: distributions whose versions matter when reporting a problem
-LIBRARIES = (
-    "alibabacloud-kms20160120",
-    "alibabacloud-oos20190601",
-    "alibabacloud-sts20150401",
-    "alibabacloud-credentials",
-    "alibabacloud-tea-openapi",
-    "grpcio",
-    "protobuf",
-    "stevedore",
-    "pluggy",
-)
+def libraries() -> list[str]:
+    """The distributions the provider requires (its pyproject `dependencies`), by name."""
+    names = []
+    for requirement in requires(DISTRIBUTION) or []:
+        if "extra ==" not in requirement:
+            names.append(re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0])
+    return sorted(names, key=str.lower)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +46,7 @@ def collect() -> dict[str, object]:
         "runtime_name": RUNTIME_NAME,
         "python": {"version": platform.python_version(),
                    "implementation": platform.python_implementation()},
-        "libraries": {name: installed(name) for name in LIBRARIES},
+        "libraries": {name: installed(name) for name in libraries()},
     }
 
 

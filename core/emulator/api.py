@@ -136,13 +136,17 @@ class EmulatorPart(ABC):
     """Base class of a service part.
 
     Class attributes:
-      service: the service name (`kms`, `oos`, `sts`, `metadata`), used for fault scopes,
+      service: the service name (the backend's, or `sts`, `metadata`), used for fault scopes,
         counters, admin routes (`/_admin/<service>/<op>`) and the seed section name.
       api_version / actions: for RPC-style APIs, the (version, action) pairs routed here.
       anonymous_actions: actions that need no signature (STS `AssumeRoleWithOIDC`).
       http_paths: path prefixes routed here without signature checks (instance metadata).
       product: the product code used in error `Recommend` links (for example `Kms`).
       throttling_code / throttling_status: the service's real throttling error.
+      sample_allow: what `testing.default_seed()`'s limited principal may read here (globs).
+
+    A part that stores versioned values answers the admin operation `rotate` ({name, value} →
+    {version}: a new current version), which `EmulatorHandle.rotate` and the demo use.
     """
 
     service: ClassVar[str]
@@ -153,9 +157,15 @@ class EmulatorPart(ABC):
     product: ClassVar[str] = ""
     throttling_code: ClassVar[str] = "Throttling.User"
     throttling_status: ClassVar[int] = 400
+    sample_allow: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, context: EmulatorContext) -> None:
         self.context = context
+
+    @classmethod
+    def sample_seed(cls) -> Mapping[str, Any]:
+        """This part's section of `testing.default_seed()` (the provider's own tests' data)."""
+        return {}
 
     @abstractmethod
     def load_seed(self, section: Mapping[str, Any]) -> None:

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default="127.0.0.1:0", metavar="127.0.0.1:PORT",
                         help="plain-HTTP listener, loopback only (port 0 picks a free port)")
     parser.add_argument("--data", metavar="FILE",
-                        help="seed YAML (access keys, policies, KMS secrets, OOS parameters); "
+                        help="seed YAML (access keys, policies, one section per emulator part); "
                         "see docs/emulator.md")
     parser.add_argument("--tls-listen", metavar="127.0.0.1:PORT",
                         help="also serve HTTPS here, with a generated test CA chain")

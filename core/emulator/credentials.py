@@ -148,7 +148,7 @@ class PolicyStore:
                 isinstance(v, list) and all(isinstance(p, str) for p in v) for v in allow.values()
             ):
                 raise ValueError(f"{where}: field allow must map a service to a list of name "
-                                 "globs, for example {kms: ['app/*'], oos: ['db-*']}")
+                                 "globs, for example {<service>: ['app/*']}")
             self.set(str(entry["principal"]), {str(k): list(v) for k, v in allow.items()})
 
     def set(self, principal: str, allow: Mapping[str, Iterable[str]]) -> None:

@@ -26,6 +26,11 @@ def _skip(name: str, message: str) -> None:
     log.warning(message)
 
 
+def installed_services() -> tuple[str, ...]:
+    """The service names of every installed part (its entry-point name), loaded or not."""
+    return tuple(sorted({ep.name for ep in entry_points(group=GROUP)}))
+
+
 def discover_parts(names: tuple[str, ...] | None = None) -> list[type[EmulatorPart]]:
     """Load the part classes of the group (optionally only `names`), skipping broken ones."""
     found: list[type[EmulatorPart]] = []

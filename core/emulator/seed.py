@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
+from ack_secrets_provider.core.emulator.registry import installed_services
+
 FRAMEWORK_KEYS = ("access_keys", "policies")
-KNOWN_SERVICES = ("kms", "oos", "sts", "metadata")
 
 
 def load_seed(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def load_seed(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> dict
             raise ValueError(f"{where}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{where}: the top level must be a mapping with keys "
-                         f"{', '.join(FRAMEWORK_KEYS + KNOWN_SERVICES)}")
+                         f"{', '.join(FRAMEWORK_KEYS + installed_services())}")
     for key in ("access_keys", "policies"):
         if key in data and not isinstance(data[key], list):
             raise ValueError(f"{where}: field {key} must be a list")

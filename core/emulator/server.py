@@ -39,8 +39,8 @@ from ack_secrets_provider.core.emulator.api import (
 from ack_secrets_provider.core.emulator.counters import Counters
 from ack_secrets_provider.core.emulator.credentials import CredentialStore, PolicyStore
 from ack_secrets_provider.core.emulator.faults import FaultInjector
-from ack_secrets_provider.core.emulator.registry import discover_parts
-from ack_secrets_provider.core.emulator.seed import FRAMEWORK_KEYS, KNOWN_SERVICES, load_seed
+from ack_secrets_provider.core.emulator.registry import discover_parts, installed_services
+from ack_secrets_provider.core.emulator.seed import FRAMEWORK_KEYS, load_seed
 from ack_secrets_provider.core.emulator.signature import (
     SignatureVerifier,
     SignedRequest,
@@ -112,7 +112,8 @@ class Emulator:
         self.https_address: str | None = None
 
     def _load(self, seed: Mapping[str, Any]) -> None:
-        unknown = sorted(set(seed) - set(FRAMEWORK_KEYS) - set(KNOWN_SERVICES) - set(self.parts))
+        installed = set(installed_services())
+        unknown = sorted(set(seed) - set(FRAMEWORK_KEYS) - installed - set(self.parts))
         if unknown:
             raise ValueError(f"emulator seed: unknown top-level key(s) {', '.join(unknown)}; "
                              f"expected {', '.join(FRAMEWORK_KEYS + tuple(self.parts))}")
@@ -123,7 +124,7 @@ class Emulator:
             if not isinstance(section, Mapping):
                 raise ValueError(f"emulator seed: section {service} must be a mapping")
             part.load_seed(section)
-        for service in set(seed) & set(KNOWN_SERVICES) - set(self.parts):
+        for service in set(seed) & installed - set(self.parts):
             log.warning("emulator seed: section %s ignored, no %s part is loaded",
                         service, service)
 

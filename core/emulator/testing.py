@@ -2,9 +2,9 @@
 
     with running_emulator(seed_dict, tls=True) as emu:
         config = Config(endpoint=emu.address, protocol="http", ...)
-        emu.put_secret_version("app/db", "new-value")
-        emu.set_faults(throttle_next=2, service="kms")
-        emu.counters()["by_api"]["kms.GetSecretValue"]
+        emu.rotate("myservice", "app/db", "new-value")
+        emu.set_faults(throttle_next=2, service="myservice")
+        emu.counters()["by_api"]["myservice.GetValue"]
 
 `running_emulator` starts it in this process (threads); `running_emulator_process` starts
 `python -m ack_secrets_provider.core.emulator` as a child process (for code that must not share
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ack_secrets_provider.core.emulator.api import EmulatorPart
+from ack_secrets_provider.core.emulator.registry import discover_parts
 from ack_secrets_provider.core.emulator.server import Emulator
 
 # Never use a proxy for the loopback admin API, whatever the environment says.
@@ -42,14 +43,12 @@ LIMITED_ACCESS_KEY_SECRET = "test-limited-secret-002"
 LIMITED_PRINCIPAL = "acs:ram::1234567890123456:user/limited"
 
 
-def default_seed() -> dict[str, Any]:
-    """A fresh copy of the small seed the `emulator` fixtures use (tests may extend it).
-
-    KMS: app/db-password (v1 ACSPrevious "old-password", v2 ACSCurrent "new-password"),
-    app/config (JSON text), app/binary (bytes 00 01 02 03 04 05 ff), other/secret.
-    OOS: app-token (versions 1 "token-v1", 2 "token-v2"), app-smtp ("smtp-v1"), other-param.
-    The LIMITED principal may read only kms app/* and oos app-*.
+def default_seed(parts: Sequence[type[EmulatorPart]] | None = None) -> dict[str, Any]:
+    """A fresh copy of the small seed the `emulator` fixtures use (tests may extend it): two
+    AccessKeys and each part's `sample_seed()` (see the parts' modules for their data). The
+    LIMITED principal may read only what each part's `sample_allow` says.
     """
+    classes = discover_parts() if parts is None else parts
     return {
         "access_keys": [
             {"id": ACCESS_KEY_ID, "secret": ACCESS_KEY_SECRET, "principal": PRINCIPAL},
@@ -57,22 +56,11 @@ def default_seed() -> dict[str, Any]:
              "principal": LIMITED_PRINCIPAL},
         ],
         "policies": [
-            {"principal": LIMITED_PRINCIPAL, "allow": {"kms": ["app/*"], "oos": ["app-*"]}},
+            {"principal": LIMITED_PRINCIPAL, "allow": {
+                part.service: list(part.sample_allow) for part in classes if part.sample_allow
+            }},
         ],
-        "kms": {"secrets": [
-            {"name": "app/db-password", "versions": [
-                {"version_id": "v1", "data": "old-password", "stages": ["ACSPrevious"]},
-                {"version_id": "v2", "data": "new-password", "stages": ["ACSCurrent"]},
-            ]},
-            {"name": "app/config", "data": '{"user": "app", "password": "p@ss"}'},
-            {"name": "app/binary", "data_type": "binary", "data_base64": "AAECAwQF/w=="},
-            {"name": "other/secret", "data": "not-for-limited"},
-        ]},
-        "oos": {"parameters": [
-            {"name": "app-token", "values": ["token-v1", "token-v2"]},
-            {"name": "app-smtp", "value": "smtp-v1"},
-            {"name": "other-param", "value": "hidden"},
-        ]},
+        **{part.service: dict(part.sample_seed()) for part in classes if part.sample_seed()},
     }
 
 
@@ -113,26 +101,11 @@ class EmulatorHandle:
     def health(self) -> dict[str, Any]:
         return dict(self.admin("GET", "health"))
 
-    def put_secret_version(self, name: str, data: str | bytes, *, version_id: str | None = None,
-                           data_type: str | None = None) -> str:
-        """Rotate a KMS secret: the new version becomes ACSCurrent. Returns its VersionId."""
-        body: dict[str, Any] = {"name": name}
-        if isinstance(data, bytes):
-            import base64
-
-            body["data_base64"] = base64.b64encode(data).decode()
-            body["data_type"] = data_type or "binary"
-        else:
-            body["data"] = data
-            body["data_type"] = data_type or "text"
-        if version_id:
-            body["version_id"] = version_id
-        return str(self.admin("POST", "kms/put-secret-version", body)["VersionId"])
-
-    def put_parameter(self, name: str, value: str) -> int:
-        """Add an OOS secret parameter version. Returns the new ParameterVersion."""
-        return int(self.admin("POST", "oos/put-parameter",
-                              {"name": name, "value": value})["ParameterVersion"])
+    def rotate(self, service: str, name: str, value: str) -> str:
+        """Store a new current version of `name` in the part `service` (its admin operation
+        `rotate`); returns the new version as the service reports it."""
+        return str(self.admin("POST", f"{service}/rotate", {"name": name, "value": value})
+                   ["version"])
 
     def set_faults(self, service: str | None = None, seed: int | None = None,
                    **faults: Any) -> dict[str, Any]:

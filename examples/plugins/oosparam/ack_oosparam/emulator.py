@@ -15,7 +15,8 @@ the framework verifies the SDK's signature, applies faults and counts calls. See
 Policies use the service key `oosparam` (`allow: {oosparam: ["app/*"]}`). Errors are the real
 ones: unknown name or version → 404 `EntityNotExists.Parameter`; denied → 403 `Forbidden.RAM`;
 a ParameterVersion outside 1-100 → 400 `InvalidParameter`. Admin:
-`POST /_admin/oosparam/put-parameter` {name, value} appends a version and answers it.
+`POST /_admin/oosparam/put-parameter` {name, value} appends a version and answers it (`rotate`
+does the same for `EmulatorHandle.rotate`).
 """
 
 from __future__ import annotations
@@ -119,9 +120,11 @@ class OosParameterEmulator(EmulatorPart):
         return int(raw)
 
     def admin_operations(self) -> tuple[str, ...]:
-        return ("put-parameter",)
+        return ("put-parameter", "rotate")
 
     def admin(self, operation: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        if operation == "rotate":  # the framework's generic rotation (EmulatorHandle.rotate)
+            return {"version": str(self.admin("put-parameter", body)["ParameterVersion"])}
         if operation != "put-parameter":
             raise KeyError(operation)
         name, value = body.get("name"), body.get("value")
