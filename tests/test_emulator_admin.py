@@ -160,7 +160,7 @@ def test_counters_by_api_secret_principal_and_reset(emulator: EmulatorHandle) ->
 def test_admin_api_errors_and_health(emulator: EmulatorHandle) -> None:
     health = emulator.health()
     assert health["services"]["kms"] == ["put-secret-version", "rotate"]
-    assert health["services"]["oos"] == ["put-parameter"]
+    assert health["services"]["oos"] == ["put-parameter", "rotate"]
     with pytest.raises(AdminError, match="404"):
         emulator.admin("POST", "kms/no-such-operation", {})
     with pytest.raises(AdminError, match="throttle_ratio"):
