@@ -23,7 +23,6 @@ from ack_secrets_provider.auth._providers import (
     provider_of,
     provider_oidc_arn,
     refreshing_identity,
-    secret_digest,
 )
 from ack_secrets_provider.auth.kube import ROLE_ANNOTATION, reader_for
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
@@ -34,7 +33,7 @@ from ack_secrets_provider.core.errors import (
 )
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
-from ack_secrets_provider.core.plugins.toolkit import Issued
+from ack_secrets_provider.core.plugins.toolkit import Issued, secret_digest
 from ack_secrets_provider.core.settings import ProviderSettings
 
 MODE = "pod-rrsa"

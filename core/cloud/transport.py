@@ -212,7 +212,7 @@ def _check_json(status: int, content_type: str, body: bytes, where: str) -> None
             "load balancer?); retried while the deadline allows"
         )
     raise UnexpectedAnswer(
-        f"endpoint {where} answered HTTP {status} with {shape}; a KMS, OOS or STS endpoint "
+        f"endpoint {where} answered HTTP {status} with {shape}; an Alibaba Cloud API endpoint "
         "always answers JSON: check that the endpoint (and any override or proxy) is the "
         "service's"
     )
