@@ -131,7 +131,7 @@ _MEMORY_PROBE = textwrap.dedent("""
     spec = ObjectSpec(index=0, object_name="s", object_type="kms", file_name="f")
     ctx = FetchContext(_identity(), Deadline.after(30), backend.endpoint(spec, "cn-hangzhou"),
                        settings, region="cn-hangzhou")
-    backend.client_for(spec, ctx)
+    backend.client(spec, ctx)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
     try:
