@@ -134,6 +134,7 @@ ADDED_VALUES: dict[str, str] = {
     "rateLimits": "the Go provider's --max-concurrent-*-secret-pulls, now settable",
     "fetchConcurrency": "parallel fetch of a mount's objects",
     "cache": "value cache",
+    "limits": "bounds on what a Mount request may make the provider do (docs/security.md)",
     "providerIdentity": "restrict provider-level identities to namespaces",
     "allowedEndpointSuffixes": "domains a pod's endpoint fields may name",
     "kmsCaBundle": "CA bundle for dedicated KMS gateways",
