@@ -211,3 +211,30 @@ def test_kubectl_list_output_is_linted_item_by_item(
     assert "document 1, item 2 (bad): error: object #1 ('db'): unknown field 'objectAlais'" in out
     assert "item 1" not in out  # the good item has no problem to report
     assert "checked 2 SecretProviderClasses: 1 error" in out
+
+
+def test_merge_keys_and_null_names_are_read_as_the_provider_reads_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "merge.yaml"
+    path.write_text("""\
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata: {name: merged}
+spec:
+  provider: alibabacloud
+  parameters:
+    objects: |
+      - &base {objectName: app/db, objectAlias: one}
+      - <<: *base
+        objectAlias: two
+      - objectName: ~
+        objectAlias: three
+      - objectName: app/x
+        objectTyp: kms
+""")
+    code, report = lint_json(capsys, str(path))
+    assert code == 1
+    # one message per broken object; the merged object is fine
+    assert [(p["object"], p["field"]) for p in report["problems"]] == [
+        (3, "objectName"), (4, "objectTyp")]
+    assert "the object name must be specified" in report["problems"][0]["message"]

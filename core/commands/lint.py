@@ -33,6 +33,8 @@ from ack_secrets_provider.core.commands.manifests import (
 )
 from ack_secrets_provider.core.commands.output import Output, plural, print_json
 from ack_secrets_provider.core.errors import InvalidArgument
+from ack_secrets_provider.core.mount import yaml_text
+from ack_secrets_provider.core.mount.limits import RequestLimits
 from ack_secrets_provider.core.mount.paths import PathTranslation, parse_path_translation
 from ack_secrets_provider.core.mount.spec import (
     ATTR_OBJECTS,
@@ -90,6 +92,23 @@ def _renumber(message: str, index: int) -> str:
     return re.sub(r"^object #1\b", f"object #{index + 1}", message, count=1)
 
 
+def _objects_leniently(text: str) -> Any:
+    """The objects as the parser reads them (merge keys applied, plain nulls None, bounded), or,
+    when that fails on a duplicated field or a bad alias, as plain text maps so that the other
+    objects are still checked; None when neither can read them."""
+    limits = RequestLimits()
+    try:
+        return yaml_text.load(text, yaml_text.YamlBounds(limits.yaml_nodes, limits.yaml_depth))
+    except (yaml.YAMLError, yaml_text.YamlTooLarge):
+        return None
+    except yaml_text.YamlProblem:
+        pass
+    try:
+        return yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - strings only
+    except yaml.YAMLError:
+        return None
+
+
 def object_problems(
     text: str,
     translation: PathTranslation,
@@ -100,9 +119,8 @@ def object_problems(
         return [], parse_objects(text, translation, types)
     except InvalidArgument as exc:
         whole = exc.message
-    try:
-        items = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - strings only
-    except yaml.YAMLError:
+    items = _objects_leniently(text)
+    if items is None:
         return [whole], None
     if not isinstance(items, list):
         return [whole], None
