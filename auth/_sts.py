@@ -41,7 +41,9 @@ if TYPE_CHECKING:  # the STS SDK (and aiohttp under it) is imported on first use
 
 DEFAULT_DURATION = 3600
 MIN_DURATION = 900
-DEFAULT_SESSION_NAME = "ack-secrets-provider"
+#: the official provider's RoleSessionNames (ActionTrail queries and trust policies may use them)
+DEFAULT_SESSION_NAME = "csi-secrets-store-provider-alibaba"
+CROSS_ACCOUNT_SESSION_NAME = "csi-secrets-store-cross-account"
 
 log = logging.getLogger(__name__)
 

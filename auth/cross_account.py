@@ -34,7 +34,7 @@ def ack_assume_role(base: Identity, role_arn: str, context: CredentialContext) -
     # the base Identity object is part of the key: a rebuilt base (other endpoint, rotated
     # secret) gets its own session; identities are cached, so this stays one entry per pair
     cache_key = (MODE, key, id(base.credential), endpoint, settings.sts_ca_file)
-    session, _duration = _sts.DEFAULT_SESSION_NAME, _sts.DEFAULT_DURATION
+    session, _duration = _sts.CROSS_ACCOUNT_SESSION_NAME, _sts.DEFAULT_DURATION
 
     def build() -> Identity:
         client = _sts.make_client(settings, endpoint, base.credential)

@@ -60,7 +60,7 @@ def test_health_service_on_the_same_socket(provider: RunningProvider) -> None:
 
 
 def test_mount_exactly_as_the_driver_sends_it(provider: RunningProvider) -> None:
-    # The driver's real request: secrets "null", permission "\"420\"", no current versions.
+    # The driver's real request: secrets "null", permission "420", no current versions.
     attributes = driver_attributes(
         {"objects": objects(
             "- objectName: db/password",
@@ -77,7 +77,7 @@ def test_mount_exactly_as_the_driver_sends_it(provider: RunningProvider) -> None
         )},
         tokens={"sts.aliyuncs.com": "header.payload.sig"},
     )
-    response = provider.mount(attributes, secrets="null", permission='"420"')
+    response = provider.mount(attributes, secrets="null", permission="420")
     files = files_of(response)
     assert files == {
         "db_password": b"value-of-db/password",

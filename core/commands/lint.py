@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from ack_secrets_provider.core.commands.lint_official import official_provider_warnings
 from ack_secrets_provider.core.commands.manifests import (
     API_VERSIONS,
     KIND,
@@ -236,6 +237,7 @@ def check_spc(
         warnings += [warning for s in specs for warning in s.warnings]
         files = {s.file_name for s in specs} | {e.file_name for s in specs for e in s.jmes_path}
         errors += _secret_object_problems(spec, files)
+        warnings += official_provider_warnings(parameters, specs)
     return errors, warnings
 
 

@@ -140,9 +140,10 @@ def parse_file_permission(value: str) -> int:
 
 
 def parse_driver_permission(value: str) -> int:
-    """Parse MountRequest.permission: JSON of a Go file mode, e.g. `"420"` (decimal 0644).
+    """Parse MountRequest.permission: JSON of a Go file mode, `420` (decimal 0644).
 
-    The driver sends a JSON string of the decimal mode; a bare JSON number is accepted too.
+    The driver sends the JSON number; a JSON string of it (`"420"`) is accepted too, which the
+    official provider refused (docs/migration.md lists the difference).
     Raises ValueError when it is not a decimal number between 0 and 511.
     """
     problem = ValueError(

@@ -85,7 +85,7 @@ class ProviderClient:
         attributes: str,
         *,
         secrets: str = "null",
-        permission: str = '"420"',
+        permission: str = "420",  # the driver's json.Marshal(os.FileMode(0644))
         target_path: str = "/var/lib/kubelet/pods/x/volumes/kubernetes.io~csi/v/mount",
         timeout: float | None = 30.0,
     ) -> service_pb2.MountResponse:
