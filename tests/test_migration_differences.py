@@ -28,7 +28,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ack_secrets_provider.core.cli import build_parser
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
-from ack_secrets_provider.core.commands.lint import ERROR, WARNING, Report, lint_text
+from ack_secrets_provider.core.commands.lint import (
+    ERROR,
+    WARNING,
+    Report,
+    installed_backends,
+    lint_text,
+)
 from ack_secrets_provider.core.proto import service_pb2
 from ack_secrets_provider.core.server.driver_client import (
     PodRef,
@@ -110,14 +116,19 @@ def invalid(provider: RunningProvider, attributes: str, fragment: str, **kwargs:
     assert fragment in error.details()
 
 
-def lint_warnings(parameters: dict[str, str]) -> list[str]:
-    """What `ack-secrets-provider lint` warns about a SecretProviderClass with `parameters`."""
+def lint_report(parameters: dict[str, str]) -> Report:
+    """What `ack-secrets-provider lint` reports about a SecretProviderClass with `parameters`."""
     manifest = json.dumps({
         "apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
         "metadata": {"name": "app"}, "spec": {"provider": "alibabacloud", "parameters": parameters},
     })
     report = Report(problems=[])
-    lint_text(manifest, "spc.yaml", None, None, report)
+    lint_text(manifest, "spc.yaml", *installed_backends(), report)
+    return report
+
+
+def lint_warnings(parameters: dict[str, str]) -> list[str]:
+    report = lint_report(parameters)
     assert [p.message for p in report.problems if p.severity == ERROR] == []
     return [p.message for p in report.problems if p.severity == WARNING]
 
@@ -492,3 +503,29 @@ def test_a_socket_another_provider_serves_is_not_stolen(tmp_path: Path) -> None:
     with (pytest.raises(RuntimeError, match="is not a socket"),
           running_provider(ProviderSettings(), tmp_path)):
         pass  # pragma: no cover
+
+
+# --- lint ---------------------------------------------------------------------------------------
+
+REFUSED_BY_LINT = {
+    "yaml-duplicate-field": objects("- objectName: a", "  objectname: b"),
+    "yaml-null-entry": {"objects": "- ~\n"},
+    "yaml-multi-document": objects("- objectName: a", "---", "- objectName: b"),
+    "unknown-field": objects("- {objectName: a, objectVerison: '2'}"),
+    "jmespath-syntax": objects("- {objectName: a, jmesPath: [{path: 'a.[', objectAlias: x}]}"),
+    "path-translation-characters": {**objects("- objectName: a/b"), "pathTranslation": "/"},
+    "use-pod-token-values": {**objects("- objectName: a"), "usePodServiceAccountToken": "yes"},
+    "region-form": {**objects("- objectName: a"), "region": "cn_hangzhou"},
+    "object-name-spaces": objects("- {objectName: ' a'}"),
+    "kms-endpoint-form": objects("- {objectName: a, kmsEndpoint: 'https://kms.aliyuncs.com'}"),
+    "oos-version-label": objects("- {objectName: a, objectType: oos, objectVersionLabel: x}"),
+    "arn-forms": objects("- {objectName: 'acs:kms:cn-hangzhou:123456789012:key/k-1'}"),
+}
+
+
+@pytest.mark.parametrize("row_id", sorted(REFUSED_BY_LINT))
+def test_lint_reports_what_the_provider_refuses(row_id: str) -> None:
+    """docs/migration.md: `lint` reports each refused input of the objects table as an error."""
+    assert row_id in ROWS
+    report = lint_report(REFUSED_BY_LINT[row_id])
+    assert report.count(ERROR) >= 1, report.problems
