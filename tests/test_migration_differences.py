@@ -12,8 +12,10 @@ the official Go provider v0.6.0 did is stated in the row, from its source.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,6 +80,50 @@ def test_every_row_has_a_test_and_every_test_a_row() -> None:
     assert len(documented) == len(set(documented)), "a row id is used twice"
     assert sorted(set(documented) - set(ROWS)) == [], "rows without a test"
     assert sorted(set(ROWS) - set(documented)) == [], "tests without a row"
+
+
+#: docs/migration.md "Defects fixed": each numbered row and the tests (file, function) proving it
+DEFECT_TESTS: dict[int, tuple[tuple[str, str], ...]] = {
+    1: (("test_e2e_backends.py", "test_each_object_uses_its_own_kms_endpoint"),
+        ("test_e2e_backends.py", "test_arn_region_picks_the_endpoint")),
+    2: (("test_e2e_backends.py", "test_throttling_succeeds_after_retries"),
+        ("test_e2e_backends.py",
+         "test_deadline_expiring_during_retries_fails_within_the_callers_timeout")),
+    3: (("test_spec.py", "test_app_db_pass_is_fine_with_translation_false"),
+        ("test_spec.py", "test_dot_dot_is_refused"),
+        ("test_spec.py", "test_dot_dot_in_jmes_path_alias_is_refused")),
+    4: (("test_spec_properties.py", "test_collisions_name_both_objects"),
+        ("test_spec.py", "test_file_versus_directory_collides")),
+    5: (("test_auth_e2e.py",
+         "test_pod_identity_missing_piece_fails_without_using_another_identity"),),
+    6: (("test_migration_differences.py", "test_pod_tokens_never_reach_a_file"),),
+    7: (("test_server_e2e.py", "test_sigterm_style_stop_lets_in_flight_mounts_finish"),
+        ("test_cli_serve.py", "test_a_taken_health_port_is_a_clear_start_up_error")),
+    8: (("test_e2e_backends.py", "test_oos_single_reports_the_real_parameter_version"),
+        ("test_e2e_backends.py", "test_oos_version_pin")),
+    9: (("test_server_e2e.py", "test_objects_are_fetched_concurrently_but_bounded"),
+        ("test_fetcher.py", "test_concurrent_identical_mounts_make_one_upstream_call"),
+        ("test_e2e_backends.py", "test_oos_batched_in_ceil_n_over_10_calls")),
+    10: (("test_health.py", "test_healthz_and_readyz_follow_the_grpc_server"),
+         ("test_server_e2e.py", "test_version_reports_protocol_runtime_and_package_version")),
+    11: (("test_network_guard.py", "test_resolving_a_cloud_host_fails_loudly"),
+         ("test_auth_e2e.py", "test_pod_rrsa")),
+}
+DEFECTS = "## Defects fixed, and how you notice"
+DEFECT_ROW = re.compile(r"^\| (\d+) \|")
+
+
+def test_every_defect_row_names_tests_that_exist() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    assert DEFECTS in text, f"docs/migration.md lost its section {DEFECTS!r}"
+    table = text.split(DEFECTS, 1)[1].split("\n## ", 1)[0]
+    numbers = [int(m.group(1)) for line in table.splitlines() if (m := DEFECT_ROW.match(line))]
+    assert numbers == sorted(DEFECT_TESTS)
+    tests = Path(__file__).resolve().parent
+    for file, function in (pair for pairs in DEFECT_TESTS.values() for pair in pairs):
+        tree = ast.parse((tests / file).read_text(encoding="utf-8"))
+        defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        assert function in defined, f"{file}::{function} is gone"
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -461,6 +507,43 @@ def test_role_session_names(env: AuthWorld, tmp_path: Path) -> None:
         ROLE_CROSS: "csi-secrets-store-cross-account",
         auth_world.ROLE_A: "ack-team-a-app-a",
     }
+
+
+def test_pod_tokens_never_reach_a_file(
+    env: AuthWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 6: the Go provider wrote each pod's token to a temp file it never deleted."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    pod = PodRef(name="app-a-0", namespace="team-a", service_account="app-a")
+    with running_provider(env.settings({**OIDC_ENV, **NO_ECS}), tmp_path / "sock") as provider:
+        response = provider.mount(driver_attributes(
+            kms_parameters("app-a/db", usePodServiceAccountToken="true"), pod=pod,
+            tokens={"sts.aliyuncs.com": env.token("team-a", "app-a")}))
+    assert files_of(response) == {"out": b"pw-a"}
+    assert list(scratch.iterdir()) == []
+
+
+@row("credentials-whitespace")
+def test_credentials_with_surrounding_whitespace_are_trimmed(
+    env: AuthWorld, tmp_path: Path
+) -> None:
+    # a Secret made with `kubectl create secret --from-file` keeps the file's final newline
+    secrets = {"access_key": f"{auth_world.NPS_KEY}\n",
+               "access_secret": f"{auth_world.NPS_SECRET}\n"}
+    environ = {"ACCESS_KEY_ID": f" {auth_world.USER_KEY}",
+               "SECRET_ACCESS_KEY": f"{auth_world.USER_SECRET}\n",
+               **ROLE_ENV, **NO_ECS, "ALICLOUD_ROLE_SESSION_NAME": "team a/app"}
+    with running_provider(env.settings(environ), tmp_path) as provider:
+        response = provider.mount(driver_attributes(kms_parameters("provider/db")))
+    assert files_of(response) == {"out": b"pw-provider"}
+    assert env.sts.issued[-1][2] == "team-a-app"  # STS refuses spaces and slashes
+    with running_provider(env.settings(NO_ECS), tmp_path / "nps") as provider:
+        response = provider.mount(driver_attributes(kms_parameters("shared/db")),
+                                  secrets=json.dumps(secrets))
+    assert files_of(response) == {"out": b"pw-shared"}
 
 
 @row("credentials-sts-endpoint")
