@@ -223,13 +223,18 @@ def test_attribute_values_that_are_not_strings(mem: RunningProvider) -> None:
 
 
 @row("driver-secrets-json")
-def test_secrets_that_are_not_json_fail_whatever_the_mode(env: AuthWorld, tmp_path: Path) -> None:
+def test_secrets_that_are_not_json_fail_whatever_the_mode(
+    env: AuthWorld, tmp_path: Path, mem: RunningProvider
+) -> None:
     env.write_provider_token()
     settings = env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS})  # provider RRSA applies first
     with running_provider(settings, tmp_path) as provider:
         invalid(provider, driver_attributes(kms_parameters("provider/db")),
                 "secrets field is not valid JSON", secrets="{not json")
     assert env.api("kms.GetSecretValue") == 0
+    # values that are not strings are read as their JSON text
+    response = mem.mount(driver_attributes(ONE), secrets=json.dumps({"other": 1, "on": True}))
+    assert files_of(response) == {"a": b"value-of-a"}
 
 
 def mount_with_versions(provider: RunningProvider, parameters: dict[str, str],
