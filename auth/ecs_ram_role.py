@@ -5,20 +5,21 @@ IMDSv2 first (PUT /latest/api/token, then GETs with the token); when the service
 token request it falls back to IMDSv1 only if `settings.imds_v1_fallback` is on. The role name is
 `ALIBABA_CLOUD_ECS_METADATA` or discovered from the service. The base URL is
 `http://100.100.100.200` unless the `metadata` endpoint override points elsewhere (the emulator in
-tests); the library's EcsRamRoleCredentialsProvider hard-codes the host, hence this small client.
+tests); the library's EcsRamRoleCredentialsProvider hard-codes the host, hence the core's small
+client (core/cloud/metadata.py), which start-up region discovery uses too.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 
 from ack_secrets_provider.auth._providers import CACHE, env, provider_of, refreshing_identity
 from ack_secrets_provider.auth._sts import parse_expiration
-from ack_secrets_provider.core.cloud.answers import field, optional_field, read_bounded
+from ack_secrets_provider.core.cloud.answers import field, optional_field
+from ack_secrets_provider.core.cloud.metadata import MetadataClient, metadata_base_url
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     ProviderError,
@@ -28,63 +29,14 @@ from ack_secrets_provider.core.errors import (
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
 from ack_secrets_provider.core.plugins.toolkit import Issued
-from ack_secrets_provider.core.settings import ProviderSettings
 
 MODE = "ecs-ram-role"
-METADATA_HOST = "100.100.100.200"
-TOKEN_PATH = "/latest/api/token"
 CREDENTIALS_PATH = "/latest/meta-data/ram/security-credentials/"
-TOKEN_TTL_HEADER = "X-aliyun-ecs-metadata-token-ttl-seconds"
-TOKEN_HEADER = "X-aliyun-ecs-metadata-token"
-TOKEN_TTL = 21600
-MAX_TIMEOUT = 5.0
-#: a credential answer is about 1 KB
-MAX_ANSWER_BYTES = 64 * 1024
 
 _NOTHING_ELSE = (
     "no other credential is configured (pod-level RRSA, rrsa.enable, ACCESS_KEY_ID / "
     "SECRET_ACCESS_KEY, a nodePublishSecretRef) and"
 )
-
-
-class MetadataClient:
-    """GETs from the instance metadata service, with an IMDSv2 token when it gives one."""
-
-    def __init__(self, base_url: str, *, v1_fallback: bool, ca_file: str | None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.v1_fallback = v1_fallback
-        self._context = (
-            ssl.create_default_context(cafile=ca_file)
-            if self.base_url.startswith("https://") else None
-        )
-
-    def _open(self, request: urllib.request.Request, timeout: float) -> str:
-        with urllib.request.urlopen(  # noqa: S310 - URL built from settings only
-            request, timeout=max(0.1, min(MAX_TIMEOUT, timeout)), context=self._context
-        ) as response:
-            where = f"the instance metadata service at {self.base_url}"
-            return read_bounded(response, MAX_ANSWER_BYTES, where).decode("utf-8")
-
-    def _token(self, timeout: float) -> str | None:
-        request = urllib.request.Request(self.base_url + TOKEN_PATH, method="PUT")
-        request.add_header(TOKEN_TTL_HEADER, str(TOKEN_TTL))
-        try:
-            return self._open(request, timeout)
-        except urllib.error.HTTPError as exc:
-            if self.v1_fallback:
-                return None
-            raise FailedPrecondition(
-                f"the instance metadata service refused an IMDSv2 token (HTTP {exc.code}) and "
-                "the IMDSv1 fallback is off (--disable-imds-v1); enable IMDSv2 on the "
-                "node or allow the fallback"
-            ) from None
-
-    def get(self, path: str, timeout: float) -> str:
-        token = self._token(timeout)
-        request = urllib.request.Request(self.base_url + path, method="GET")
-        if token is not None:
-            request.add_header(TOKEN_HEADER, token)
-        return self._open(request, timeout)
 
 
 def _metadata_error(exc: Exception, base_url: str, what: str) -> ProviderError:
@@ -149,11 +101,6 @@ def _discover_role(client: MetadataClient, timeout: float) -> str:
             "configure another mode"
         )
     return roles[0]
-
-
-def metadata_base_url(settings: ProviderSettings) -> str:
-    endpoint = settings.endpoint_overrides.resolve("metadata", METADATA_HOST)
-    return endpoint.url if endpoint.overridden else f"http://{METADATA_HOST}"
 
 
 @hookimpl

@@ -325,6 +325,7 @@ class StsEmulator(EmulatorPart):
 
 TOKEN_PATH = "/latest/api/token"
 CREDENTIALS_PREFIX = "/latest/meta-data/ram/security-credentials/"
+REGION_ID_PATH = "/latest/meta-data/region-id"
 TTL_HEADER = "x-aliyun-ecs-metadata-token-ttl-seconds"
 TOKEN_HEADER = "x-aliyun-ecs-metadata-token"
 
@@ -341,6 +342,8 @@ class MetadataEmulator(EmulatorPart):
         self._lock = threading.Lock()
         self.role: str | None = None
         self.role_arn: str | None = None
+        #: the instance's region-id (None: 404, as a service that cannot tell)
+        self.region: str | None = None
         #: refuse requests without an IMDSv2 token (the hardened setting)
         self.require_v2 = False
         #: answer PUT /latest/api/token (False: an old service without IMDSv2)
@@ -352,7 +355,7 @@ class MetadataEmulator(EmulatorPart):
         self.v1_requests = 0
 
     def load_seed(self, section: Mapping[str, Any]) -> None:
-        unknown = set(section) - {"role", "role_arn", "require_v2", "v2_enabled",
+        unknown = set(section) - {"role", "role_arn", "region", "require_v2", "v2_enabled",
                                   "credential_duration"}
         if unknown:
             raise ValueError("emulator seed: metadata: unknown field(s) "
@@ -366,6 +369,8 @@ class MetadataEmulator(EmulatorPart):
                 self._current = None
             if "role_arn" in values:
                 self.role_arn = str(values["role_arn"]) if values["role_arn"] else None
+            if "region" in values:
+                self.region = str(values["region"]) if values["region"] else None
             if "require_v2" in values:
                 self.require_v2 = bool(values["require_v2"])
             if "v2_enabled" in values:
@@ -377,7 +382,7 @@ class MetadataEmulator(EmulatorPart):
     def admin(self, operation: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
         if operation == "set":
             self.configure(body)
-            return {"role": self.role, "require_v2": self.require_v2,
+            return {"role": self.role, "region": self.region, "require_v2": self.require_v2,
                     "v2_enabled": self.v2_enabled}
         raise KeyError(operation)
 
@@ -387,6 +392,13 @@ class MetadataEmulator(EmulatorPart):
     def handle_http(self, call: Call) -> Reply:
         if call.path == TOKEN_PATH:
             return self._issue_token(call)
+        if call.path == REGION_ID_PATH and call.method == "GET":
+            self._check_token(call)
+            with self._lock:
+                region = self.region
+            if region is None:
+                raise ApiError("NotFound", f"{call.path} is not found.", 404)
+            return Reply(region, content_type="text/plain")
         if not call.path.startswith(CREDENTIALS_PREFIX) or call.method != "GET":
             raise ApiError("NotFound", f"{call.path} is not found.", 404)
         self._check_token(call)
@@ -457,14 +469,17 @@ class MetadataEmulator(EmulatorPart):
 
 
 class FakeKubeApi:
-    """`GET /api/v1/namespaces/<ns>/serviceaccounts/<name>` on 127.0.0.1, with a call counter.
+    """`GET /api/v1/namespaces/<ns>/serviceaccounts/<name>` and `GET /api/v1/nodes/<name>` on
+    127.0.0.1, with a call counter.
 
-    `service_accounts` maps (namespace, name) to its annotations. `token`, when set, must be
+    `service_accounts` maps (namespace, name) to its annotations, `nodes` a node name to its
+    labels. `token`, when set, must be
     presented as a Bearer token (401 otherwise); `forbidden` answers 403 to everything.
     """
 
     def __init__(self, token: str | None = None) -> None:
         self.service_accounts: dict[tuple[str, str], dict[str, str]] = {}
+        self.nodes: dict[str, dict[str, str]] = {}
         self.token = token
         self.forbidden = False
         self.calls = 0
@@ -521,6 +536,12 @@ class FakeKubeApi:
         if self.token is not None and authorization != f"Bearer {self.token}":
             return 401, {"kind": "Status", "reason": "Unauthorized", "code": 401}
         parts: Sequence[str] = urlsplit(path).path.strip("/").split("/")
+        if len(parts) == 4 and parts[:3] == ["api", "v1", "nodes"]:
+            labels = self.nodes.get(unquote(parts[3]))
+            if labels is None:
+                return 404, {"kind": "Status", "reason": "NotFound", "code": 404}
+            return 200, {"apiVersion": "v1", "kind": "Node",
+                         "metadata": {"name": unquote(parts[3]), "labels": labels}}
         if (len(parts) != 6 or parts[:3] != ["api", "v1", "namespaces"]
                 or parts[4] != "serviceaccounts"):
             return 404, {"kind": "Status", "reason": "NotFound", "code": 404}

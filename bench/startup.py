@@ -35,7 +35,8 @@ def start_once() -> tuple[float, float]:
     started = time.monotonic()
     proc = subprocess.Popen(
         [*_command(), "serve", "--provider-volume", directory, "--healthz-port", "0",
-         "--metrics-port", "0", "--endpoint-override", "kms=http://127.0.0.1:9"],
+         "--metrics-port", "0", "--region", "cn-hangzhou",
+         "--endpoint-override", "kms=http://127.0.0.1:9"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = started + 30

@@ -9,6 +9,7 @@ them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import os
@@ -62,7 +63,10 @@ def _add_serve_arguments(
     add = parser.add_argument
     add("--provider-volume", default=DEFAULT_PROVIDER_VOLUME,
         help="directory of the provider socket alibabacloud.sock")
-    add("--region", default=None, help="default region id for SecretProviderClasses without one")
+    add("--region", default=None,
+        help="default region id for SecretProviderClasses without one (unset: discovered at "
+             "start-up from the instance metadata, else the node's topology.kubernetes.io/region "
+             "label)")
     add("--healthz-port", type=int, default=8989, help="HTTP health port (0 disables)")
     add("--healthz-path", default="/healthz", help="HTTP liveness path")
     add("--healthz-timeout", default="5s", help="timeout of the health check over the socket")
@@ -118,6 +122,11 @@ def _add_serve_arguments(
         default=ProviderSettings.max_upstream_response_bytes,
         help="most bytes of one upstream answer (a backend's service or STS); a larger answer "
              "is refused while reading (secret values are tens of KiB at most)")
+    add("--max-call-recv-msg-size", type=int, default=ProviderSettings.max_response_bytes,
+        metavar="BYTES",
+        help="largest Mount response the provider sends; keep it equal to the driver's flag of "
+             "the same name (the chart sets both from secrets-store-csi-driver."
+             "maxCallRecvMsgSize)")
     add("--grace-period", default="30s", help="time in-flight mounts get on SIGTERM")
     _add_limit_arguments(parser)
     add("--events", action=argparse.BooleanOptionalAction, default=False,
@@ -183,7 +192,8 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
     values = vars(args)
     services = {*CREDENTIAL_SERVICES, *values.get("backend_services", ())}
     return ProviderSettings(
-        region=args.region or None,
+        # the official chart's unreplaced marketplace placeholder means "not set"
+        region=None if args.region in (None, "", "__ACK_REGION_ID__") else args.region,
         endpoint_overrides=EndpointOverrides.from_sources(
             args.endpoint_override, environ, services
         ),
@@ -228,6 +238,7 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
                                                     "--grpc-max-connection-idle"),
         max_upstream_response_bytes=_positive(args.max_upstream_response_bytes,
                                               "--max-upstream-response-bytes"),
+        max_response_bytes=_positive(args.max_call_recv_msg_size, "--max-call-recv-msg-size"),
     )
 
 
@@ -271,6 +282,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ack-secrets-provider: {exc}", file=sys.stderr)
         return 2
+    if settings.region is None:
+        from ack_secrets_provider.core.cloud.region import RegionUnknown, discover_region
+
+        try:
+            found = discover_region(settings)
+        except RegionUnknown as exc:
+            print(f"ack-secrets-provider: cannot start: {exc}", file=sys.stderr)
+            return 1
+        log.info("default region %s, from %s (no --region given)", found.region, found.source)
+        settings = dataclasses.replace(settings, region=found.region)
     try:
         app = build_app(
             settings, args.provider_volume,

@@ -77,16 +77,25 @@ class FailedPrecondition(ProviderError):
 
 
 class Unavailable(ProviderError):
-    """The upstream service throttled us or is down, and retries did not help in time."""
+    """The upstream service is down or unreachable, and retries did not help in time.
 
-    code = grpc.StatusCode.UNAVAILABLE
+    Mapped to ABORTED, not UNAVAILABLE: the driver's gRPC client retries UNAVAILABLE by itself
+    (3 attempts), so an upstream outage answered as UNAVAILABLE became three Mounts' worth of
+    upstream calls and the provider's explanation was lost behind "context deadline exceeded".
+    ABORTED ("retry at a higher level") is not retried by the driver; kubelet retries the whole
+    NodePublish with its own backoff. UNAVAILABLE stays what gRPC itself answers when the
+    provider is not listening or is shutting down, which the driver should retry.
+    """
+
+    code = grpc.StatusCode.ABORTED
     reason = "Unavailable"
     retryable = True
 
 
 class Throttled(Unavailable):
-    """The upstream service throttled the call (retryable)."""
+    """The upstream service throttled the call (retryable); RESOURCE_EXHAUSTED after retries."""
 
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "Throttled"
 
 
@@ -117,10 +126,18 @@ class UnexpectedAnswer(ProviderError):
 
 
 class ResourceExhausted(ProviderError):
-    """The response would exceed what the driver accepts (gRPC message size)."""
+    """The response would exceed what the driver accepts (--max-call-recv-msg-size)."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "ResourceExhausted"
+
+
+class UpstreamDataError(ProviderError):
+    """The upstream answered, but the stored value is unusable (e.g. a binary secret whose data
+    is not base64): the owner of the secret must fix it; retrying cannot help."""
+
+    code = grpc.StatusCode.DATA_LOSS
+    reason = "DataLoss"
 
 
 class PluginError(ProviderError):

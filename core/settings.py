@@ -94,6 +94,10 @@ class ProviderSettings:
     #: to 6x (\uXXXX) and a GetSecretParameters answer holds up to 10 values: 1 MiB leaves
     #: several times the largest real answer
     max_upstream_response_bytes: int = 1024 * 1024
+    #: largest Mount response in bytes; must not exceed the driver's --max-call-recv-msg-size
+    #: (default 4 MiB, the driver's default): the driver refuses a larger answer after we built
+    #: it, so the provider refuses first with an explanation (`--max-call-recv-msg-size`)
+    max_response_bytes: int = 4 * 1024 * 1024
     #: seconds a Mount may run when the caller gave no deadline (kubelet bounds CSI calls at ~2 m)
     default_mount_timeout: float = 100.0
     #: bounds on what one Mount request may ask for (`--max-objects` ...; docs/security.md)

@@ -107,7 +107,7 @@ def test_a_taken_health_port_is_a_clear_start_up_error(tmp_path: Path, taken_por
     result = subprocess.run(
         [sys.executable, "-m", "ack_secrets_provider.core.cli",
          f"--provider-volume={tmp_path}", "--healthz-addr=127.0.0.1",
-         f"--healthz-port={port}", "--metrics-port=0"],
+         f"--healthz-port={port}", "--metrics-port=0", "--region=cn-hangzhou"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 1

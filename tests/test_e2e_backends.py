@@ -441,12 +441,12 @@ def test_throttling_ratio_succeeds_after_retries(emu: EmulatorHandle, tmp_path: 
     assert ok == 8 and sum(counters["by_result"].values()) >= 1  # some calls were throttled
 
 
-def test_5xx_outage_is_unavailable_after_retries(
+def test_5xx_outage_is_aborted_after_retries_not_unavailable(
     provider: RunningProvider, emu: EmulatorHandle
 ) -> None:
     emu.set_faults(service="kms", outage_seconds=30)
     error = mount_error(provider, objects("- {objectName: app/db-password}"))
-    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert error.code() == grpc.StatusCode.ABORTED  # the driver retries UNAVAILABLE itself
     assert "app/db-password" in error.details() and "4 attempts" in error.details()
     assert api(emu, "kms.GetSecretValue") == FAST_RETRY.max_attempts
 
@@ -475,9 +475,9 @@ def test_deadline_expiring_during_retries_fails_within_the_callers_timeout(
     # The provider answered within the caller's timeout: the error is in its own words (had
     # it answered later, the client's own "Deadline Exceeded" would be here instead).
     details = error.details()
-    assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert error.code() in (grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED)
     assert "mount" in details and "deadline" in details, details
-    if error.code() == grpc.StatusCode.UNAVAILABLE:
+    if error.code() == grpc.StatusCode.ABORTED:
         assert "app/db-password" in details
     assert api(emu, "kms.GetSecretValue") >= 3  # it really was retrying
     # the good object was fetched, but nothing of it is returned: no partial mount

@@ -115,7 +115,9 @@ def test_real_sleep_respects_deadline() -> None:
         call_with_retries(fn, deadline=deadline, policy=policy, budget=None, what="object #1",
                           sleep=real_sleep)
     assert 2 <= fn.calls < 100
-    assert len(slept) == fn.calls - 1  # one real sleep between attempts, none after the last
+    # one real sleep between attempts; on a loaded machine the last sleep may overrun the
+    # deadline, and then no attempt follows it
+    assert len(slept) in (fn.calls - 1, fn.calls)
     assert all(0 < delay < left for delay, left in slept), slept  # no sleep outlives the deadline
 
 
@@ -144,7 +146,7 @@ def test_budget_refunds_on_success_up_to_capacity() -> None:
 
 
 def test_deadline_passing_after_a_failure_reports_the_upstream_error() -> None:
-    """A deadline that expires during retries surfaces the last UNAVAILABLE, not a bare timeout."""
+    """A deadline that expires during retries surfaces the upstream error, not a bare timeout."""
     now = [0.0]
     deadline = Deadline.after(60)
 

@@ -189,9 +189,11 @@ def test_sigterm_style_stop_lets_in_flight_mounts_finish(tmp_path: Path) -> None
 
         thread = threading.Thread(target=call)
         thread.start()
-        deadline = time.monotonic() + 5
+        # wait (generously: a loaded CI machine) until the mount is really in flight
+        deadline = time.monotonic() + 30
         while ack_test_backend.IN_FLIGHT["now"] == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert ack_test_backend.IN_FLIGHT["now"] == 1, "the mount never reached the backend"
         running.server.stop(grace=5.0)
         thread.join(timeout=10)
         assert results == [{"slow-a": b"value-of-slow-a"}]

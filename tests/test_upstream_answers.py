@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 
+import grpc
 import pytest
 from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
@@ -22,7 +23,12 @@ from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.backends.kms.backend import KmsBackend
 from ack_secrets_provider.backends.oos.backend import OosBackend
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
-from ack_secrets_provider.core.errors import ProviderError, Unavailable, UnexpectedAnswer
+from ack_secrets_provider.core.errors import (
+    ProviderError,
+    Unavailable,
+    UnexpectedAnswer,
+    UpstreamDataError,
+)
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.plugins.backend import Backend, FetchContext
 from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
@@ -118,7 +124,6 @@ def test_a_dripping_answer_cannot_hold_a_mount_past_its_deadline(server: Hostile
     ("kms", b'{"SecretData": "s", "VersionId": ["x"]}', "field VersionId is list, not a string"),
     ("kms", b'{"SecretData": "s", "VersionId": "v", "SecretDataType": 7}', "DataType is int"),
     ("kms", b'{"VersionId": "v1"}', "field SecretData is missing"),
-    ("kms", b'{"SecretData": "s", "VersionId": "v", "SecretDataType": "binary"}', "not valid"),
     ("oos", b'{"Parameter": {"Value": 5, "ParameterVersion": 1}}', "Parameter.Value is int"),
     ("oos", b'{"Parameter": {"Value": "v", "ParameterVersion": "1"}}', "ParameterVersion is str"),
     ("oos", b'{"Parameter": {"Value": "v", "ParameterVersion": true}}', "Version is bool"),
@@ -131,6 +136,20 @@ def test_fields_of_the_wrong_type_are_refused(
     with pytest.raises(UnexpectedAnswer, match=problem) as info:
         _fetch(server, object_type)
     assert f"endpoint {object_type}-vpc.cn-hangzhou.aliyuncs.com" in info.value.message
+    assert server.requests == 1
+
+
+def test_a_binary_secret_that_is_not_base64_is_the_secrets_data_problem(
+    server: HostileServer,
+) -> None:
+    """Well-formed answer, unusable stored value: DATA_LOSS naming the object and the fix (the
+    secret's owner must store a new version), not a provider bug, and not asked again."""
+    server.answer = Answer(
+        body=b'{"SecretData": "%%% not base64", "VersionId": "v", "SecretDataType": "binary"}')
+    with pytest.raises(UpstreamDataError, match="not valid base64") as info:
+        _fetch(server, "kms")
+    assert info.value.code == grpc.StatusCode.DATA_LOSS
+    assert "store a new version" in info.value.message and "%%%" not in info.value.message
     assert server.requests == 1
 
 

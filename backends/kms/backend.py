@@ -27,7 +27,11 @@ from typing import Any
 from ack_secrets_provider.core.cloud.answers import body_of, field, optional_field
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, check_endpoint_host
 from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints
-from ack_secrets_provider.core.errors import FailedPrecondition, UnexpectedAnswer
+from ack_secrets_provider.core.errors import (
+    FailedPrecondition,
+    UnexpectedAnswer,
+    UpstreamDataError,
+)
 from ack_secrets_provider.core.mount.arn import Arn, object_arn
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.plugins.backend import FetchContext, Option, RateLimit, SecretValue
@@ -211,8 +215,10 @@ class KmsBackend(SdkBackend):
             try:
                 data = base64.b64decode(secret_data, validate=True)
             except (binascii.Error, ValueError):
-                raise UnexpectedAnswer(
-                    f"{where}: KMS returned a binary secret whose SecretData is not valid base64"
+                raise UpstreamDataError(
+                    f"{where}: the secret is stored as binary (SecretDataType binary) but its "
+                    "SecretData is not valid base64; store a new version with base64 data "
+                    "(or as text), then remount"
                 ) from None
         else:
             data = secret_data.encode("utf-8")

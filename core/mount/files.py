@@ -19,8 +19,6 @@ if TYPE_CHECKING:  # JMESPath is imported on first use: most mounts have no jmes
 
 log = logging.getLogger(__name__)
 
-#: the driver's default gRPC receive limit (--max-call-recv-msg-size)
-MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 #: a synced Kubernetes Secret is capped at 1 MiB: above this the driver warns
 SECRET_SYNC_LIMIT_BYTES = 1024 * 1024
 
@@ -77,6 +75,7 @@ def build_files(
     request: MountRequest,
     values: Mapping[int, SecretValue],
     limits: RequestLimits,
+    max_response_bytes: int,
 ) -> list[OutputFile]:
     """All files of the mount, in object order, validated as the driver will validate them.
 
@@ -99,12 +98,16 @@ def build_files(
                 budget = Budget(limits.jmespath_steps)
             # jmesPath files inherit the object's filePermission unless they set their own
             files.extend(_jmespath_files(spec, value, mode, budget, limits))
-    check_files(files)
+    check_files(files, max_response_bytes)
     return files
 
 
-def check_files(files: Sequence[OutputFile]) -> None:
-    """Refuse a file set the driver would refuse; warn above the Secret sync limit."""
+def check_files(files: Sequence[OutputFile], max_response_bytes: int) -> None:
+    """Refuse a file set the driver would refuse; warn above the Secret sync limit.
+
+    The size counted is each file's bytes, its path twice (file and ObjectVersion id) and its
+    version, plus a little framing: close to the protobuf size of the MountResponse.
+    """
     seen: set[str] = set()
     total = 0
     for item in files:
@@ -116,12 +119,14 @@ def check_files(files: Sequence[OutputFile]) -> None:
         seen.add(item.path)
         if not 0 <= item.mode <= 0o777:
             raise InvalidArgument(f"file {item.path!r}: mode {item.mode:o} is out of range")
-        total += len(item.contents) + len(item.path) + 16
-    if total > MAX_RESPONSE_BYTES:
+        total += len(item.contents) + 2 * len(item.path) + len(item.version) + 24
+    if total > max_response_bytes:
         raise ResourceExhausted(
-            f"the mount's files add up to {total} bytes, above the driver's default gRPC receive "
-            f"limit of {MAX_RESPONSE_BYTES} bytes; split the objects across several "
-            "SecretProviderClasses or raise the driver's --max-call-recv-msg-size"
+            f"the mount's files add up to about {total} bytes, above the {max_response_bytes} "
+            "bytes the driver accepts (--max-call-recv-msg-size); split the objects across "
+            "several SecretProviderClasses, or raise the limit on BOTH sides: the driver's "
+            "--max-call-recv-msg-size and the provider's flag of the same name (the chart "
+            "passes Helm value secrets-store-csi-driver.maxCallRecvMsgSize to both)"
         )
     if total > SECRET_SYNC_LIMIT_BYTES:
         log.warning(

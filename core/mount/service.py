@@ -88,7 +88,8 @@ class MountService:
             return MountOutcome(request, [])
         units = self._plan(request, deadline)
         values = self._run(units, request, deadline)
-        return MountOutcome(request, build_files(request, values, self.settings.request_limits))
+        return MountOutcome(request, build_files(request, values, self.settings.request_limits,
+                                                 self.settings.max_response_bytes))
 
     # -- planning ---------------------------------------------------------------------------
 

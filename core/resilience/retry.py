@@ -8,7 +8,8 @@ else (not found, permission denied, bad credentials, invalid arguments) fails at
   [0, min(max_delay, base_delay * 2**(n-1))], so synchronized clients spread out after an outage.
   A server's `x-acs-retry-after` (`ProviderError.retry_after`, seconds) is a lower bound.
 - No sleep ever ends past the deadline: when the next retry could not start in time, the last
-  retryable error is raised (UNAVAILABLE), naming the object and the number of attempts.
+  retryable error is raised (ABORTED, see errors.Unavailable), naming the object and the number
+  of attempts.
 - A `RetryBudget` (token bucket, one per endpoint) caps retries during an outage: each retry spends
   a token, each success refunds a fraction of one. A considered refusal (not found, denied,
   rejected: `ProviderError.proves_endpoint_alive`) refunds like a success: the endpoint is up, and
@@ -17,7 +18,7 @@ else (not found, permission denied, bad credentials, invalid arguments) fails at
   already struggling.
 - An `OutageGate` (one per endpoint, next to its budget) bounds first attempts too: once a call
   failed with the budget empty, the endpoint is considered down and only one probe call per
-  `probe_interval` goes out; every other fetch fails at once (UNAVAILABLE) until a call succeeds
+  `probe_interval` goes out; every other fetch fails at once (ABORTED) until a call succeeds
   or the endpoint gives a considered refusal (which proves it is up).
   So the calls made during an outage are bounded by the budget plus one probe per interval,
   whatever the mount rate.
@@ -161,7 +162,7 @@ def call_with_retries(
     `what` names the object(s) in messages. Raises DeadlineExceeded if the deadline has already
     passed before the first attempt; the last retryable error (annotated with the number of
     attempts and why retrying stopped) when attempts, the deadline or the budget run out, so a
-    deadline that expires during retries is reported as UNAVAILABLE with the upstream cause.
+    deadline that expires during retries is reported as the upstream error with its cause.
     """
     attempts = 0
     last: ProviderError | None = None

@@ -65,15 +65,44 @@ def driver_attributes(
     return json.dumps(attrs)
 
 
-class ProviderClient:
-    """The driver's side of the socket: the same dial options the driver uses."""
+#: The driver's client configuration (secrets-store-csi-driver v1.6,
+#: pkg/secrets-store/provider_client.go `ServiceConfig`): wait for the socket to be ready and
+#: retry UNAVAILABLE by itself, 3 attempts, backoff 1 s to 10 s (multiplier 1.1). The driver
+#: spells the keys "MaxAttempts" etc., which Go's case-insensitive JSON decoding accepts; gRPC
+#: C-core needs the canonical spelling used here. This is why the provider answers UNAVAILABLE
+#: only when it is not ready: anything else would be tried three times.
+DRIVER_SERVICE_CONFIG = json.dumps({"methodConfig": [{
+    "name": [{"service": "v1alpha1.CSIDriverProvider"}],
+    "waitForReady": True,
+    "retryPolicy": {
+        "maxAttempts": 3, "initialBackoff": "1s", "maxBackoff": "10s",
+        "backoffMultiplier": 1.1, "retryableStatusCodes": ["UNAVAILABLE"],
+    },
+}]})
+#: the driver's default --max-call-recv-msg-size
+DRIVER_MAX_RECV_BYTES = 4 * 1024 * 1024
 
-    def __init__(self, socket_path: str | Path) -> None:
+
+class ProviderClient:
+    """The driver's side of the socket: the same dial options and retry policy as the driver.
+
+    `driver_retries=False` sends each call once, to see the provider's own first answer (a test
+    of a refusal, a tool that reports rather than waits).
+    """
+
+    def __init__(self, socket_path: str | Path,
+                 max_receive_bytes: int = DRIVER_MAX_RECV_BYTES, *,
+                 driver_retries: bool = True) -> None:
         self.target = f"unix:{socket_path}"
-        self.channel = grpc.insecure_channel(
-            self.target, options=[("grpc.default_authority", "localhost"),
-                                  ("grpc.max_receive_message_length", 4 * 1024 * 1024)]
-        )
+        options: list[tuple[str, str | int]] = [
+            ("grpc.default_authority", "localhost"),
+            ("grpc.max_receive_message_length", max_receive_bytes),
+        ]
+        if driver_retries:
+            options += [("grpc.service_config", DRIVER_SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+        else:
+            options += [("grpc.enable_retries", 0)]
+        self.channel = grpc.insecure_channel(self.target, options=options)
         self.stub = service_pb2_grpc.CSIDriverProviderStub(self.channel)
 
     def version(self, timeout: float = 10.0) -> service_pb2.VersionResponse:

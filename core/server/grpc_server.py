@@ -168,7 +168,8 @@ class ProviderServer:
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=settings.max_concurrent_mounts + SPARE_WORKERS,
                                thread_name_prefix="grpc"),
-            options=[("grpc.max_send_message_length", 8 * 1024 * 1024),
+            # files are checked against settings.max_response_bytes; this only needs room above
+            options=[("grpc.max_send_message_length", settings.max_response_bytes + 1024 * 1024),
                      *connection_options(settings)],
         )
         service_pb2_grpc.add_CSIDriverProviderServicer_to_server(

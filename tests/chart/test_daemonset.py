@@ -20,6 +20,7 @@ TOKEN_VOLUME = "csi-secrets-store-provider-alibabacloud"
 VALUE_FLAGS = {
     "--provider-volume", "--healthz-port", "--healthz-path", "--healthz-timeout", "--region",
     "--max-concurrent-kms-secret-pulls", "--max-concurrent-oos-secret-pulls", "-v",
+    "--max-call-recv-msg-size",
     "--log-format", "--metrics-port", "--metrics-addr", "--healthz-addr", "--cache-ttl",
     "--cache-max-entries", "--cache-max-bytes", "--fetch-concurrency",
     "--provider-identity-namespaces", "--kms-ca-file", "--kms-ca-dir", "--sts-endpoint",
@@ -97,6 +98,7 @@ def test_default_args_match_the_cli(chart: ChartUnderTest) -> None:
         ("--metrics-addr", "$(POD_IP)"),
         ("--max-concurrent-kms-secret-pulls", "10"),
         ("--max-concurrent-oos-secret-pulls", "10"),
+        ("--max-call-recv-msg-size", "4194304"),
         ("--cache-ttl", "60s"),
         ("--events", None),
     ]

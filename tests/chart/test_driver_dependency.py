@@ -67,3 +67,23 @@ def test_install_false_skips_the_driver(chart: ChartUnderTest) -> None:
     rendered = chart.template([], {"secrets-store-csi-driver": {"install": False}})
     assert rendered.driver_values is None
     assert rendered.find("DaemonSet")  # the provider is still installed
+
+
+def test_one_value_sets_the_response_limit_of_the_driver_and_the_provider(
+    chart: ChartUnderTest,
+) -> None:
+    """The driver refuses a Mount response above its --max-call-recv-msg-size; the provider
+    refuses first, with an explanation, at its flag of the same name. Raising only one side
+    cannot help, so the chart feeds both from secrets-store-csi-driver.maxCallRecvMsgSize."""
+    for size, values in ((4194304, None),
+                         (8388608, {"secrets-store-csi-driver": {"maxCallRecvMsgSize": 8388608}})):
+        rendered = chart.template([], values)
+        driver = rendered.driver_values
+        assert driver is not None and int(driver["maxCallRecvMsgSize"]) == size
+        daemonset = rendered.one("DaemonSet")
+        (container,) = daemonset["spec"]["template"]["spec"]["containers"]
+        assert f"--max-call-recv-msg-size={size}" in container["args"]
+        from ack_secrets_provider.core import cli
+
+        args = cli.build_parser("serve").parse_args(["serve", *container["args"]])
+        assert cli.build_settings(args, {}).max_response_bytes == size

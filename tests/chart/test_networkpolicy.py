@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import kubernetes_validate
 import pytest
 
-from ack_secrets_provider.auth.ecs_ram_role import METADATA_HOST
+from ack_secrets_provider.core.cloud.metadata import METADATA_HOST
 
 if TYPE_CHECKING:
     from helm import ChartUnderTest

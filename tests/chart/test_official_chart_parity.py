@@ -91,6 +91,9 @@ COMMON: dict[str, tuple[Any, str]] = {
         ("--metrics-addr", "$(POD_IP)", "see --healthz-addr"),
         ("--max-concurrent-kms-secret-pulls", "10", "the Go binary's default, now explicit"),
         ("--max-concurrent-oos-secret-pulls", "10", "the Go binary's default, now explicit"),
+        ("--max-call-recv-msg-size", "4194304", "the driver's response limit, from the same "
+                                                "value (secrets-store-csi-driver."
+                                                "maxCallRecvMsgSize)"),
         ("--cache-ttl", "60s", "value cache (cache.ttl; 0 turns it off)"),
         ("--events", True, "Kubernetes Events (events.enabled)"),
     ]},

@@ -1,0 +1,111 @@
+"""The provider against a client configured exactly like the driver's (waitForReady, 3 attempts,
+UNAVAILABLE retried): one NodePublish is at most one Mount's worth of upstream calls, and the
+caller sees the provider's own message, not a bare deadline."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import MappingProxyType
+
+import grpc
+import pytest
+
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
+from ack_secrets_provider.core.emulator.testing import (
+    ACCESS_KEY_ID,
+    ACCESS_KEY_SECRET,
+    EmulatorHandle,
+)
+from ack_secrets_provider.core.server.driver_client import (
+    RunningProvider,
+    driver_attributes,
+    files_of,
+    running_provider,
+)
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
+
+#: four provider-side attempts per object, quickly: one Mount's worth of calls is 4
+RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, budget_tokens=100)
+ATTRIBUTES = driver_attributes({"objects": "- {objectName: app/db-password, objectAlias: db}"})
+
+
+def _settings(emu: EmulatorHandle) -> ProviderSettings:
+    return ProviderSettings(
+        region="cn-hangzhou",
+        endpoint_overrides=EndpointOverrides.parse([f"kms={emu.http_url}"]),
+        environ=MappingProxyType({"ACCESS_KEY_ID": ACCESS_KEY_ID,
+                                  "SECRET_ACCESS_KEY": ACCESS_KEY_SECRET}),
+        retry=RETRY,
+    )
+
+
+@pytest.fixture
+def provider(emu: EmulatorHandle, tmp_path: Path) -> Iterator[RunningProvider]:
+    with running_provider(_settings(emu), tmp_path) as running:
+        running.version()
+        yield running
+
+
+def _kms_calls(emu: EmulatorHandle) -> int:
+    return int(emu.counters()["by_api"].get("kms.GetSecretValue", 0))
+
+
+def _mount_error(provider: RunningProvider, timeout: float) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        provider.mount(ATTRIBUTES, timeout=timeout)
+    return caught.value
+
+
+def test_an_upstream_outage_is_one_mounts_worth_of_calls_with_the_providers_message(
+    provider: RunningProvider, emu: EmulatorHandle
+) -> None:
+    emu.set_faults(service="kms", outage_seconds=60)
+    error = _mount_error(provider, timeout=4.0)  # the deadline of the issue's report
+    # Not UNAVAILABLE (the driver would send the Mount twice more: 12 calls) and not the
+    # client's own "Deadline Exceeded": the provider's explanation reaches the pod's events.
+    assert error.code() == grpc.StatusCode.ABORTED
+    assert "app/db-password" in error.details() and "4 attempts" in error.details()
+    assert _kms_calls(emu) == RETRY.max_attempts
+
+
+def test_throttling_after_retries_is_resource_exhausted_and_not_retried_by_the_driver(
+    provider: RunningProvider, emu: EmulatorHandle
+) -> None:
+    emu.set_faults(service="kms", throttle_ratio=1.0, retry_after_ms=0)
+    error = _mount_error(provider, timeout=4.0)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "app/db-password" in error.details()
+    assert _kms_calls(emu) == RETRY.max_attempts
+
+
+def test_a_provider_that_is_not_listening_yet_is_waited_for(emu: EmulatorHandle,
+                                                           tmp_path: Path) -> None:
+    """UNAVAILABLE keeps its meaning, "this provider is not ready": the driver's client waits
+    for the socket (waitForReady), so a Mount sent while the provider restarts succeeds."""
+    from ack_secrets_provider.core.server.driver_client import ProviderClient
+
+    client = ProviderClient(tmp_path / "alibabacloud.sock")
+    started = threading.Event()
+    result: dict[str, object] = {}
+
+    def call() -> None:
+        started.set()
+        try:
+            result["response"] = client.mount(ATTRIBUTES, timeout=20.0)
+        except grpc.RpcError as exc:  # pragma: no cover - reported by the assertion below
+            result["error"] = exc
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    started.wait()
+    time.sleep(0.5)  # the call is already waiting when the provider starts
+    try:
+        with running_provider(_settings(emu), tmp_path):
+            caller.join(timeout=20)
+    finally:
+        client.close()
+    assert "error" not in result, result.get("error")
+    assert files_of(result["response"]) == {"db": b"new-password"}  # type: ignore[arg-type]
