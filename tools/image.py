@@ -48,14 +48,16 @@ DEBIAN_SOURCES = ("deb http://deb.debian.org/debian bookworm main",
 # C++ runtime that grpcio's wheels link against. Unpacked only (`--variant=extract`: no
 # maintainer scripts, no rest of a Debian system), which takes a third of a full install's time;
 # pip in the build trusts the host's CA bundle (below), so the base needs none of its own.
-STANDIN_PACKAGES = "python3,python3-pip-whl,netbase,tzdata,libstdc++6"
-# Inside the assembled root: install Debian's pip wheel as an ordinary package (so the image
-# build can `pip uninstall` it, as with the official image) and drop the marker that makes
-# Debian's Python refuse pip installs.
-STANDIN_CUSTOMIZE = (
-    'chroot "$1" sh -c \'set -- /usr/share/python-wheels/pip-*.whl'
-    ' && python3 "$1/pip" install --quiet --no-index --no-cache-dir --break-system-packages "$1"'
-    " && rm /usr/lib/python3.11/EXTERNALLY-MANAGED'"
+STANDIN_PACKAGES = "dash,python3,python3-pip-whl,netbase,tzdata,libstdc++6"
+# Run by the host's shell once the packages are unpacked, with the root as $1: install Debian's
+# pip wheel inside it as an ordinary package (so the image build can `pip uninstall` it, as with
+# the official image), and drop the marker that makes Debian's Python refuse pip installs.
+STANDIN_HOOK = (
+    'wheel=$(cd "$1/usr/share/python-wheels" && echo pip-*.whl)'
+    ' && chroot "$1" python3 "/usr/share/python-wheels/$wheel/pip" install --quiet --no-index'
+    ' --no-cache-dir --root-user-action=ignore --break-system-packages'
+    ' "/usr/share/python-wheels/$wheel"'
+    ' && rm "$1/usr/lib/python3.11/EXTERNALLY-MANAGED"'
 )
 
 
@@ -94,7 +96,7 @@ def build_standin_base(work: Path) -> None:
     rootfs = work / "standin-base.tar"
     sh("mmdebstrap", "--quiet", "--variant=extract", f"--include={STANDIN_PACKAGES}",
        "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
-       "--dpkgopt=path-exclude=/usr/share/locale/*", f"--customize-hook={STANDIN_CUSTOMIZE}",
+       "--dpkgopt=path-exclude=/usr/share/locale/*", f"--extract-hook={STANDIN_HOOK}",
        "bookworm", str(rootfs), *DEBIAN_SOURCES)
     container = sh(*BUILDAH, "from", "scratch", capture_output=True).stdout.strip()
     try:

@@ -7,6 +7,8 @@ COPYs, offline, so a package missing from the image is caught even where no imag
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shlex
 import shutil
@@ -200,3 +202,51 @@ def test_wheel_builds_from_the_copied_files(tmp_path: Path) -> None:
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "ack-secrets-provider = ack_secrets_provider.core.cli:main" in text
+
+
+def _wheel(directory: Path, name: str, requires: list[str]) -> Path:
+    """A minimal pure-Python wheel (no build needed), for pip to resolve offline."""
+    path = directory / f"{name}-1.0-py3-none-any.whl"
+    dist_info = f"{name}-1.0.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires)
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr(f"{name}/__init__.py", "")
+        wheel.writestr(f"{dist_info}/METADATA", metadata)
+        wheel.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\n"
+                       "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{dist_info}/RECORD", "")
+    return path
+
+
+def _lock_line(wheel: Path, digest: str | None = None) -> str:
+    name = wheel.name.split("-")[0]
+    return f"{name}==1.0 --hash=sha256:{digest or hashlib.sha256(wheel.read_bytes()).hexdigest()}\n"
+
+
+def test_the_build_refuses_an_unlocked_dependency_and_a_changed_file(tmp_path: Path) -> None:
+    """The build stage's own `pip wheel` command, against a local index instead of PyPI."""
+    deps, _project = _runs(_stages()[0])
+    command = shlex.split(deps.split("&&")[1].replace("/wheels", str(tmp_path / "wheels")))
+    assert command[:2] == ["pip", "wheel"] and command[-2:] == ["-r", "requirements/image.lock"]
+    index = tmp_path / "index"
+    index.mkdir()
+    app, dep = _wheel(index, "ackt_app", ["ackt_dep"]), _wheel(index, "ackt_dep", [])
+    lock = tmp_path / "image.lock"
+
+    def build() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", *command[:-1], str(lock), "--no-index", "--find-links",
+             str(index)], capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "PIP_CONSTRAINT": "", "PIP_FIND_LINKS": "", "PIP_CONFIG_FILE":
+                 os.devnull})
+
+    lock.write_text(_lock_line(app) + _lock_line(dep))
+    assert build().returncode == 0  # the complete lock builds
+    lock.write_text(_lock_line(app))
+    refused = build()
+    assert refused.returncode != 0 and "ackt_dep" in refused.stderr
+    assert "--require-hashes mode" in refused.stderr
+    lock.write_text(_lock_line(app) + _lock_line(dep, "0" * 64))
+    tampered = build()
+    assert tampered.returncode != 0 and "DO NOT MATCH THE HASHES" in tampered.stderr

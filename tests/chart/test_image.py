@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,7 +31,7 @@ import pytest
 from lockfile import IMAGE_LOCK, PROJECT, PYPROJECT, parse
 from packaging.utils import canonicalize_name
 
-from ack_secrets_provider.core.testing import ProviderClient
+from ack_secrets_provider.core.server.driver_client import ProviderClient
 
 if TYPE_CHECKING:
     from helm import ChartUnderTest
@@ -213,11 +214,15 @@ def serving(rootfs: Path, config: dict[str, Any], chart_container: dict[str, Any
     assert security["readOnlyRootFilesystem"] is True and security["runAsUser"] == 0
     assert security["capabilities"]["drop"] == ["ALL"]
     assert [m["mountPath"] for m in chart_container["volumeMounts"]] == [PROVIDER_VOLUME]
-    ports = {"--healthz-port": _free_port(), "--metrics-port": _free_port()}
-    args = [f"{a.split('=')[0]}={ports[a.split('=')[0]]}" if a.split("=")[0] in ports else a
-            for a in chart_container["args"]]
     env = {"NODE_NAME": "node-1", "POD_IP": "127.0.0.1"}  # the chart's fieldRefs
     assert {e["name"] for e in chart_container.get("env", [])} <= set(env)
+    ports = {"--healthz-port": _free_port(), "--metrics-port": _free_port()}
+    args = []
+    for arg in chart_container["args"]:
+        flag = arg.split("=")[0]
+        arg = f"{flag}={ports[flag]}" if flag in ports else arg
+        # Kubernetes expands $(VAR) in args from the container's environment
+        args.append(re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), arg))
     log = (tmp_path / "provider.log").open("w+")
     proc = _jailed(rootfs, tmp_path, [*config["Entrypoint"], *args], config, env,
                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
