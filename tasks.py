@@ -55,12 +55,12 @@ def ensure_env() -> None:
     wanted = _install_inputs()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
-    # A first install downloads about 150 packages (~400 MB): 2 to 5 minutes. pip prints one
+    # A first install downloads about 150 packages: a few minutes. pip prints one
     # "Collecting ..." line per package so the wait shows progress; -q would hide it.
     pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
     steps = [
         ("pip itself", [*pip, "-q", "--upgrade", "pip"]),
-        ("the provider and its test tools (first run: 2 to 5 minutes)",
+        ("the provider and its test tools (first run: a few minutes)",
          [*pip, "-e", f"{ROOT}[test]"]),
         # A test-only backend, installed through a real entry point.
         ("the test backend plugin",

@@ -86,9 +86,11 @@ def missing_tools(standin: bool) -> str | None:
     return None
 
 
-def sh(*command: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def sh(*command: str, capture: bool = False) -> str:
+    """Run a command, failing on error; its output when captured."""
     print("+", " ".join(command), flush=True)
-    return subprocess.run(command, check=True, text=True, **kwargs)  # type: ignore[call-overload]
+    proc = subprocess.run(command, check=True, text=True, capture_output=capture)
+    return proc.stdout.strip() if capture else ""
 
 
 def build_standin_base(work: Path) -> None:
@@ -98,7 +100,7 @@ def build_standin_base(work: Path) -> None:
        "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
        "--dpkgopt=path-exclude=/usr/share/locale/*", f"--extract-hook={STANDIN_HOOK}",
        "bookworm", str(rootfs), *DEBIAN_SOURCES)
-    container = sh(*BUILDAH, "from", "scratch", capture_output=True).stdout.strip()
+    container = sh(*BUILDAH, "from", "scratch", capture=True)
     try:
         sh(*BUILDAH, "add", container, str(rootfs), "/")
         sh(*BUILDAH, "config", "--env", "PATH=/usr/local/bin:/usr/bin:/bin", "--env",
@@ -124,6 +126,7 @@ def source_url() -> str:
 
 def build(base: str, tag: str, standin: bool) -> dict[str, object]:
     OUT.mkdir(parents=True, exist_ok=True)
+    digest = inputs_digest()  # before the build reads them, so later edits make it stale
     seconds: dict[str, float] = {}
     started = time.monotonic()
     if standin:
@@ -134,7 +137,6 @@ def build(base: str, tag: str, standin: bool) -> dict[str, object]:
     revision = git("rev-parse", "HEAD")
     if git("status", "--porcelain", "--", *INPUTS):
         revision += "-dirty"
-    digest = inputs_digest()
     build_args = {"PYTHON_IMAGE": base, "VERSION": version, "REVISION": revision,
                   "SOURCE": source_url()}
     volumes = []
@@ -161,12 +163,11 @@ def build(base: str, tag: str, standin: bool) -> dict[str, object]:
 
 def export(tag: str) -> None:
     """The image's file system as one tar and its OCI configuration, for the offline test."""
-    inspect = json.loads(sh(*BUILDAH, "inspect", "--type", "image", tag,
-                            capture_output=True).stdout)
+    inspect = json.loads(sh(*BUILDAH, "inspect", "--type", "image", tag, capture=True))
     (OUT / "config.json").write_text(json.dumps(inspect["OCIv1"], indent=2) + "\n")
-    container = sh(*BUILDAH, "from", "--pull=never", tag, capture_output=True).stdout.strip()
+    container = sh(*BUILDAH, "from", "--pull=never", tag, capture=True)
     try:
-        mount = sh(*BUILDAH, "mount", container, capture_output=True).stdout.strip()
+        mount = sh(*BUILDAH, "mount", container, capture=True)
         sh("tar", "--create", "--file", str(OUT / "rootfs.tar"), "--numeric-owner",
            "--directory", mount, ".")
     finally:
