@@ -149,8 +149,9 @@ def _free_port() -> int:
 
 
 def _get(url: str) -> tuple[int, str]:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with direct.open(url, timeout=5) as response:
             return response.status, response.read().decode()
     except OSError as exc:
         return getattr(exc, "code", 0), str(exc)
