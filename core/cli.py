@@ -161,6 +161,8 @@ def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     """Bounds on what a request can make the provider do (docs/security.md)."""
     add = parser.add_argument
     limits = RequestLimits()
+    add("--max-request-bytes", type=int, default=limits.request_bytes, metavar="BYTES",
+        help="largest Mount request (attributes, secrets and permission together) decoded")
     add("--max-objects-bytes", type=int, default=limits.objects_bytes, metavar="BYTES",
         help="largest objects parameter (UTF-8 bytes) a Mount may send")
     add("--max-objects", type=int, default=limits.objects, metavar="N",
@@ -223,6 +225,7 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
         endpoint_concurrency=max(0, args.endpoint_concurrency),
         retry=RetryPolicy(),
         request_limits=RequestLimits(
+            request_bytes=_positive(args.max_request_bytes, "--max-request-bytes"),
             objects_bytes=_positive(args.max_objects_bytes, "--max-objects-bytes"),
             objects=_positive(args.max_objects, "--max-objects"),
             jmespath_entries=_positive(args.max_jmespath_entries, "--max-jmespath-entries"),

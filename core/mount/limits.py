@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RequestLimits:
+    #: bytes of one Mount request (attributes, secrets, permission): a request of 250,000 tiny
+    #: volumeAttributes keys (3.5 MiB) decodes to ~30 MB of dict, twice; a large legitimate one
+    #: (256 objects, several tokens) is ~150 KiB
+    request_bytes: int = 512 * 1024
     #: UTF-8 bytes of the `objects` parameter (a large SecretProviderClass of 256 objects with
     #: jmesPath entries is ~80 KiB)
     objects_bytes: int = 256 * 1024
@@ -33,6 +37,7 @@ class RequestLimits:
 
 #: the `serve` flag of each bound (messages name it so an operator knows what to change)
 FLAGS = {
+    "request_bytes": "--max-request-bytes",
     "objects_bytes": "--max-objects-bytes",
     "objects": "--max-objects",
     "jmespath_entries": "--max-jmespath-entries",

@@ -23,9 +23,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ack_secrets_provider.core import RUNTIME_NAME, __version__
-from ack_secrets_provider.core.errors import InternalError, ProviderBusy, ProviderError
+from ack_secrets_provider.core.errors import (
+    InternalError,
+    InvalidArgument,
+    ProviderBusy,
+    ProviderError,
+)
+from ack_secrets_provider.core.mount.limits import RAISE
 from ack_secrets_provider.core.mount.service import MountService
-from ack_secrets_provider.core.observability.observe import MountObserver
+from ack_secrets_provider.core.observability.observe import MountObservation, MountObserver
 from ack_secrets_provider.core.proto import service_pb2, service_pb2_grpc
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
@@ -48,6 +54,7 @@ class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
         self.observer = observer or MountObserver()
         self._mount_limit = service.settings.max_concurrent_mounts
         self._mount_slots = threading.BoundedSemaphore(self._mount_limit)
+        self._request_limit = service.settings.request_limits.request_bytes
 
     def Version(  # noqa: N802 - gRPC method name
         self, request: service_pb2.VersionRequest, context: grpc.ServicerContext
@@ -55,6 +62,13 @@ class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
         return service_pb2.VersionResponse(
             version=PROTOCOL_VERSION, runtime_name=RUNTIME_NAME, runtime_version=__version__
         )
+
+    @staticmethod
+    def _refuse(observation: MountObservation, started: float, context: grpc.ServicerContext,
+                error: ProviderError) -> None:
+        """Count and log the refusal like any failed Mount, then answer it (abort raises)."""
+        observation.failed(error, time.monotonic() - started)
+        context.abort(error.code, error.message)
 
     def Mount(  # noqa: N802 - gRPC method name
         self, request: service_pb2.MountRequest, context: grpc.ServicerContext
@@ -65,16 +79,24 @@ class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
             timeout = min(timeout, max(0.0, remaining - 0.05))  # leave room to answer
         deadline = Deadline.after(timeout)
         started = time.monotonic()
-        observation = self.observer.start(request.attributes)
+        size = request.ByteSize()
+        # a request over the bound is not even decoded (its JSON could cost 10x its size)
+        observation = self.observer.start(
+            request.attributes if size <= self._request_limit else "")
+        if size > self._request_limit:
+            self._refuse(observation, started, context, InvalidArgument(
+                f"the Mount request is {size} bytes, above the provider's limit of "
+                f"{self._request_limit} (--max-request-bytes): the SecretProviderClass "
+                "parameters and the pod's volumeAttributes together are too large; remove "
+                f"what the provider does not read, {RAISE}"
+            ))
         if not self._mount_slots.acquire(blocking=False):
-            busy = ProviderBusy(
+            self._refuse(observation, started, context, ProviderBusy(
                 f"the provider is already serving {self._mount_limit} Mounts, its limit "
                 "(--max-concurrent-mounts); the driver retries this one shortly. If this "
                 "lasts, an upstream is slow (see the provider's upstream metrics) or the limit "
                 "is too low for this node"
-            )
-            observation.failed(busy, time.monotonic() - started)
-            context.abort(busy.code, busy.message)
+            ))
         try:
             outcome = self.service.mount(
                 request.attributes, request.secrets, request.permission, deadline

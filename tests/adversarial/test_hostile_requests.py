@@ -68,8 +68,24 @@ def test_attributes_nested_100000_deep_are_an_invalid_argument_counted_and_logge
     assert "mount failed: the driver's attributes field is not valid JSON" in parser_target.log()
 
 
+def test_a_request_of_250000_volume_attributes_is_refused_before_it_is_decoded(
+    parser_target: ProviderProcess,
+) -> None:
+    attributes = json.dumps({f"k{n}": "" for n in range(250_000)})  # 3.5 MiB: ~30 MB decoded
+    before = parser_target.mounts("INVALID_ARGUMENT")
+    with PeakRss(parser_target.process) as memory:
+        error, seconds = mount(parser_target, attributes, timeout=10)
+    assert seconds < 1.0
+    # receiving 3.5 MiB costs gRPC and protobuf ~15 MiB; decoding it as well cost ~50 MiB
+    assert memory.growth < 32 * MiB, f"RSS grew {memory.growth / MiB:.1f} MiB"
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "(--max-request-bytes)" in (error.details() or "")
+    assert parser_target.mounts("INVALID_ARGUMENT") == before + 1
+
+
 @pytest.mark.parametrize(("name", "objects"), [
     ("objects_bytes", "- objectName: " + "x" * (300 * 1024) + "\n"),
+    ("request_bytes", "- objectName: " + "x" * (600 * 1024) + "\n"),
     ("objects", "".join(f"- {{objectName: s{n}}}\n" for n in range(300))),
     ("jmespath_entries", "- objectName: db\n  jmesPath:\n"
      + "".join(f"  - {{path: k{n}, objectAlias: f{n}}}\n" for n in range(300))),
@@ -89,7 +105,7 @@ def test_every_request_limit_refuses_at_once_naming_its_flag(
 def test_the_defaults_the_suite_measures_are_the_shipped_ones() -> None:
     """The inputs above are sized against the defaults; a changed default must revisit them."""
     limits = ProviderSettings().request_limits
-    assert (limits.objects_bytes, limits.objects, limits.jmespath_entries, limits.yaml_nodes,
-            limits.yaml_depth, limits.jmespath_steps) == (256 * 1024, 256, 256, 20_000, 16,
-                                                          1_000_000)
+    assert (limits.request_bytes, limits.objects_bytes, limits.objects, limits.jmespath_entries,
+            limits.yaml_nodes, limits.yaml_depth, limits.jmespath_steps) == (
+        512 * 1024, 256 * 1024, 256, 256, 20_000, 16, 1_000_000)
     assert json.loads(driver_attributes({"objects": alias_bomb()}))["objects"] == alias_bomb()
