@@ -1,10 +1,10 @@
-"""The process-wide cache of resolved identities, shared by every built-in credential plugin.
+"""What the built-in credential plugins share: identities around a refreshing provider, and
+reading their configuration from the provider's environment snapshot.
 
-An identity (its key, its refreshing provider, the SDK credential client around it) is built
-once per cache key and reused by every later mount, so its STS credential is fetched once per
-lifetime. The cache key is the IdentityKey plus what else decides where and how the credential is
-fetched (the STS endpoint, a digest of an AccessKey secret): a changed setting or a rotated
-AccessKey secret builds a new identity instead of reusing a stale one.
+Identities are kept in the credential host's cache (`context.identities`), built once per cache
+key: the IdentityKey plus what else decides where and how the credential is fetched (the STS
+endpoint, a digest of an AccessKey secret), so a changed setting or a rotated AccessKey secret
+builds a new identity instead of reusing a stale one.
 """
 
 from __future__ import annotations
@@ -14,35 +14,24 @@ from typing import Any
 
 from ack_secrets_provider.core.errors import FailedPrecondition, ProviderError
 from ack_secrets_provider.core.mount.arn import parse_arn
-from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.toolkit import (
-    Fetch,
-    IdentityCache,
     Issued,
     RefreshingProvider,
+    refreshing_identity,
 )
-from ack_secrets_provider.core.plugins.toolkit import refreshing_identity as _refreshing_identity
 
-#: the one cache of the process
-CACHE = IdentityCache()
-
-
-def refreshing_identity(
-    key: IdentityKey, name: str, fetch: Fetch, *, provider_level: bool
-) -> Identity:
-    """An Identity whose credential client wraps a RefreshingProvider around `fetch`, on the
-    clock of the process cache."""
-    return _refreshing_identity(key, name, fetch, provider_level=provider_level,
-                                clock=CACHE.clock)
+__all__ = ["refreshing_identity"]  # the toolkit's, for the built-in plugins
 
 
 def static_identity(
-    key: IdentityKey, name: str, access_key_id: str, access_key_secret: str, *,
-    provider_level: bool,
+    key: IdentityKey, name: str, access_key_id: str, access_key_secret: str,
+    context: CredentialContext, *, provider_level: bool,
 ) -> Identity:
     """An Identity for a long-lived AccessKey pair (never refreshed)."""
     issued = Issued(access_key_id, access_key_secret)
-    return refreshing_identity(key, name, lambda _timeout: issued, provider_level=provider_level)
+    return refreshing_identity(key, name, lambda _timeout: issued, context,
+                               provider_level=provider_level)
 
 
 def provider_of(identity: Identity) -> RefreshingProvider:

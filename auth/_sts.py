@@ -31,7 +31,7 @@ from ack_secrets_provider.core.errors import (
     Unavailable,
     UnexpectedAnswer,
 )
-from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.toolkit import Issued
 from ack_secrets_provider.core.settings import ProviderSettings
 
@@ -197,7 +197,7 @@ def map_sts_error(
 
 def assume_role(
     client: StsClient, *, role_arn: str, session: str, duration: int, timeout: float,
-    what: str, hint: str, secrets: Iterable[str | None] = (),
+    what: str, hint: str, metrics: ProviderMetrics, secrets: Iterable[str | None] = (),
 ) -> Issued:
     from alibabacloud_sts20150401 import models as sts_models
 
@@ -216,7 +216,7 @@ def assume_role(
 
 def assume_role_with_oidc(
     client: StsClient, *, role_arn: str, oidc_provider_arn: str, token: str, session: str,
-    duration: int, timeout: float, what: str, hint: str,
+    duration: int, timeout: float, what: str, hint: str, metrics: ProviderMetrics,
 ) -> Issued:
     from alibabacloud_sts20150401 import models as sts_models
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.auth._providers import (
-    CACHE,
     access_key_pair,
     check_role_arn,
     env,
@@ -51,10 +50,11 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
                 what=f"AssumeRole into {role_arn} with AccessKey {key_id[:6]}…",
                 hint=("the RAM user needs sts:AssumeRole on the role and the role's trust "
                       "policy must trust the user's account"),
+                metrics=context.metrics,
             )
 
-        return refreshing_identity(key, MODE, fetch, provider_level=True)
+        return refreshing_identity(key, MODE, fetch, context, provider_level=True)
 
-    identity = CACHE.get_or_create(cache_key, build)
+    identity = context.identities.get_or_create(cache_key, build)
     provider_of(identity).ensure_fresh(context.deadline)
     return identity

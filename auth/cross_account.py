@@ -12,7 +12,6 @@ import dataclasses
 
 from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.auth._providers import (
-    CACHE,
     check_role_arn,
     provider_of,
     refreshing_identity,
@@ -46,10 +45,11 @@ def ack_assume_role(base: Identity, role_arn: str, context: CredentialContext) -
                 what=f"crossAccountRoleArn {role_arn} (assumed by {base.describe()})",
                 hint=("the base identity needs sts:AssumeRole on the role and the role's trust "
                       "policy must trust the base identity's account"),
+                metrics=context.metrics,
             )
 
-        return refreshing_identity(key, MODE, fetch, provider_level=base.provider_level)
+        return refreshing_identity(key, MODE, fetch, context, provider_level=base.provider_level)
 
-    identity = CACHE.get_or_create(cache_key, build)
+    identity = context.identities.get_or_create(cache_key, build)
     provider_of(identity).ensure_fresh(context.deadline)
     return identity

@@ -16,7 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from ack_secrets_provider.auth._providers import CACHE, env, provider_of, refreshing_identity
+from ack_secrets_provider.auth._providers import env, provider_of, refreshing_identity
 from ack_secrets_provider.auth._sts import parse_expiration
 from ack_secrets_provider.core.cloud.answers import field, optional_field
 from ack_secrets_provider.core.cloud.metadata import MetadataClient, metadata_base_url
@@ -120,10 +120,10 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
         role = configured_role or _discover_role(client, context.deadline.remaining())
         key = IdentityKey(mode=MODE, role_arn=role)
         return refreshing_identity(
-            key, MODE, lambda timeout: _fetch_credentials(client, role, timeout),
+            key, MODE, lambda timeout: _fetch_credentials(client, role, timeout), context,
             provider_level=True,
         )
 
-    identity = CACHE.get_or_create(cache_key, build, context.deadline)
+    identity = context.identities.get_or_create(cache_key, build, context.deadline)
     provider_of(identity).ensure_fresh(context.deadline)
     return identity

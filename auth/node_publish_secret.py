@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ack_secrets_provider.auth._providers import CACHE, static_identity
+from ack_secrets_provider.auth._providers import static_identity
 from ack_secrets_provider.core.errors import FailedPrecondition
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
@@ -37,7 +37,7 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
             f"non-empty key {missing!r}; it needs both {KEY_ID} and {KEY_SECRET}"
         )
     key = IdentityKey(mode=MODE, access_key_id=key_id, secret_digest=secret_digest(secret))
-    return CACHE.get_or_create(
+    return context.identities.get_or_create(
         key,
-        lambda: static_identity(key, MODE, key_id, secret, provider_level=True),
+        lambda: static_identity(key, MODE, key_id, secret, context, provider_level=True),
     )

@@ -18,19 +18,20 @@ import json
 
 from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.auth._providers import (
-    CACHE,
     check_role_arn,
     provider_of,
     provider_oidc_arn,
     refreshing_identity,
 )
-from ack_secrets_provider.auth.kube import ROLE_ANNOTATION, reader_for
+from ack_secrets_provider.auth.kube import ROLE_ANNOTATION
+from ack_secrets_provider.auth.kube import role_arn as annotated_role
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     PermissionDenied,
     Unauthenticated,
 )
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
 from ack_secrets_provider.core.plugins.toolkit import Issued, secret_digest
@@ -46,8 +47,10 @@ class _OidcFetch:
     def __init__(
         self, settings: ProviderSettings, endpoint: Endpoint, *, role_arn: str,
         oidc_provider_arn: str, subject: str, session: str, token: str,
+        metrics: ProviderMetrics,
     ) -> None:
         self._client = _sts.make_client(settings, endpoint)
+        self._metrics = metrics
         self._role_arn = role_arn
         self._oidc_provider_arn = oidc_provider_arn
         self._subject = subject
@@ -64,6 +67,7 @@ class _OidcFetch:
                   f"{self._oidc_provider_arn} and the subject "
                   f"system:serviceaccount:{self._subject.replace('/', ':')}, and that the "
                   "role exists"),
+            metrics=self._metrics,
         )
 
 
@@ -116,7 +120,7 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
             f"{where}, but its token belongs to {sub!r}, not to {expected_sub!r}; the token "
             "and the pod information come from the driver and must agree"
         )
-    if expires <= CACHE.clock():
+    if expires <= context.identities.clock():
         # Checked here although STS would refuse it too: a credential this token obtained
         # earlier is still cached, and an expired token must not get it back.
         raise Unauthenticated(
@@ -130,9 +134,7 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
             "rrsa.clusterId in the Helm values (or ALICLOUD_OIDC_PROVIDER_ARN through "
             "envVarsFromSecret)"
         )
-    role_arn = reader_for(context.settings).role_arn(
-        pod.namespace, pod.service_account, context.deadline
-    )
+    role_arn = annotated_role(context.kube, pod.namespace, pod.service_account, context.deadline)
     if role_arn is None:
         raise FailedPrecondition(
             f"{where}, but its ServiceAccount {pod.namespace}/{pod.service_account} has no "
@@ -157,10 +159,10 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
             context.settings, endpoint, role_arn=role_arn, oidc_provider_arn=oidc_arn,
             subject=subject, session=_sts.session_name("ack", pod.namespace or "",
                                                        pod.service_account or ""),
-            token=token.token,
+            token=token.token, metrics=context.metrics,
         )
-        return refreshing_identity(key, MODE, fetch, provider_level=False)
+        return refreshing_identity(key, MODE, fetch, context, provider_level=False)
 
-    identity = CACHE.get_or_create(cache_key, build, context.deadline)
+    identity = context.identities.get_or_create(cache_key, build, context.deadline)
     provider_of(identity).ensure_fresh(context.deadline)
     return identity

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.auth._providers import (
-    CACHE,
     check_role_arn,
     env,
     provider_of,
@@ -72,10 +71,11 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
                 what=f"provider RRSA (role {role_arn})",
                 hint=(f"check the role's trust policy allows the OIDC provider {oidc_arn} and "
                       "the provider's ServiceAccount as subject"),
+                metrics=context.metrics,
             )
 
-        return refreshing_identity(key, MODE, fetch, provider_level=True)
+        return refreshing_identity(key, MODE, fetch, context, provider_level=True)
 
-    identity = CACHE.get_or_create(cache_key, build)
+    identity = context.identities.get_or_create(cache_key, build)
     provider_of(identity).ensure_fresh(context.deadline)
     return identity

@@ -4,7 +4,6 @@ without `ALICLOUD_ROLE_ARN`). Kept for compatibility; a role (modes 2-3) or RRSA
 from __future__ import annotations
 
 from ack_secrets_provider.auth._providers import (
-    CACHE,
     access_key_pair,
     env,
     static_identity,
@@ -25,7 +24,7 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
         return None
     key_id, secret = pair
     key = IdentityKey(mode=MODE, access_key_id=key_id, secret_digest=secret_digest(secret))
-    return CACHE.get_or_create(
+    return context.identities.get_or_create(
         key,
-        lambda: static_identity(key, MODE, key_id, secret, provider_level=True),
+        lambda: static_identity(key, MODE, key_id, secret, context, provider_level=True),
     )

@@ -30,8 +30,9 @@ from ack_secrets_provider.core.durations import parse_duration
 from ack_secrets_provider.core.mount.limits import RequestLimits
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the plugin and server stacks are imported when `serve` runs
     from ack_secrets_provider.core.plugins.backend import Backend
+    from ack_secrets_provider.core.server.app import HealthSettings, MetricsSettings
 
 log = logging.getLogger("ack_secrets_provider")
 
@@ -267,6 +268,20 @@ def configure_logging(verbosity: int, log_format: str) -> None:
     configure(verbosity, log_format)
 
 
+def http_listeners(
+    args: argparse.Namespace, healthz_timeout: float
+) -> tuple[HealthSettings | None, MetricsSettings | None]:
+    """The health and metrics listeners the flags ask for; port 0 disables one (the flags'
+    contract, as in the official provider)."""
+    from ack_secrets_provider.core.server.app import HealthSettings, MetricsSettings
+
+    health = (HealthSettings(args.healthz_addr, args.healthz_port, args.healthz_path,
+                             healthz_timeout) if args.healthz_port > 0 else None)
+    metrics = (MetricsSettings(args.metrics_addr, args.metrics_port) if args.metrics_port > 0
+               else None)
+    return health, metrics
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from ack_secrets_provider.core.errors import PluginError
     from ack_secrets_provider.core.observability.health import BindError
@@ -281,7 +296,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = build_settings(args, dict(os.environ))
         grace_period = parse_duration(args.grace_period)
-        healthz_timeout = parse_duration(args.healthz_timeout)
+        health, metrics = http_listeners(args, parse_duration(args.healthz_timeout))
     except ValueError as exc:
         print(f"ack-secrets-provider: {exc}", file=sys.stderr)
         return 2
@@ -300,8 +315,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings, args.provider_volume,
             autoload_third_party=not args.no_plugin_autoload,
             grace_period=grace_period,
-            healthz=(args.healthz_addr, args.healthz_port, args.healthz_path, healthz_timeout),
-            metrics=(args.metrics_addr, args.metrics_port),
+            health=health,
+            metrics=metrics,
             events=args.events,
         )
         app.start()

@@ -17,8 +17,10 @@ A test module takes the fixtures by binding them as its own names (tests/ is on 
     env, fresh = auth_world.env, auth_world.fresh
 
 `env` is module-scoped (one emulator with TLS, one fake Kubernetes API per module); `fresh` is
-autouse and gives every test an empty identity cache, zero counters and the seeded
-ServiceAccounts and metadata settings.
+autouse and gives every test a new credential host (an empty identity cache and Kubernetes read
+cache), the real time on `env.clock`, zero counters and the seeded ServiceAccounts and metadata
+settings. A provider started by a test takes `env.clock` (`running_provider(..., clock=...)`) so
+the test can move credential lifetimes forward.
 """
 
 from __future__ import annotations
@@ -27,20 +29,19 @@ import copy
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-from ack_secrets_provider.auth import _providers, kube
+from ack_secrets_provider.auth import kube
 from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, StsEmulator
 from ack_secrets_provider.backends.kms.emulator import KmsEmulator
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator import Emulator
-from ack_secrets_provider.core.plugins.credentials import CredentialHost
+from ack_secrets_provider.core.plugins.credentials import CredentialHost, IdentityCache
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 ACCOUNT = "1234567890"
@@ -114,6 +115,18 @@ class AuthWorld:
     kube: FakeKubeApi
     base: ProviderSettings
     token_file: Path
+    #: the clock credential lifetimes are measured on (the real time plus what a test advanced)
+    clock: FakeClock = field(default_factory=lambda: FakeClock())
+    #: the credential plugins as the provider loads them (built-ins only); new for every test
+    host: CredentialHost = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.host = self.new_host()
+
+    def new_host(self) -> CredentialHost:
+        host = CredentialHost(self.base, identities=IdentityCache(clock=self.clock))
+        host.load(autoload_third_party=False)
+        return host
 
     @property
     def sts(self) -> StsEmulator:
@@ -126,13 +139,6 @@ class AuthWorld:
         part = self.emulator.parts["metadata"]
         assert isinstance(part, MetadataEmulator)
         return part
-
-    @cached_property
-    def host(self) -> CredentialHost:
-        """The credential plugins as the provider loads them (built-ins only)."""
-        host = CredentialHost(self.base)
-        host.load(autoload_third_party=False)
-        return host
 
     def settings(self, environ: Mapping[str, str] = MappingProxyType({}), **changes: Any
                  ) -> ProviderSettings:
@@ -187,11 +193,10 @@ def running_world(scratch: Path) -> Iterator[AuthWorld]:
 
 
 def reset(world: AuthWorld) -> None:
-    """No identity, annotation, counter, token file or metadata setting survives a test (the
-    identity cache and the ServiceAccount readers are process-wide)."""
-    _providers.CACHE.clear()
-    _providers.CACHE.clock = time.time
-    kube.clear_readers()
+    """No identity, annotation, counter, token file, clock offset or metadata setting survives a
+    test."""
+    world.host = world.new_host()
+    world.clock.offset = 0.0
     world.emulator.counters.reset()
     world.metadata.configure(METADATA_DEFAULTS)
     world.token_file.unlink(missing_ok=True)
@@ -212,13 +217,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthWorld]:
 def fresh(env: AuthWorld) -> Iterator[None]:
     reset(env)
     yield
-    _providers.CACHE.clear()
-    _providers.CACHE.clock = time.time
-    kube.clear_readers()
 
 
 class FakeClock:
-    """The identity cache's clock, moved forward to reach a credential's refresh time."""
+    """Epoch seconds that a test moves forward to reach a credential's refresh time."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -228,8 +230,3 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
-
-    def install(self) -> FakeClock:
-        """Make this the identity cache's clock (`fresh` puts the real one back)."""
-        _providers.CACHE.clock = self
-        return self

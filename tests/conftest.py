@@ -129,20 +129,17 @@ def served_provider(tmp_path):  # type: ignore[no-untyped-def]
     servers on 127.0.0.1 ephemeral ports; stopped afterwards."""
     import ack_test_backend
 
-    from ack_secrets_provider.core.observability import metrics
-    from ack_secrets_provider.core.observability.metrics import ProviderMetrics
-    from ack_secrets_provider.core.server.app import build_app
+    from ack_secrets_provider.core.server.app import HealthSettings, MetricsSettings, build_app
     from ack_secrets_provider.core.settings import ProviderSettings
 
     ack_test_backend.reset()
-    with metrics.installed(ProviderMetrics()) as registry:
-        app = build_app(
-            ProviderSettings(fetch_concurrency=2), str(tmp_path / "provider"), grace_period=2.0,
-            healthz=("127.0.0.1", 0, "/healthz", 2.0), metrics=("127.0.0.1", 0),
-            provider_metrics=registry, any_port=True,
-        )
-        app.start()
-        try:
-            yield app
-        finally:
-            app.stop()
+    app = build_app(
+        ProviderSettings(fetch_concurrency=2), str(tmp_path / "provider"), grace_period=2.0,
+        health=HealthSettings("127.0.0.1", 0, "/healthz", 2.0),
+        metrics=MetricsSettings("127.0.0.1", 0),
+    )
+    app.start()
+    try:
+        yield app
+    finally:
+        app.stop()

@@ -45,7 +45,6 @@ from auth_world import (
     SECRETS,
     USER_KEY,
     AuthWorld,
-    FakeClock,
 )
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -100,8 +99,8 @@ def mount_error(provider: RunningProvider, secret: str, **kwargs: Any) -> grpc.R
 
 # --- at the credential host: CredentialHost.resolve, then the KMS SDK -----------------------------
 
-def context(settings: ProviderSettings, *, namespace: str = "team-a", sa: str = "app-a",
-            pod_identity: bool = False, token: str | None = None,
+def context(env: AuthWorld, settings: ProviderSettings, *, namespace: str = "team-a",
+            sa: str = "app-a", pod_identity: bool = False, token: str | None = None,
             secrets: Mapping[str, str] | None = None) -> CredentialContext:
     attrs = {"csi.storage.k8s.io/pod.name": f"{sa}-0",
              "csi.storage.k8s.io/pod.namespace": namespace,
@@ -112,7 +111,9 @@ def context(settings: ProviderSettings, *, namespace: str = "team-a", sa: str = 
         attrs[ATTR_SA_TOKENS] = json.dumps(
             {"sts.aliyuncs.com": {"token": token, "expirationTimestamp": "2099-01-01T00:00:00Z"}})
     request = parse_mount_request(json.dumps(attrs), json.dumps(dict(secrets or {})), "420")
-    return CredentialContext(request, settings, Deadline.after(30))
+    host = env.host  # its identity cache, metrics and Kubernetes client; settings of the test's
+    return CredentialContext(request, settings, Deadline.after(30), host.metrics, host.identities,
+                             host.kube)
 
 
 def kms_get(env: AuthWorld, identity: Identity, name: str) -> str:
@@ -147,7 +148,7 @@ def test_pod_rrsa(env: AuthWorld, tmp_path: Path, token_in: str) -> None:
 
 def test_pod_rrsa_at_the_host(env: AuthWorld) -> None:
     settings = env.settings({**OIDC_ENV, **NO_ECS})
-    identity = env.host.resolve(context(settings, pod_identity=True,
+    identity = env.host.resolve(context(env, settings, pod_identity=True,
                                         token=env.token("team-a", "app-a")))
     assert identity.key.mode == "pod-rrsa" and identity.key.subject == "team-a/app-a"
     assert identity.key.role_arn == ROLE_A and identity.provider_level is False
@@ -174,9 +175,9 @@ def test_a_cached_pod_credential_serves_only_the_token_that_obtained_it(env: Aut
 
     settings = env.settings({**OIDC_ENV, **NO_ECS})
     good = env.token("team-a", "app-a")
-    first = env.host.resolve(context(settings, pod_identity=True, token=good))
+    first = env.host.resolve(context(env, settings, pod_identity=True, token=good))
     assert kms_get(env, first, "app-a/db") == "pw-a"
-    assert env.host.resolve(context(settings, pod_identity=True, token=good)) is first
+    assert env.host.resolve(context(env, settings, pod_identity=True, token=good)) is first
     assert env.api("sts.AssumeRoleWithOIDC") == 1
 
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -187,17 +188,17 @@ def test_a_cached_pod_credential_serves_only_the_token_that_obtained_it(env: Aut
     }
     for name, token in bad.items():
         with pytest.raises(ProviderError) as refused:
-            env.host.resolve(context(settings, pod_identity=True, token=token))
+            env.host.resolve(context(env, settings, pod_identity=True, token=token))
         assert refused.value.code.name in ("UNAUTHENTICATED", "PERMISSION_DENIED"), name
     # the expired token never reached STS; STS refused the two others
     assert env.api("sts.AssumeRoleWithOIDC") == 3
-    assert _providers.CACHE._building == {}  # failed builds leave no lock behind
+    assert env.host.identities._building == {}  # failed builds leave no lock behind
 
 
 def test_pod_rrsa_uses_account_and_cluster_ids(env: AuthWorld) -> None:
     settings = env.settings({"ALICLOUD_ACCOUNT_ID": ACCOUNT, "ALICLOUD_CLUSTER_ID": "c1",
                              **NO_ECS})
-    identity = env.host.resolve(context(settings, namespace="team-b", sa="app-b",
+    identity = env.host.resolve(context(env, settings, namespace="team-b", sa="app-b",
                                         pod_identity=True, token=env.token("team-b", "app-b")))
     assert kms_get(env, identity, "app-b/db") == "pw-b"
 
@@ -217,19 +218,17 @@ def test_provider_rrsa_with_a_token_file(env: AuthWorld, tmp_path: Path) -> None
 def test_provider_rrsa_at_the_host_and_token_rotation(env: AuthWorld) -> None:
     env.write_provider_token()
     settings = env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS})
-    identity = env.host.resolve(context(settings))
+    identity = env.host.resolve(context(env, settings))
     assert identity.key.mode == "provider-rrsa" and identity.provider_level
     assert kms_get(env, identity, "provider/db") == "pw-provider"
     # kubelet rotates the file; the old token expires. The next refresh must read the new one.
     env.write_provider_token(expires_in=7200)
-    clock = FakeClock()
-    _providers.CACHE.clear()
-    _providers.CACHE.clock = clock
-    env.host.resolve(context(settings))
+    env.host.identities.clear()
+    env.host.resolve(context(env, settings))
     env.write_provider_token(expires_in=-10)  # an expired token: STS refuses it
-    clock.advance(4000)
+    env.clock.advance(4000)
     with pytest.raises(ProviderError) as refused:
-        env.host.resolve(context(settings))
+        env.host.resolve(context(env, settings))
     assert "Expired" in str(refused.value)
     assert env.token(*PROVIDER_SA)[:20] not in str(refused.value)
 
@@ -238,7 +237,7 @@ def test_provider_rrsa_without_token_file_says_rrsa_enable(env: AuthWorld) -> No
     settings = env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS},
                             rrsa_token_file="/nonexistent/token")
     with pytest.raises(FailedPrecondition, match="rrsa.enable=true"):
-        env.host.resolve(context(settings))
+        env.host.resolve(context(env, settings))
 
 
 # --- AccessKey + AssumeRole -----------------------------------------------------------------------
@@ -258,7 +257,7 @@ def test_access_key_and_assume_role(env: AuthWorld, tmp_path: Path) -> None:
 def test_ak_assume_role_at_the_host(env: AuthWorld) -> None:
     settings = env.settings({**AK_ENV, **ROLE_ENV, "ALICLOUD_ROLE_SESSION_NAME": "my-session",
                              "ALICLOUD_ROLE_SESSION_EXPIRATION": "1800", **NO_ECS})
-    identity = env.host.resolve(context(settings))
+    identity = env.host.resolve(context(env, settings))
     assert identity.key.mode == "ak-assume-role" and identity.key.access_key_id == USER_KEY
     assert kms_get(env, identity, "provider/db") == "pw-provider"
     assert env.sts.issued[-1] == ("AssumeRole", ROLE_PROVIDER, "my-session")
@@ -272,7 +271,7 @@ def test_ak_assume_role_wrong_secret_is_unauthenticated_and_secret_not_shown(
     settings = env.settings({"ACCESS_KEY_ID": USER_KEY, "SECRET_ACCESS_KEY": "wrong-secret-xyz",
                              **ROLE_ENV, **NO_ECS})
     with pytest.raises(ProviderError) as err:
-        env.host.resolve(context(settings))
+        env.host.resolve(context(env, settings))
     assert err.value.reason == "Unauthenticated"
     assert "wrong-secret-xyz" not in str(err.value)
 
@@ -290,7 +289,7 @@ def test_node_publish_secret_ref_keys_in_any_case(env: AuthWorld, tmp_path: Path
 
 
 def test_node_publish_secret_at_the_host(env: AuthWorld) -> None:
-    identity = env.host.resolve(context(env.settings(NO_ECS), secrets=NPS))
+    identity = env.host.resolve(context(env, env.settings(NO_ECS), secrets=NPS))
     assert identity.key.mode == "node-publish-secret" and identity.key.access_key_id == NPS_KEY
     assert kms_get(env, identity, "shared/db") == "pw-shared"
     assert env.api("sts.AssumeRole") == 0
@@ -316,7 +315,7 @@ def test_static_access_key_with_a_wrong_secret_is_unauthenticated(
 
 
 def test_static_ak_at_the_host(env: AuthWorld) -> None:
-    identity = env.host.resolve(context(env.settings({**AK_ENV, **NO_ECS})))
+    identity = env.host.resolve(context(env, env.settings({**AK_ENV, **NO_ECS})))
     assert identity.key.mode == "static-ak"
     assert kms_get(env, identity, "user/db") == "pw-user"
     assert env.emulator.counters.snapshot()["by_principal"] == {"ci-user": 1}
@@ -338,7 +337,7 @@ def test_ecs_ram_role_from_metadata_with_imdsv2(env: AuthWorld, tmp_path: Path) 
 def test_ecs_ram_role_at_the_host_imdsv2(env: AuthWorld, require_v2: bool) -> None:
     env.metadata.configure({"require_v2": require_v2})  # `fresh` restores the seed's
     v1_before = env.metadata.v1_requests
-    identity = env.host.resolve(context(env.settings()))
+    identity = env.host.resolve(context(env, env.settings()))
     assert identity.key.mode == "ecs-ram-role" and identity.key.role_arn == NODE_ROLE
     assert kms_get(env, identity, "node/db") == "pw-node"
     assert env.api("metadata./latest/api/token") >= 1
@@ -348,12 +347,12 @@ def test_ecs_ram_role_at_the_host_imdsv2(env: AuthWorld, require_v2: bool) -> No
 def test_ecs_imdsv1_fallback_and_switch(env: AuthWorld) -> None:
     # an old metadata service: no IMDSv2 and so no way to require it (`fresh` restores both)
     env.metadata.configure({"v2_enabled": False, "require_v2": False})
-    identity = env.host.resolve(context(env.settings()))
+    identity = env.host.resolve(context(env, env.settings()))
     assert kms_get(env, identity, "node/db") == "pw-node"
     assert env.metadata.v1_requests > 0
-    _providers.CACHE.clear()
+    env.host.identities.clear()
     with pytest.raises(FailedPrecondition, match="IMDSv2"):
-        env.host.resolve(context(env.settings(imds_v1_fallback=False)))
+        env.host.resolve(context(env, env.settings(imds_v1_fallback=False)))
 
 
 # --- cross-account role ---------------------------------------------------------------------------
@@ -374,7 +373,7 @@ def test_cross_account_role_per_object(env: AuthWorld, tmp_path: Path) -> None:
 
 
 def test_cross_account_on_top_of_ak_assume_role(env: AuthWorld) -> None:
-    ctx = context(env.settings({**AK_ENV, **ROLE_ENV, **NO_ECS}))
+    ctx = context(env, env.settings({**AK_ENV, **ROLE_ENV, **NO_ECS}))
     base = env.host.resolve(ctx)
     crossed = env.host.assume_role(base, ROLE_CROSS, ctx)
     assert crossed.key.cross_account_role == ROLE_CROSS and crossed.key.role_arn == ROLE_PROVIDER
@@ -389,7 +388,7 @@ def test_cross_account_on_top_of_ak_assume_role(env: AuthWorld) -> None:
 
 def test_cross_account_refused_by_trust_policy(env: AuthWorld) -> None:
     settings = env.settings({**OIDC_ENV, **NO_ECS})
-    ctx = context(settings, pod_identity=True, token=env.token("team-a", "app-a"))
+    ctx = context(env, settings, pod_identity=True, token=env.token("team-a", "app-a"))
     base = env.host.resolve(ctx)
     with pytest.raises(PermissionDenied, match="trust"):
         env.host.assume_role(base, ROLE_CROSS, ctx)
@@ -448,19 +447,19 @@ def test_chain_order_when_everything_applies(env: AuthWorld) -> None:
     full = env.settings(ALL_PROVIDER_ENV)
     token = env.token("team-a", "app-a")
     # pod identity requested: it wins over everything
-    assert env.host.resolve(context(full, pod_identity=True, token=token, secrets=nps)
+    assert env.host.resolve(context(env, full, pod_identity=True, token=token, secrets=nps)
                             ).key.mode == "pod-rrsa"
     # provider RRSA before AccessKey + AssumeRole and the nodePublishSecretRef
-    assert env.host.resolve(context(full, secrets=nps)).key.mode == "provider-rrsa"
+    assert env.host.resolve(context(env, full, secrets=nps)).key.mode == "provider-rrsa"
     no_oidc = {k: v for k, v in ALL_PROVIDER_ENV.items() if k != "ALICLOUD_OIDC_PROVIDER_ARN"}
-    assert env.host.resolve(context(env.settings(no_oidc), secrets=nps)
+    assert env.host.resolve(context(env, env.settings(no_oidc), secrets=nps)
                             ).key.mode == "ak-assume-role"
-    assert env.host.resolve(context(env.settings(AK_ENV), secrets=nps)
+    assert env.host.resolve(context(env, env.settings(AK_ENV), secrets=nps)
                             ).key.mode == "node-publish-secret"
-    assert env.host.resolve(context(env.settings(AK_ENV))).key.mode == "static-ak"
-    assert env.host.resolve(context(env.settings())).key.mode == "ecs-ram-role"
+    assert env.host.resolve(context(env, env.settings(AK_ENV))).key.mode == "static-ak"
+    assert env.host.resolve(context(env, env.settings())).key.mode == "ecs-ram-role"
     with pytest.raises(FailedPrecondition, match="no credential is configured"):
-        env.host.resolve(context(env.settings(NO_ECS)))
+        env.host.resolve(context(env, env.settings(NO_ECS)))
 
 
 # --- no silent fallback, namespace allow-list -----------------------------------------------------
@@ -533,7 +532,7 @@ def test_pod_identity_missing_piece_fails_at_the_host(env: AuthWorld, case: str)
     env.write_provider_token()
     settings = env.settings(environ)
     with pytest.raises(expected[0], match=expected[1]) as err:
-        env.host.resolve(context(settings, namespace=namespace, sa=sa, pod_identity=True,
+        env.host.resolve(context(env, settings, namespace=namespace, sa=sa, pod_identity=True,
                                  token=token))
     if token:
         assert token not in str(err.value)
@@ -564,7 +563,6 @@ def test_namespace_allow_list_for_provider_identities(env: AuthWorld, tmp_path: 
 def test_one_sts_call_over_100_mounts_then_one_more_near_expiry(
     env: AuthWorld, tmp_path: Path, mode: str
 ) -> None:
-    clock = FakeClock().install()
     if mode == "pod-rrsa":
         settings = env.settings({**OIDC_ENV, **NO_ECS})
         token = env.token("team-a", "app-a")
@@ -574,7 +572,7 @@ def test_one_sts_call_over_100_mounts_then_one_more_near_expiry(
         settings = env.settings({**AK_ENV, **ROLE_ENV, **NO_ECS})
         kwargs = {}
         secret, api, principal = "provider/db", "sts.AssumeRole", ROLE_PROVIDER
-    with running_provider(settings, tmp_path) as provider:
+    with running_provider(settings, tmp_path, clock=env.clock) as provider:
         for _ in range(100):
             mount_ok(provider, secret, **kwargs)
         assert env.api(api) == 1
@@ -582,7 +580,7 @@ def test_one_sts_call_over_100_mounts_then_one_more_near_expiry(
         assert env.counters()["by_principal"][principal] == 100
         if mode == "pod-rrsa":
             assert env.kube.calls == 1  # the role annotation is cached too
-        clock.advance(3000)  # of a 3600 s credential: time to refresh
+        env.clock.advance(3000)  # of a 3600 s credential: time to refresh
         for _ in range(3):
             mount_ok(provider, secret, **kwargs)
     assert env.api(api) == 2
@@ -590,27 +588,26 @@ def test_one_sts_call_over_100_mounts_then_one_more_near_expiry(
 
 @pytest.mark.parametrize("mode", ["pod-rrsa", "ak-assume-role", "ecs-ram-role"])
 def test_one_sts_call_per_lifetime_at_the_host(env: AuthWorld, mode: str) -> None:
-    clock = FakeClock().install()
     if mode == "pod-rrsa":
         settings = env.settings({**OIDC_ENV, **NO_ECS})
         api, secret, value = "sts.AssumeRoleWithOIDC", "app-a/db", "pw-a"
         token = env.token("team-a", "app-a")  # kubelet sends the same token until it rotates it
 
         def make() -> CredentialContext:
-            return context(settings, pod_identity=True, token=token)
+            return context(env, settings, pod_identity=True, token=token)
     elif mode == "ak-assume-role":
         settings = env.settings({**AK_ENV, **ROLE_ENV, **NO_ECS})
         api, secret, value = "sts.AssumeRole", "provider/db", "pw-provider"
 
         def make() -> CredentialContext:
-            return context(settings)
+            return context(env, settings)
     else:
         settings = env.settings()
         api = f"metadata./latest/meta-data/ram/security-credentials/{NODE_ROLE}"
         secret, value = "node/db", "pw-node"
 
         def make() -> CredentialContext:
-            return context(settings)
+            return context(env, settings)
     first = None
     for _ in range(100):
         identity = env.host.resolve(make())
@@ -624,7 +621,7 @@ def test_one_sts_call_per_lifetime_at_the_host(env: AuthWorld, mode: str) -> Non
     # the credential nears its expiry (3000 s of 3600 passed) and then expires upstream:
     # exactly one new call, and KMS accepts the new credential
     old = identity.credential.get_credential().access_key_id
-    clock.advance(3000)
+    env.clock.advance(3000)
     env.emulator.credentials.expire(old)
     if mode == "ecs-ram-role":
         env.metadata.configure({"credential_duration": 3600})  # the service rotates it too
@@ -637,14 +634,12 @@ def test_one_sts_call_per_lifetime_at_the_host(env: AuthWorld, mode: str) -> Non
 
 def test_sts_calls_and_credential_refreshes_are_counted(env: AuthWorld, tmp_path: Path) -> None:
     """The STS and refresh metrics move with real STS calls (and only with them)."""
-    from ack_secrets_provider.core.observability import metrics
-
     token = env.token("team-a", "app-a")
     settings = env.settings({**OIDC_ENV, **NO_ECS})
-    with metrics.installed() as recorded, running_provider(settings, tmp_path) as provider:
+    with running_provider(settings, tmp_path) as provider:
         for _ in range(3):  # one STS call for the identity's lifetime, not one per mount
             mount_ok(provider, "app-a/db", pod_identity=True, token=token)
-        registry = recorded.registry
+        registry = provider.metrics.registry
         assert registry.get_sample_value(
             "ack_secrets_provider_sts_calls_total",
             {"api": "AssumeRoleWithOIDC", "result": "ok"}) == 1
@@ -674,7 +669,7 @@ class TwoPods(RuleBasedStateMachine):
     def mount(self, pod: tuple[str, str], secret: str) -> None:
         namespace, sa = pod
         identity = self.env.host.resolve(context(
-            self.settings, namespace=namespace, sa=sa, pod_identity=True,
+            self.env, self.settings, namespace=namespace, sa=sa, pod_identity=True,
             token=self.env.token(namespace, sa)))
         assert identity.key.subject == f"{namespace}/{sa}"
         self.seen[pod] = identity

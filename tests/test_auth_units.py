@@ -9,14 +9,16 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ack_secrets_provider.auth import _providers, kube
+from ack_secrets_provider.auth import kube
 from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, StsEmulator
+from ack_secrets_provider.core.cloud.kube import KubeClient
 from ack_secrets_provider.core.emulator import Emulator
 from ack_secrets_provider.core.emulator.registry import discover_parts
 from ack_secrets_provider.core.errors import (
@@ -30,9 +32,10 @@ from ack_secrets_provider.core.plugins.credentials import (
     CredentialContext,
     CredentialHost,
     Identity,
+    IdentityCache,
     IdentityKey,
 )
-from ack_secrets_provider.core.plugins.toolkit import IdentityCache, Issued, RefreshingProvider
+from ack_secrets_provider.core.plugins.toolkit import Issued, RefreshingProvider
 from ack_secrets_provider.core.plugins.toolkit.refresh import refresh_time
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
@@ -155,7 +158,7 @@ def test_a_refresh_the_sdk_triggers_obeys_the_mount_deadline() -> None:
 
 
 def test_identity_cache_forgets_the_locks_of_failed_builds() -> None:
-    cache = _providers.IdentityCache()
+    cache = IdentityCache()
 
     def failing() -> Identity:
         raise Unauthenticated("refused")
@@ -180,8 +183,7 @@ def test_identity_cache_single_flight_and_bound() -> None:
     def build(name: str) -> Identity:
         nonlocal builds
         builds += 1
-        return _providers.static_identity(IdentityKey(name), name, "AK", "S",
-                                          provider_level=True)
+        return Identity(IdentityKey(name), credential=None)
 
     threads = [threading.Thread(target=cache.get_or_create, args=("k", lambda: build("k")))
                for _ in range(10)]
@@ -197,23 +199,16 @@ def test_identity_cache_single_flight_and_bound() -> None:
 
 # --- configuration errors and the allow-list --------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def clean() -> Iterator[None]:
-    _providers.CACHE.clear()
-    kube.clear_readers()
-    yield
-    _providers.CACHE.clear()
-    kube.clear_readers()
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def host() -> CredentialHost:
+    """The built-in plugins with an empty identity cache (a new one for every test)."""
     credential_host = CredentialHost(ProviderSettings())
     credential_host.load(autoload_third_party=False)
     return credential_host
 
 
-def ctx(environ: dict[str, str], *, secrets: dict[str, str] | None = None,
+def ctx(host: CredentialHost, environ: dict[str, str], *,
+        secrets: dict[str, str] | None = None,
         namespace: str = "team-a", pod_identity: bool = False,
         **settings: object) -> CredentialContext:
     attrs = {"csi.storage.k8s.io/pod.name": "p", "csi.storage.k8s.io/pod.namespace": namespace,
@@ -224,7 +219,7 @@ def ctx(environ: dict[str, str], *, secrets: dict[str, str] | None = None,
     env = {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", **environ}
     return CredentialContext(
         request, ProviderSettings(environ=MappingProxyType(env), **settings),
-        Deadline.after(10))
+        Deadline.after(10), host.metrics, host.identities)
 
 
 def test_builtins_registered_in_the_existing_providers_order(host: CredentialHost) -> None:
@@ -248,18 +243,18 @@ def test_half_configured_modes_fail_clearly(
     host: CredentialHost, environ: dict[str, str], secrets: dict[str, str] | None, match: str
 ) -> None:
     with pytest.raises(FailedPrecondition, match=match):
-        host.resolve(ctx(environ, secrets=secrets))
+        host.resolve(ctx(host, environ, secrets=secrets))
 
 
 def test_namespace_allow_list_applies_to_provider_identities(host: CredentialHost) -> None:
     environ = {"ACCESS_KEY_ID": "LTAIabcdef", "SECRET_ACCESS_KEY": "s3cret"}
     allowed = frozenset({"kube-system"})
     with pytest.raises(PermissionDenied, match="allow-list"):
-        host.resolve(ctx(environ, provider_identity_namespaces=allowed))
-    identity = host.resolve(ctx(environ, namespace="kube-system",
+        host.resolve(ctx(host, environ, provider_identity_namespaces=allowed))
+    identity = host.resolve(ctx(host, environ, namespace="kube-system",
                                 provider_identity_namespaces=allowed))
     assert identity.key.mode == "static-ak" and identity.provider_level
-    nps = host.resolve(ctx({}, secrets={"access_key": "LTAIx", "access_secret": "y"},
+    nps = host.resolve(ctx(host, {}, secrets={"access_key": "LTAIx", "access_secret": "y"},
                            namespace="kube-system", provider_identity_namespaces=allowed))
     assert nps.key.mode == "node-publish-secret"
 
@@ -267,10 +262,11 @@ def test_namespace_allow_list_applies_to_provider_identities(host: CredentialHos
 def test_same_access_key_id_with_another_secret_is_another_identity(
     host: CredentialHost,
 ) -> None:
-    first = host.resolve(ctx({}, secrets={"access_key": "LTAIsame", "access_secret": "right"}))
-    second = host.resolve(ctx({}, secrets={"access_key": "LTAIsame", "access_secret": "wrong"}))
+    right = {"access_key": "LTAIsame", "access_secret": "right"}
+    first = host.resolve(ctx(host, {}, secrets=right))
+    second = host.resolve(ctx(host, {}, secrets={**right, "access_secret": "wrong"}))
     assert first.key != second.key and first.credential is not second.credential
-    again = host.resolve(ctx({}, secrets={"access_key": "LTAIsame", "access_secret": "right"}))
+    again = host.resolve(ctx(host, {}, secrets=right))
     assert again is first
 
 
@@ -288,7 +284,8 @@ def test_pod_identity_outside_a_cluster_says_so(host: CredentialHost) -> None:
     settings = ProviderSettings(environ=MappingProxyType(
         {"ALICLOUD_OIDC_PROVIDER_ARN": "acs:ram::1:oidc-provider/x"}))
     with pytest.raises(FailedPrecondition, match="KUBERNETES_SERVICE_HOST"):
-        host.resolve(CredentialContext(request, settings, Deadline.after(5)))
+        host.resolve(CredentialContext(request, settings, Deadline.after(5), host.metrics,
+                                       host.identities, kube=None))
 
 
 # --- ServiceAccount reader --------------------------------------------------------------------
@@ -302,40 +299,42 @@ def kube_api() -> Iterator[FakeKubeApi]:
         api.stop()
 
 
-def test_serviceaccount_reader_caches_and_single_flights(kube_api: FakeKubeApi) -> None:
+def test_serviceaccount_reads_are_cached_and_shared(kube_api: FakeKubeApi) -> None:
     kube_api.add("ns", "sa", {kube.ROLE_ANNOTATION: " acs:ram::1:role/r "})
     kube_api.add("ns", "bare", {})
     now = [0.0]
-    reader = kube.ServiceAccountReader(kube_api.url, token_file=None, ca_file=None, ttl=30,
-                                       clock=lambda: now[0])
+    client = KubeClient(kube_api.url, token_file=None, ca_file=None, read_cache_ttl=30,
+                        clock=lambda: now[0])
     deadline = Deadline.after(10)
     results: list[str | None] = []
     threads = [threading.Thread(target=lambda: results.append(
-        reader.role_arn("ns", "sa", deadline))) for _ in range(20)]
+        kube.role_arn(client, "ns", "sa", deadline))) for _ in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(5)
     assert results == ["acs:ram::1:role/r"] * 20 and kube_api.calls == 1
-    assert reader.role_arn("ns", "bare", deadline) is None
-    assert reader.role_arn("ns", "bare", deadline) is None and kube_api.calls == 2
+    assert kube.role_arn(client, "ns", "bare", deadline) is None
+    assert kube.role_arn(client, "ns", "bare", deadline) is None and kube_api.calls == 2
     now[0] = 31.0  # the TTL passed: the annotation is read again (it may have changed)
     kube_api.add("ns", "sa", {kube.ROLE_ANNOTATION: "acs:ram::1:role/new"})
-    assert reader.role_arn("ns", "sa", deadline) == "acs:ram::1:role/new"
+    assert kube.role_arn(client, "ns", "sa", deadline) == "acs:ram::1:role/new"
 
 
-def test_serviceaccount_reader_errors(kube_api: FakeKubeApi, tmp_path: object) -> None:
-    reader = kube.ServiceAccountReader(kube_api.url, token_file=None, ca_file=None, ttl=30)
+def test_serviceaccount_read_errors(kube_api: FakeKubeApi, tmp_path: Path) -> None:
+    client = KubeClient(kube_api.url, token_file=None, ca_file=None)
     deadline = Deadline.after(10)
     with pytest.raises(FailedPrecondition, match="does not exist"):
-        reader.role_arn("ns", "ghost", deadline)
+        kube.role_arn(client, "ns", "ghost", deadline)
     kube_api.forbidden = True
     with pytest.raises(PermissionDenied, match="rbac.install"):
-        reader.role_arn("ns", "other", deadline)
-    unreachable = kube.ServiceAccountReader("http://127.0.0.1:9", token_file=None,
-                                            ca_file=None, ttl=30)
+        kube.role_arn(client, "ns", "other", deadline)
+    unreachable = KubeClient("http://127.0.0.1:9", token_file=None, ca_file=None)
     with pytest.raises(Unavailable):
-        unreachable.role_arn("ns", "sa", deadline)
+        kube.role_arn(unreachable, "ns", "sa", deadline)
+    no_token = KubeClient(kube_api.url, token_file=str(tmp_path / "missing"), ca_file=None)
+    with pytest.raises(FailedPrecondition, match="automountServiceAccountToken"):
+        kube.role_arn(no_token, "ns", "sa", deadline)
 
 
 # --- emulator parts ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from ack_secrets_provider.core.plugins.credentials import (
     CredentialContext,
     CredentialHost,
     Identity,
+    IdentityCache,
 )
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
@@ -239,7 +240,9 @@ def _context(environ: dict[str, str], *, pod_identity: bool = False) -> Credenti
         attributes["usePodServiceAccountToken"] = "true"
     request = parse_mount_request(json.dumps(attributes), "null", '"420"')
     settings = ProviderSettings(environ=types.MappingProxyType(environ))
-    return CredentialContext(request=request, settings=settings, deadline=Deadline.after(5))
+    return CredentialContext(request=request, settings=settings, deadline=Deadline.after(5),
+                             metrics=ProviderMetrics(process_collectors=False),
+                             identities=IdentityCache())
 
 
 def test_credential_plugin_example_follows_the_hook_rules(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ import grpc
 import pytest
 
 from ack_secrets_provider.core.cloud.kube import KubeClient
-from ack_secrets_provider.core.observability import metrics
 from ack_secrets_provider.core.observability.events import (
     COMPONENT,
     EventRecorder,
@@ -99,14 +98,13 @@ def settings_for(api: FakeApi, tmp_path: Path) -> ProviderSettings:
 @pytest.fixture
 def app(api: FakeApi, tmp_path: Path) -> Iterator[App]:
     ack_test_backend.reset()
-    with metrics.installed(ProviderMetrics(process_collectors=False)) as registry:
-        app = build_app(settings_for(api, tmp_path), str(tmp_path / "sock"), grace_period=1.0,
-                        events=True, provider_metrics=registry)
-        app.start()
-        try:
-            yield app
-        finally:
-            app.stop()
+    app = build_app(settings_for(api, tmp_path), str(tmp_path / "sock"), grace_period=1.0,
+                    events=True)
+    app.start()
+    try:
+        yield app
+    finally:
+        app.stop()
 
 
 def mount(app: App, objects: str, pod: DriverPod | None = DEFAULT_POD) -> grpc.StatusCode:
@@ -214,9 +212,8 @@ def test_a_slow_api_server_never_holds_a_mount(app: App, api: FakeApi) -> None:
 
 
 def test_events_off_posts_nothing(api: FakeApi, tmp_path: Path) -> None:
-    with metrics.installed():
-        app = build_app(settings_for(api, tmp_path), str(tmp_path / "sock"), grace_period=1.0,
-                        events=False)
+    app = build_app(settings_for(api, tmp_path), str(tmp_path / "sock"), grace_period=1.0,
+                    events=False)
     assert app.events is None
     app.start()
     try:
@@ -228,20 +225,23 @@ def test_events_off_posts_nothing(api: FakeApi, tmp_path: Path) -> None:
 
 
 def test_outside_a_cluster_events_are_disabled_not_fatal() -> None:
-    assert event_recorder(ProviderSettings(environ=MappingProxyType({}))) is None
-    recorder = event_recorder(ProviderSettings(environ=MappingProxyType(
-        {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "6443"})))
+    metrics = ProviderMetrics(process_collectors=False)
+    outside = ProviderSettings(environ=MappingProxyType({}))
+    assert event_recorder(KubeClient.from_settings(outside), outside, metrics) is None
+    inside = ProviderSettings(environ=MappingProxyType(
+        {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "6443"}))
+    recorder = event_recorder(KubeClient.from_settings(inside), inside, metrics)
     assert recorder is not None and recorder.client.base_url == "https://10.0.0.1:6443"
 
 
 def test_a_full_queue_drops_and_counts() -> None:
     client = KubeClient("http://127.0.0.1:9", token_file=None, ca_file=None)
-    recorder = EventRecorder(client, queue_size=1)  # worker not started: the queue fills
-    with metrics.installed() as m:
-        recorder.mount_failed(PodRef("a", "ns", "uid-a"), "spc", "boom")
-        recorder.mount_failed(PodRef("b", "ns", "uid-b"), "spc", "boom")
-        assert m.sample("ack_secrets_provider_kube_events_total",
-                        {"reason": "SecretMountFailed", "outcome": "dropped"}) == 1
+    m = ProviderMetrics(process_collectors=False)
+    recorder = EventRecorder(client, metrics=m, queue_size=1)  # no worker: the queue fills
+    recorder.mount_failed(PodRef("a", "ns", "uid-a"), "spc", "boom")
+    recorder.mount_failed(PodRef("b", "ns", "uid-b"), "spc", "boom")
+    assert m.sample("ack_secrets_provider_kube_events_total",
+                    {"reason": "SecretMountFailed", "outcome": "dropped"}) == 1
 
 
 def test_rate_limiter_per_pod_interval_and_global_cap() -> None:

@@ -22,7 +22,6 @@ from ack_secrets_provider.core.emulator.testing import (
 )
 from ack_secrets_provider.core.errors import DeadlineExceeded, Unavailable
 from ack_secrets_provider.core.mount.service import MountService
-from ack_secrets_provider.core.observability import metrics
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.fetcher import Fetcher
 from ack_secrets_provider.core.server.app import load_plugins
@@ -93,8 +92,9 @@ def test_concurrent_identical_mounts_make_one_upstream_call(emulator: EmulatorHa
     emulator.set_faults(latency_ms=300)
     n = 12
     attributes = objects(kms("app/db-password"))
-    with metrics.installed() as m, running_provider(settings_for(emulator), tmp_path,
-                                                   autoload_third_party=False) as provider:
+    with running_provider(settings_for(emulator), tmp_path,
+                          autoload_third_party=False) as provider:
+        m = provider.metrics
         barrier = threading.Barrier(n)
         results: list[dict[str, bytes]] = []
         errors: list[BaseException] = []
@@ -144,7 +144,8 @@ def test_rotation_shows_after_the_ttl_and_pins_live_longer(emulator: EmulatorHan
     settings = settings_for(emulator, cache_ttl=60.0, cache_pinned_ttl=3600.0)
     backends, credentials = load_plugins(settings, autoload_third_party=False)
     svc = MountService(settings, backends, credentials,
-                       fetcher=Fetcher(settings, clock=lambda: now[0]))
+                       fetcher=Fetcher(settings, metrics=credentials.metrics,
+                                       clock=lambda: now[0]))
     try:
         attributes = objects(kms("app/db-password"), kms("app/db-password", objectVersion="v2",
                                                          objectAlias="pinned"))
@@ -217,7 +218,8 @@ def test_a_503_storm_never_exceeds_the_retry_budget(emulator: EmulatorHandle) ->
     backends, credentials = load_plugins(settings, autoload_third_party=False)
     now = [time.monotonic()]  # the outage gate's clock: stands still until the test moves it
     svc = MountService(settings, backends, credentials,
-                       fetcher=Fetcher(settings, clock=lambda: now[0]))
+                       fetcher=Fetcher(settings, metrics=credentials.metrics,
+                                       clock=lambda: now[0]))
     emulator.set_faults(outage_seconds=60)
     names = ["app/db-password", "app/config", "app/binary", "other/secret"]
     outcomes: list[str] = []

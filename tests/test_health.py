@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core import cli
 from ack_secrets_provider.core.observability.health import BindError, HttpEndpoints
-from ack_secrets_provider.core.server.app import App, build_app
+from ack_secrets_provider.core.server.app import App, HealthSettings, build_app
 from ack_secrets_provider.core.settings import ProviderSettings
 
 
@@ -25,15 +25,12 @@ def get(port: int, path: str) -> tuple[int, bytes]:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
-    with metrics.installed():
-        app = build_app(
-            ProviderSettings(), str(tmp_path), grace_period=1.0,
-            healthz=("127.0.0.1", 0, "/healthz", 2.0), any_port=True,
-        )
-        try:
-            yield app
-        finally:
-            app.stop()
+    app = build_app(ProviderSettings(), str(tmp_path), grace_period=1.0,
+                    health=HealthSettings("127.0.0.1", 0, "/healthz", 2.0))
+    try:
+        yield app
+    finally:
+        app.stop()
 
 
 def test_healthz_and_readyz_follow_the_grpc_server(app: App) -> None:
@@ -51,23 +48,20 @@ def test_healthz_and_readyz_follow_the_grpc_server(app: App) -> None:
 
 
 def test_readyz_is_503_before_the_socket_is_bound(tmp_path: Path) -> None:
-    with metrics.installed():
-        app = build_app(ProviderSettings(), str(tmp_path / "sock"),
-                        healthz=("127.0.0.1", 0, "/healthz", 1.0), any_port=True)
+    app = build_app(ProviderSettings(), str(tmp_path / "sock"),
+                    health=HealthSettings("127.0.0.1", 0, "/healthz", 1.0))
     assert app.health is not None
     app.health.start()  # the HTTP side only: the provider socket is not bound
     try:
         assert get(app.health.port, "/readyz")[0] == 503
         assert get(app.health.port, "/healthz")[0] == 503
     finally:
-        app.health.stop()
-        app.server.service.close()
+        app.close_unstarted()
 
 
 def test_custom_healthz_path_from_the_flag(tmp_path: Path) -> None:
-    with metrics.installed():
-        app = build_app(ProviderSettings(), str(tmp_path),
-                        healthz=("127.0.0.1", 0, "/live", 2.0), any_port=True)
+    app = build_app(ProviderSettings(), str(tmp_path),
+                    health=HealthSettings("127.0.0.1", 0, "/live", 2.0))
     app.start()
     try:
         assert app.health is not None
@@ -79,9 +73,9 @@ def test_custom_healthz_path_from_the_flag(tmp_path: Path) -> None:
 
 def test_a_taken_health_port_raises_a_clear_error(tmp_path: Path, taken_port: int) -> None:
     port = taken_port
-    with metrics.installed(), pytest.raises(BindError) as info:
+    with pytest.raises(BindError) as info:
         build_app(ProviderSettings(), str(tmp_path),
-                  healthz=("127.0.0.1", port, "/healthz", 1.0))
+                  health=HealthSettings("127.0.0.1", port, "/healthz", 1.0))
     message = str(info.value)
     assert f"127.0.0.1:{port}" in message and "--healthz-port" in message
     assert not (tmp_path / "alibabacloud.sock").exists()  # nothing started half-healthy
@@ -99,9 +93,10 @@ def test_http_endpoints_answer_500_when_a_route_fails() -> None:
         server.stop()
 
 
-def test_port_zero_disables_health(tmp_path: Path) -> None:
-    with metrics.installed():
-        app = build_app(ProviderSettings(), str(tmp_path),
-                        healthz=("127.0.0.1", 0, "/healthz", 1.0))
-    assert app.health is None
-    app.server.service.close()
+def test_port_zero_disables_health_and_metrics() -> None:
+    args = cli.build_parser("serve").parse_args(
+        ["serve", "--healthz-port", "0", "--metrics-port", "0"])
+    assert cli.http_listeners(args, 1.0) == (None, None)
+    args = cli.build_parser("serve").parse_args(["serve", "--healthz-port", "8081"])
+    health, _metrics = cli.http_listeners(args, 1.0)
+    assert health is not None and health.port == 8081

@@ -17,7 +17,6 @@ import ack_test_backend
 import grpc
 import pytest
 
-from ack_secrets_provider.core.observability import metrics
 from ack_secrets_provider.core.observability.logs import SDK_LOGGERS, configure, redact
 from ack_secrets_provider.core.server.driver_client import (
     PodRef,
@@ -63,7 +62,7 @@ def run_mounts(tmp_path: Path) -> None:
     secrets = json.dumps({"access_key": "LTAIfakeid", "access_secret": FAKE_AK_SECRET})
     attributes = driver_attributes({"objects": objects}, pod=POD,
                                    tokens={"sts.aliyuncs.com": FAKE_JWT})
-    with metrics.installed(), running_provider(ProviderSettings(), tmp_path) as provider:
+    with running_provider(ProviderSettings(), tmp_path) as provider:
         response = provider.mount(attributes, secrets=secrets)
         assert {f.contents for f in response.files} >= {s.encode() for s in SECRETS[:3]}
         for failing in ("missing-one", "crash-one"):

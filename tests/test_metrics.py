@@ -6,6 +6,7 @@ tests/plugins/ack-test-backend), with HTTP servers on 127.0.0.1 ephemeral ports.
 
 from __future__ import annotations
 
+import socket
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,14 +20,13 @@ from ack_secrets_provider.core import __version__
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import NotFound, Throttled
 from ack_secrets_provider.core.mount.spec import ObjectSpec, ObjectTypes, parse_mount_request
-from ack_secrets_provider.core.observability import metrics
 from ack_secrets_provider.core.observability.health import BindError
 from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
-from ack_secrets_provider.core.server.app import App, build_app
+from ack_secrets_provider.core.server.app import App, HealthSettings, MetricsSettings, build_app
 from ack_secrets_provider.core.server.driver_client import PodRef, ProviderClient, driver_attributes
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
@@ -138,35 +138,39 @@ def test_no_pod_namespace_or_secret_name_in_any_label(app: App) -> None:
 
 
 def test_each_app_records_into_its_own_registry(tmp_path: Path) -> None:
-    """Two registries never share values: tests (and embedders) are isolated."""
-    first, second = ProviderMetrics(process_collectors=False), ProviderMetrics(
-        process_collectors=False)
-    with metrics.installed(first):
-        metrics.record_sts_call("AssumeRoleWithOIDC")
-    with metrics.installed(second):
-        metrics.record_sts_call("AssumeRoleWithOIDC", Throttled("throttled"))
-    assert first.sample(f"{P}_sts_calls_total", {"api": "AssumeRoleWithOIDC",
-                                                 "result": "ok"}) == 1
-    assert second.sample(f"{P}_sts_calls_total", {"api": "AssumeRoleWithOIDC",
-                                                  "result": "ok"}) == 0
-    assert second.sample(f"{P}_sts_calls_total", {"api": "AssumeRoleWithOIDC",
-                                                  "result": "throttled"}) == 1
+    """No process-wide registry: two apps never share values (tests and embedders are
+    isolated), and an app's collaborators all record into the app's own."""
+    first = build_app(ProviderSettings(), str(tmp_path / "one"))
+    second = build_app(ProviderSettings(), str(tmp_path / "two"))
+    try:
+        assert first.metrics is not second.metrics
+        assert first.credentials.metrics is first.metrics
+        assert first.service.fetcher.metrics is first.metrics
+        first.credentials.metrics.record_sts_call("AssumeRoleWithOIDC")
+        second.credentials.metrics.record_sts_call("AssumeRoleWithOIDC", Throttled("throttled"))
+    finally:
+        first.close_unstarted()
+        second.close_unstarted()
+    labels = {"api": "AssumeRoleWithOIDC"}
+    assert first.metrics.sample(f"{P}_sts_calls_total", {**labels, "result": "ok"}) == 1
+    assert second.metrics.sample(f"{P}_sts_calls_total", {**labels, "result": "ok"}) == 0
+    assert second.metrics.sample(f"{P}_sts_calls_total", {**labels, "result": "throttled"}) == 1
 
 
-def test_helpers_for_cache_and_credential_plugins() -> None:
-    with metrics.installed() as m:
-        metrics.record_cache_hit("kms", 3)
-        metrics.record_cache_miss("kms")
-        metrics.record_coalesced_wait("oos", 2)
-        metrics.record_credential_refresh("pod-rrsa")
-        metrics.record_credential_refresh("pod-rrsa", NotFound("no such role"))
-        assert m.sample(f"{P}_cache_hits_total", {"service": "kms"}) == 3
-        assert m.sample(f"{P}_cache_misses_total", {"service": "kms"}) == 1
-        assert m.sample(f"{P}_cache_coalesced_waits_total", {"service": "oos"}) == 2
-        assert m.sample(f"{P}_credential_refreshes_total",
-                        {"mode": "pod-rrsa", "result": "ok"}) == 1
-        assert m.sample(f"{P}_credential_refreshes_total",
-                        {"mode": "pod-rrsa", "result": "not_found"}) == 1
+def test_recording_for_cache_and_credential_plugins() -> None:
+    m = ProviderMetrics(process_collectors=False)
+    m.record_cache_hit("kms", 3)
+    m.record_cache_miss("kms")
+    m.record_coalesced_wait("oos", 2)
+    m.record_credential_refresh("pod-rrsa")
+    m.record_credential_refresh("pod-rrsa", NotFound("no such role"))
+    assert m.sample(f"{P}_cache_hits_total", {"service": "kms"}) == 3
+    assert m.sample(f"{P}_cache_misses_total", {"service": "kms"}) == 1
+    assert m.sample(f"{P}_cache_coalesced_waits_total", {"service": "oos"}) == 2
+    assert m.sample(f"{P}_credential_refreshes_total",
+                    {"mode": "pod-rrsa", "result": "ok"}) == 1
+    assert m.sample(f"{P}_credential_refreshes_total",
+                    {"mode": "pod-rrsa", "result": "not_found"}) == 1
 
 
 class FlakyBackend(Backend):
@@ -208,32 +212,41 @@ def test_retries_and_throttles_are_counted_through_the_fetch_path() -> None:
         Identity(IdentityKey(mode="anonymous"), None, provider_level=False),
         Deadline.after(10), backend.endpoint(specs_for(["f"])[0], None), settings,
     )
-    with metrics.installed() as m:
-        values = Fetcher(settings).fetch(FetchUnit(backend, specs_for(["f"]), context))
-        assert [v.data for v in values] == [b"value-of-flaky"]
-        labels = {"service": "flakysvc", "api": "GetFlaky"}
-        assert m.sample(f"{P}_upstream_calls_total", {**labels, "result": "throttled"}) == 2
-        assert m.sample(f"{P}_upstream_calls_total", {**labels, "result": "ok"}) == 1
-        assert m.sample(f"{P}_upstream_throttled_total", {"service": "flakysvc"}) == 2
-        assert m.sample(f"{P}_upstream_retries_total",
-                        {"service": "flakysvc", "reason": "throttled"}) == 2
+    m = ProviderMetrics(process_collectors=False)
+    values = Fetcher(settings, metrics=m).fetch(FetchUnit(backend, specs_for(["f"]), context))
+    assert [v.data for v in values] == [b"value-of-flaky"]
+    labels = {"service": "flakysvc", "api": "GetFlaky"}
+    assert m.sample(f"{P}_upstream_calls_total", {**labels, "result": "throttled"}) == 2
+    assert m.sample(f"{P}_upstream_calls_total", {**labels, "result": "ok"}) == 1
+    assert m.sample(f"{P}_upstream_throttled_total", {"service": "flakysvc"}) == 2
+    assert m.sample(f"{P}_upstream_retries_total",
+                    {"service": "flakysvc", "reason": "throttled"}) == 2
 
 
 def test_a_taken_metrics_port_fails_start_up_with_a_clear_error(
     tmp_path: Path, taken_port: int
 ) -> None:
     port = taken_port
-    with metrics.installed(), pytest.raises(BindError) as info:
+    with pytest.raises(BindError) as info:
         build_app(ProviderSettings(), str(tmp_path),
-                  healthz=("127.0.0.1", 0, "/healthz", 1.0), metrics=("127.0.0.1", port),
-                  any_port=True)
+                  health=HealthSettings("127.0.0.1", 0, "/healthz", 1.0),
+                  metrics=MetricsSettings("127.0.0.1", port))
     message = str(info.value)
     assert f"127.0.0.1:{port}" in message
     assert "metrics" in message and "--metrics-port" in message
 
 
-def test_port_zero_disables_the_metrics_server(tmp_path: Path) -> None:
-    with metrics.installed():
-        app = build_app(ProviderSettings(), str(tmp_path), metrics=("127.0.0.1", 0))
-    assert app.metrics_server is None
-    app.server.service.close()
+def test_metrics_on_the_health_listeners_port_add_no_second_listener(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = build_app(ProviderSettings(), str(tmp_path),
+                    health=HealthSettings("127.0.0.1", port, "/healthz", 1.0),
+                    metrics=MetricsSettings("127.0.0.1", port))
+    try:
+        assert app.metrics_server is None and app.health is not None
+        app.health.start()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            assert f"{P}_build_info" in response.read().decode()
+    finally:
+        app.close_unstarted()

@@ -16,10 +16,12 @@ from ack_secrets_provider.core.errors import (
     PluginError,
 )
 from ack_secrets_provider.core.mount.spec import parse_mount_request
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.credentials import (
     CredentialContext,
     CredentialHost,
     Identity,
+    IdentityCache,
     IdentityKey,
 )
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
@@ -55,7 +57,8 @@ def _context(namespace: str = "default", settings: ProviderSettings | None = Non
     request = parse_mount_request(
         driver_attributes({"objects": ""}, pod=PodRef(namespace=namespace)), "null", '"420"'
     )
-    return CredentialContext(request, settings or ProviderSettings(), Deadline.after(5))
+    return CredentialContext(request, settings or ProviderSettings(), Deadline.after(5),
+                             ProviderMetrics(process_collectors=False), IdentityCache())
 
 
 class _Fixed:

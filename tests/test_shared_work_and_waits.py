@@ -21,6 +21,7 @@ import pytest
 
 from ack_secrets_provider.auth import kube
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.kube import MAX_TIMEOUT, KubeClient
 from ack_secrets_provider.core.errors import (
     DeadlineExceeded,
     NotFound,
@@ -28,6 +29,7 @@ from ack_secrets_provider.core.errors import (
     Unavailable,
 )
 from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
 from ack_secrets_provider.core.plugins.toolkit import IdentityCache, Issued, RefreshingProvider
@@ -85,7 +87,7 @@ def wait_until_a_waiter_joins(fetcher: Fetcher) -> None:
 def test_a_waiter_does_not_inherit_a_batch_error_caused_by_another_object() -> None:
     settings = ProviderSettings(cache_ttl=60.0)
     backend = GatedBatchBackend(settings)
-    fetcher = Fetcher(settings)
+    fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False))
     identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
 
     def unit(*names: str) -> FetchUnit:
@@ -127,7 +129,7 @@ def test_a_waiter_does_not_inherit_a_batch_error_caused_by_another_object() -> N
 def test_a_waiter_fetches_itself_when_only_the_leaders_caller_ran_out_of_time() -> None:
     settings = ProviderSettings(cache_ttl=60.0)
     backend = GatedBatchBackend(settings)
-    fetcher = Fetcher(settings)
+    fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False))
     identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
     endpoint = backend.endpoint(spec(0, "x"), None)
     original = backend.fetch_batch
@@ -267,9 +269,9 @@ def slow_api() -> Iterator[str]:
 
 
 def test_waiting_for_a_serviceaccount_lookup_ends_at_the_waiters_deadline(slow_api: str) -> None:
-    reader = kube.ServiceAccountReader(slow_api, token_file=None, ca_file=None, ttl=30)
+    client = KubeClient(slow_api, token_file=None, ca_file=None)
     first = threading.Thread(
-        target=lambda: pytest.raises(Unavailable, reader.role_arn, "ns", "sa",
+        target=lambda: pytest.raises(Unavailable, kube.role_arn, client, "ns", "sa",
                                      Deadline.after(WAIT)))
     first.start()
     for _ in range(500):
@@ -280,14 +282,14 @@ def test_waiting_for_a_serviceaccount_lookup_ends_at_the_waiters_deadline(slow_a
 
     def second() -> None:
         try:
-            reader.role_arn("ns", "sa", Deadline.after(0.2))
+            kube.role_arn(client, "ns", "sa", Deadline.after(0.2))
         except BaseException as exc:  # collected for the assertion
             outcome.append(exc)
 
     waiter = threading.Thread(target=second)
     waiter.start()
-    # well before the leader's own 5 s request timeout (kube.MAX_TIMEOUT) would free the lock
-    waiter.join(kube.MAX_TIMEOUT / 2)
+    # well before the leader's own 5 s request timeout (MAX_TIMEOUT) would free the lock
+    waiter.join(MAX_TIMEOUT / 2)
     stuck = waiter.is_alive()
     _SlowApi.release.set()
     first.join(WAIT)
@@ -300,7 +302,7 @@ def test_endpoint_guards_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fetcher_module, "MAX_ENDPOINT_GUARDS", 3)
     settings = ProviderSettings()
     backend = GatedBatchBackend(settings)
-    fetcher = Fetcher(settings)
+    fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False))
     identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
     for n in range(10):
         endpoint = Endpoint(service="gated", host=f"h{n}.example", address=f"h{n}.example")

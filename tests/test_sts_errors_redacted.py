@@ -20,6 +20,7 @@ import pytest
 from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
 from ack_secrets_provider.core.errors import ProviderError, Unauthenticated, Unavailable
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.toolkit import Issued, RefreshingProvider
 from ack_secrets_provider.core.settings import ProviderSettings
 
@@ -90,10 +91,14 @@ def test_a_signature_error_echoing_the_security_token_is_not_forwarded(
 
     base = CredentialClient(provider=RefreshingProvider("pod", lambda _t: issued))
     client = _sts.make_client(ProviderSettings(), echoing_sts, base)
+    metrics = ProviderMetrics(process_collectors=False)
     with pytest.raises(Unauthenticated) as info:
         _sts.assume_role(client, role_arn="acs:ram::123456789012:role/other", session="s",
-                         duration=3600, timeout=5, what="crossAccountRoleArn x", hint="fix it")
+                         duration=3600, timeout=5, what="crossAccountRoleArn x", hint="fix it",
+                         metrics=metrics)
     _assert_clean(info.value)
+    assert metrics.sample("ack_secrets_provider_sts_calls_total",
+                          {"api": "AssumeRole", "result": "unauthenticated"}) == 1
     assert "SignatureDoesNotMatch" in info.value.message and "REQ-1234" in info.value.message
 
 
@@ -105,7 +110,8 @@ def test_an_oidc_call_that_cannot_connect_does_not_quote_the_token() -> None:
         _sts.assume_role_with_oidc(
             client, role_arn="acs:ram::123456789012:role/r",
             oidc_provider_arn="acs:ram::123456789012:oidc-provider/ack-rrsa-c",
-            token=OIDC_TOKEN, session="s", duration=3600, timeout=2, what="pod RRSA", hint="h")
+            token=OIDC_TOKEN, session="s", duration=3600, timeout=2, what="pod RRSA", hint="h",
+            metrics=ProviderMetrics(process_collectors=False))
     _assert_clean(info.value)
     assert "could not be reached" in info.value.message
     assert "connection failed" in info.value.message

@@ -23,6 +23,7 @@ from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.backends.kms.backend import KmsBackend
 from ack_secrets_provider.backends.oos.backend import OosBackend
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
+from ack_secrets_provider.core.cloud.kube import KubeClient
 from ack_secrets_provider.core.errors import (
     ProviderError,
     Unavailable,
@@ -243,12 +244,9 @@ def test_metadata_and_kubernetes_api_answers_are_bounded_and_checked(
         ecs_ram_role._fetch_credentials(metadata, "node-role", 5)
 
     server.answer = Answer(huge=HUNDRED_MB)
-    reader = kube.reader_for(ProviderSettings(kube_api_url=server.url, kube_token_file=None,
-                                              kube_ca_file=None))
-    try:
-        with pytest.raises(UnexpectedAnswer, match="larger than 4,194,304 bytes"):
-            reader.role_arn("ns", "sa", Deadline.after(10))
-        server.answer = Answer(body=b'{"metadata": ["not", "an", "object"]}')
-        assert reader.role_arn("ns", "other", Deadline.after(10)) is None
-    finally:
-        kube.clear_readers()
+    client = KubeClient.from_settings(ProviderSettings(kube_api_url=server.url,
+                                                       kube_token_file=None, kube_ca_file=None))
+    with pytest.raises(UnexpectedAnswer, match="larger than 4,194,304 bytes"):
+        kube.role_arn(client, "ns", "sa", Deadline.after(10))
+    server.answer = Answer(body=b'{"metadata": ["not", "an", "object"]}')
+    assert kube.role_arn(client, "ns", "other", Deadline.after(10)) is None

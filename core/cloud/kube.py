@@ -1,37 +1,58 @@
-"""A minimal Kubernetes API client: in-cluster configuration and one JSON request.
+"""The one Kubernetes API client: in-cluster configuration, JSON requests, cached reads.
 
-The provider needs very little of the API (create Events; auth reads ServiceAccounts), so the
-standard library's HTTP client is enough and no Kubernetes client library is pulled in. The
-ServiceAccount token is re-read on every request because kubelet rotates it. Tests point
-`base_url` at a fake API server on 127.0.0.1 over plain http.
+The provider needs very little of the API (the Event sender creates Events; pod-level RRSA reads
+ServiceAccounts), so the standard library's HTTP client is enough and no Kubernetes client library
+is pulled in. The app builds one client and hands it to both. The ServiceAccount token is re-read
+on every request because kubelet rotates it. Tests point `base_url` at a fake API server on
+127.0.0.1 over plain http.
+
+`get` serves reads from a short-lived cache (`read_cache_ttl`): a rollout of 100 pods of one
+ServiceAccount is one API call, and concurrent reads of one path share one call, each waiting
+no longer than its own deadline.
 """
 
 from __future__ import annotations
 
 import json
 import ssl
+import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from cachetools import TTLCache
+
 from ack_secrets_provider.core.cloud.answers import read_bounded
-from ack_secrets_provider.core.errors import UnexpectedAnswer
+from ack_secrets_provider.core.errors import DeadlineExceeded
+from ack_secrets_provider.core.resilience.deadline import Deadline
+from ack_secrets_provider.core.settings import ProviderSettings
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 #: most bytes of one Kubernetes API answer (etcd stores objects of at most 1.5 MiB)
 MAX_OBJECT_BYTES = 4 * 1024 * 1024
 DEFAULT_TOKEN_FILE = f"{SERVICE_ACCOUNT_DIR}/token"
 DEFAULT_CA_FILE = f"{SERVICE_ACCOUNT_DIR}/ca.crt"
+#: no single request waits longer than this, whatever the caller's deadline
+MAX_TIMEOUT = 5.0
+#: cached reads kept (least recently used dropped beyond)
+MAX_CACHED = 10_000
 
 
 class KubeError(Exception):
-    """A Kubernetes API request failed; the message names the request, never the token."""
+    """A Kubernetes API request failed; the message names the request, never the token.
+
+    `status` is the HTTP status the API answered, None when it could not be reached.
+    """
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class KubeTokenError(KubeError):
+    """The provider's own ServiceAccount token cannot be read (nothing was sent)."""
 
 
 def in_cluster_url(environ: Mapping[str, str]) -> str | None:
@@ -44,25 +65,31 @@ def in_cluster_url(environ: Mapping[str, str]) -> str | None:
     return f"https://{host}:{port}"
 
 
-@dataclass(frozen=True)
 class KubeClient:
     """One API server: its base URL, the bearer token file and the CA bundle to trust."""
 
-    base_url: str
-    token_file: str | None = DEFAULT_TOKEN_FILE
-    ca_file: str | None = DEFAULT_CA_FILE
-    timeout: float = 5.0
+    def __init__(
+        self, base_url: str, *, token_file: str | None = DEFAULT_TOKEN_FILE,
+        ca_file: str | None = DEFAULT_CA_FILE, read_cache_ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token_file = token_file
+        self.ca_file = ca_file
+        self._reads: TTLCache[str, Any] = TTLCache(
+            maxsize=MAX_CACHED, ttl=max(read_cache_ttl, 1e-9), timer=clock)
+        self._caching = read_cache_ttl > 0
+        self._lock = threading.Lock()
+        self._path_locks: dict[str, threading.Lock] = {}
 
     @classmethod
-    def from_settings(
-        cls, base_url: str | None, environ: Mapping[str, str], *,
-        token_file: str | None = DEFAULT_TOKEN_FILE, ca_file: str | None = DEFAULT_CA_FILE,
-    ) -> KubeClient | None:
-        """The explicit `base_url`, else the in-cluster API server; None when neither exists."""
-        url = base_url or in_cluster_url(environ)
+    def from_settings(cls, settings: ProviderSettings) -> KubeClient | None:
+        """`settings.kube_api_url`, else the in-cluster API server; None when neither exists."""
+        url = settings.kube_api_url or in_cluster_url(settings.environ)
         if not url:
             return None
-        return cls(url.rstrip("/"), token_file=token_file, ca_file=ca_file)
+        return cls(url, token_file=settings.kube_token_file, ca_file=settings.kube_ca_file,
+                   read_cache_ttl=settings.serviceaccount_cache_ttl)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.base_url.startswith("https://"):
@@ -76,15 +103,16 @@ class KubeClient:
             with open(self.token_file, encoding="utf-8") as handle:
                 return handle.read().strip() or None
         except OSError as exc:
-            raise KubeError(
+            raise KubeTokenError(
                 f"the provider's ServiceAccount token {self.token_file} cannot be read "
-                f"({exc.strerror}); the DaemonSet needs automountServiceAccountToken"
+                f"({exc.strerror}); the provider needs automountServiceAccountToken"
             ) from None
 
     def request(
-        self, method: str, path: str, body: Any = None, *, timeout: float | None = None
+        self, method: str, path: str, body: Any = None, *, timeout: float = MAX_TIMEOUT
     ) -> Any:
-        """Send one JSON request; returns the decoded answer, raises KubeError on failure."""
+        """Send one JSON request; returns the decoded answer. Raises KubeError when the request
+        fails, UnexpectedAnswer (a ProviderError) when the answer is larger than any object."""
         data = None if body is None else json.dumps(body).encode("utf-8")
         req = urllib.request.Request(self.base_url + path, data=data, method=method)
         req.add_header("Accept", "application/json")
@@ -96,12 +124,11 @@ class KubeClient:
         what = f"{method} {path}"
         try:
             with urllib.request.urlopen(  # noqa: S310 - URL from settings, never from requests
-                req, timeout=timeout or self.timeout, context=self._ssl_context()
+                req, timeout=max(0.1, min(MAX_TIMEOUT, timeout)), context=self._ssl_context()
             ) as response:
+                # an answer over the bound raises UnexpectedAnswer, naming the request
                 raw = read_bounded(response, MAX_OBJECT_BYTES,
                                    f"{what} at the Kubernetes API {self.base_url}")
-        except UnexpectedAnswer as exc:
-            raise KubeError(exc.message, None) from None
         except urllib.error.HTTPError as exc:
             hint = (" (the provider's ClusterRole lacks this permission: Helm rbac.install)"
                     if exc.code in (401, 403) else "")
@@ -118,3 +145,34 @@ class KubeClient:
             return json.loads(raw.decode("utf-8"))
         except ValueError:
             return None
+
+    def get(self, path: str, deadline: Deadline, what: str) -> Any:
+        """GET `path`, from the read cache when fresh; concurrent reads of a path share one
+        call. `what` names the read in a DeadlineExceeded. Raises like `request`."""
+        with self._lock:
+            if path in self._reads:
+                return self._reads[path]
+            path_lock = self._path_locks.setdefault(path, threading.Lock())
+        # Concurrent reads wait for the first; when it fails each waiter tries in turn, so every
+        # wait is bounded by the waiter's own deadline.
+        if not path_lock.acquire(timeout=max(0.0, deadline.remaining())):
+            raise DeadlineExceeded(
+                f"{what}: the mount deadline passed while waiting for the same Kubernetes API "
+                "read already in progress; the Kubernetes API is slow"
+            )
+        try:
+            with self._lock:
+                if path in self._reads:
+                    return self._reads[path]
+            deadline.check(what)
+            answer = self.request("GET", path, timeout=deadline.remaining())
+            if self._caching:
+                with self._lock:
+                    self._reads[path] = answer
+            return answer
+        finally:
+            path_lock.release()
+            with self._lock:
+                if len(self._path_locks) > MAX_CACHED:  # bound: drop locks nobody holds
+                    for stale in [k for k, lock in self._path_locks.items() if not lock.locked()]:
+                        del self._path_locks[stale]

@@ -21,12 +21,7 @@ from ack_secrets_provider.core.errors import (
 from ack_secrets_provider.core.mount.files import OutputFile, build_files
 from ack_secrets_provider.core.mount.spec import MountRequest, ObjectSpec, parse_mount_request
 from ack_secrets_provider.core.plugins.backend import FetchContext, SecretValue
-from ack_secrets_provider.core.plugins.credentials import (
-    CredentialContext,
-    CredentialHost,
-    Identity,
-    IdentityKey,
-)
+from ack_secrets_provider.core.plugins.credentials import CredentialHost, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.host import BackendHost
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
@@ -57,7 +52,8 @@ class MountService:
         self.settings = settings
         self.backends = backends
         self.credentials = credentials
-        self.fetcher = fetcher or Fetcher(settings)
+        # without a fetcher of the owner's, the credential host's metrics get the fetch metrics
+        self.fetcher = fetcher or Fetcher(settings, metrics=credentials.metrics)
         # Backends are loaded once before the service is built: what parsing needs from them
         # is fixed for the process, so it is not rebuilt on every Mount.
         self._types = backends.object_types()
@@ -99,7 +95,7 @@ class MountService:
                  if self.backends.get(spec.object_type).needs_credentials]
         if not needs:
             return {None: ANONYMOUS}
-        context = CredentialContext(request, self.settings, deadline)
+        context = self.credentials.context(request, deadline)
         base = self.credentials.resolve(context)
         identities: dict[str | None, Identity] = {None: base}
         for spec in needs:

@@ -32,7 +32,8 @@ from typing import Any
 from cachetools import LRUCache
 
 from ack_secrets_provider.core.cloud.kube import KubeClient, KubeError
-from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.errors import UnexpectedAnswer
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class EventRecorder:
         self,
         client: KubeClient,
         *,
+        metrics: ProviderMetrics,
         node_name: str | None = None,
         per_pod_interval: float = 300.0,
         global_per_minute: float = 60.0,
@@ -136,6 +138,7 @@ class EventRecorder:
         wall_clock: Clock = time.time,
     ) -> None:
         self.client = client
+        self.metrics = metrics
         self.node_name = node_name
         self.limiter = RateLimiter(per_pod_interval, global_per_minute, clock=clock)
         self.rotations = RotationTracker()
@@ -168,7 +171,7 @@ class EventRecorder:
 
     def _emit(self, pod: PodRef, reason: str, kind: str, message: str) -> None:
         if not self.limiter.allow((pod.uid, reason)):
-            metrics.record_event(reason, "suppressed")
+            self.metrics.record_event(reason, "suppressed")
             log.debug("event %s on pod %s/%s suppressed by the rate limit", reason,
                       pod.namespace, pod.name)
             return
@@ -176,7 +179,7 @@ class EventRecorder:
         try:
             self._queue.put_nowait((pod.namespace, reason, body))
         except queue.Full:
-            metrics.record_event(reason, "dropped")
+            self.metrics.record_event(reason, "dropped")
             log.warning("event %s on pod %s/%s dropped: the event queue is full (the "
                         "Kubernetes API is slow or unreachable)", reason, pod.namespace, pod.name)
 
@@ -244,11 +247,11 @@ class EventRecorder:
         path = f"/api/v1/namespaces/{urllib.parse.quote(namespace, safe='')}/events"
         try:
             self.client.request("POST", path, body)
-        except KubeError as exc:
-            metrics.record_event(reason, "failed")
+        except (KubeError, UnexpectedAnswer) as exc:
+            self.metrics.record_event(reason, "failed")
             log.warning("could not create event %s: %s", reason, exc)
         except Exception:  # the worker must survive anything
-            metrics.record_event(reason, "failed")
+            self.metrics.record_event(reason, "failed")
             log.exception("could not create event %s", reason)
         else:
-            metrics.record_event(reason, "sent")
+            self.metrics.record_event(reason, "sent")

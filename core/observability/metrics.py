@@ -2,10 +2,10 @@
 
 One `ProviderMetrics` object owns a private `CollectorRegistry` (never prometheus-client's global
 one, so tests and embedders get isolated values) with every metric the provider exports, plus the
-process, platform and GC collectors. The running process has one *current* instance; the code
-that records (the fetcher, the mount observer, credential and cache plugins) calls the module
-functions below, which record into the current instance. `build_app` installs a fresh instance;
-tests install their own with `installed(...)` and read values with `sample(...)`.
+process, platform and GC collectors. There is no process-wide instance: the app (core/server/
+app.py) creates one and hands it to what records (the fetcher, the mount observer, the Event
+sender, the credential host, which passes it to credential plugins as `context.metrics`); tests
+create their own and read values with `sample(...)`.
 
 Cardinality rule: labels only take values from small fixed sets (results, gRPC code names,
 reasons) or from what the operator installed (backend services, plugin names, credential modes).
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import platform
-import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -183,53 +182,58 @@ class ProviderMetrics:
         if result == "throttled":
             self.throttles.labels(service).inc()
 
+    def upstream_recorder(self, backend: object, *, batch: bool = False) -> UpstreamCalls:
+        """The recorder of one fetch by `backend` (a core.plugins.backend.Backend).
 
-_current = ProviderMetrics()
-_current_lock = threading.Lock()
+        The `api` label is the backend's optional class attribute `api` (or `batch_api` for
+        `fetch_batch`), e.g. "GetSecretValue"; "Fetch"/"FetchBatch" when it declares none.
+        """
+        service = str(getattr(backend, "service", None) or "unknown")
+        api = getattr(backend, "batch_api" if batch else "api", None)
+        return UpstreamCalls(self, service,
+                             str(api) if api else ("FetchBatch" if batch else "Fetch"))
+
+    def record_cache_hit(self, service: str, count: int = 1) -> None:
+        self.cache_hits.labels(service).inc(count)
+
+    def record_cache_miss(self, service: str, count: int = 1) -> None:
+        self.cache_misses.labels(service).inc(count)
+
+    def record_coalesced_wait(self, service: str, count: int = 1) -> None:
+        self.cache_coalesced.labels(service).inc(count)
+
+    def record_sts_call(self, api: str, error: BaseException | None = None) -> None:
+        """One STS call (`api` e.g. "AssumeRoleWithOIDC"); `error` is what it raised, if any."""
+        self.sts_calls.labels(api, result_of(error)).inc()
+
+    def record_credential_refresh(self, mode: str, error: BaseException | None = None) -> None:
+        """A refresh of a temporary credential for credential `mode` (e.g. "pod-rrsa")."""
+        self.credential_refreshes.labels(mode, result_of(error)).inc()
+
+    def record_event(self, reason: str, outcome: str) -> None:
+        self.events.labels(reason, outcome).inc()
 
 
-def current() -> ProviderMetrics:
-    """The metrics the process records into."""
-    return _current
-
-
-def install(metrics: ProviderMetrics) -> ProviderMetrics:
-    """Make `metrics` current; returns the previous instance."""
-    global _current
-    with _current_lock:
-        previous, _current = _current, metrics
-    return previous
-
-
-@contextlib.contextmanager
-def installed(metrics: ProviderMetrics | None = None) -> Iterator[ProviderMetrics]:
-    """Record into `metrics` (a fresh instance by default) inside the block (tests)."""
-    metrics = metrics or ProviderMetrics(process_collectors=False)
-    previous = install(metrics)
-    try:
-        yield metrics
-    finally:
-        install(previous)
-
-
-# -- recording helpers for other modules and plugins ----------------------------------------
+# -- recording the attempts of one fetch ------------------------------------------------------
 
 
 class UpstreamCalls:
     """Records every attempt of one fetch: calls, durations, throttles and retries.
 
-    The fetcher creates one per fetch unit and wraps each attempt in `attempt()`; an attempt
-    after a failed one counts as a retry labelled with the failure's result.
+    The fetcher creates one per fetch unit (`ProviderMetrics.upstream_recorder`) and wraps each
+    attempt in `attempt()`; an attempt after a failed one counts as a retry labelled with the
+    failure's result.
     """
 
-    def __init__(self, service: str, api: str) -> None:
+    def __init__(self, metrics: ProviderMetrics, service: str, api: str) -> None:
+        self.metrics = metrics
         self.service = service
         self.api = api
         self._last: str | None = None
 
     @contextlib.contextmanager
     def attempt(self) -> Iterator[None]:
-        metrics = current()
+        metrics = self.metrics
         if self._last is not None and self._last != "ok":
             metrics.retries.labels(self.service, self._last).inc()
         started = time.monotonic()
@@ -242,41 +246,3 @@ class UpstreamCalls:
             raise
         self._last = "ok"
         metrics.record_upstream(self.service, self.api, "ok", time.monotonic() - started)
-
-
-def upstream_calls(backend: object, *, batch: bool = False) -> UpstreamCalls:
-    """The recorder of one fetch by `backend` (a core.backend.Backend).
-
-    The `api` label is the backend's optional class attribute `api` (or `batch_api` for
-    `fetch_batch`), e.g. "GetSecretValue"; "Fetch"/"FetchBatch" when it declares none.
-    """
-    service = str(getattr(backend, "service", None) or "unknown")
-    api = getattr(backend, "batch_api" if batch else "api", None)
-    return UpstreamCalls(service, str(api) if api else ("FetchBatch" if batch else "Fetch"))
-
-
-def record_cache_hit(service: str, count: int = 1) -> None:
-    current().cache_hits.labels(service).inc(count)
-
-
-def record_cache_miss(service: str, count: int = 1) -> None:
-    current().cache_misses.labels(service).inc(count)
-
-
-def record_coalesced_wait(service: str, count: int = 1) -> None:
-    current().cache_coalesced.labels(service).inc(count)
-
-
-def record_sts_call(api: str, error: BaseException | None = None) -> None:
-    """One STS call (`api` e.g. "AssumeRoleWithOIDC"); `error` is what it raised, if anything."""
-    current().sts_calls.labels(api, result_of(error)).inc()
-
-
-def record_credential_refresh(mode: str, error: BaseException | None = None) -> None:
-    """A refresh of a temporary credential for credential `mode` (e.g. "pod-rrsa")."""
-    current().credential_refreshes.labels(mode, result_of(error)).inc()
-
-
-def record_event(reason: str, outcome: str) -> None:
-    current().events.labels(reason, outcome).inc()
-

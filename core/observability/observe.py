@@ -14,7 +14,6 @@ import threading
 from typing import TYPE_CHECKING
 
 from ack_secrets_provider.core.errors import ProviderError
-from ack_secrets_provider.core.observability import metrics as metrics_module
 from ack_secrets_provider.core.observability.events import EventRecorder, PodRef
 
 if TYPE_CHECKING:
@@ -49,17 +48,13 @@ class MountObservation:
     """One Mount call in progress; finish it with `succeeded` or `failed` (once)."""
 
     def __init__(self, fields: dict[str, str], pod_uid: str | None,
-                 metrics: ProviderMetrics | None, events: EventRecorder | None) -> None:
+                 metrics: ProviderMetrics, events: EventRecorder | None) -> None:
         self.fields = fields
         self.pod_uid = pod_uid
-        self._metrics = metrics
+        self.metrics = metrics
         self._events = events
         self._finished = threading.Event()
         self.metrics.mounts_in_flight.inc()
-
-    @property
-    def metrics(self) -> ProviderMetrics:
-        return self._metrics or metrics_module.current()
 
     def _finish(self) -> bool:
         if self._finished.is_set():
@@ -110,12 +105,11 @@ class MountObservation:
 class MountObserver:
     """Creates one observation per mount.
 
-    `metrics`: where to record (None: the process's current metrics, core.metrics.current()).
-    `events`: the Kubernetes Event recorder, or None when Events are off.
+    `metrics`: where to record. `events`: the Kubernetes Event recorder, or None when Events are
+    off.
     """
 
-    def __init__(self, metrics: ProviderMetrics | None = None,
-                 events: EventRecorder | None = None) -> None:
+    def __init__(self, metrics: ProviderMetrics, events: EventRecorder | None = None) -> None:
         self.metrics = metrics
         self.events = events
 

@@ -14,20 +14,29 @@ from typing import Any
 
 import pluggy
 
+from ack_secrets_provider.core.cloud.kube import KubeClient
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     PermissionDenied,
     PluginError,
     ProviderError,
 )
+from ack_secrets_provider.core.mount.spec import MountRequest
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins import hookspecs
-from ack_secrets_provider.core.plugins.identity import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.plugins.identity import (
+    CredentialContext,
+    Identity,
+    IdentityCache,
+    IdentityKey,
+)
+from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BUILTIN_ORDER", "CredentialContext", "CredentialHost", "Identity", "IdentityKey",
-           "PluginLoadFailure"]
+__all__ = ["BUILTIN_ORDER", "CredentialContext", "CredentialHost", "Identity", "IdentityCache",
+           "IdentityKey", "PluginLoadFailure"]
 
 #: built-in credential plugins, in the order they are tried (the existing provider's order)
 BUILTIN_ORDER = (
@@ -54,13 +63,25 @@ class PluginLoadFailure:
 
 @dataclass
 class CredentialHost:
-    """Loads credential plugins and resolves identities through the first-result chain."""
+    """Loads credential plugins and resolves identities through the first-result chain.
+
+    It owns the identity cache its plugins share (`identities`) and hands them, with `metrics`,
+    to every plugin call through the CredentialContext (`context()`). Without an owner's
+    `metrics` it records into a registry of its own.
+    """
 
     settings: ProviderSettings
+    metrics: ProviderMetrics = field(
+        default_factory=lambda: ProviderMetrics(process_collectors=False))
+    identities: IdentityCache = field(default_factory=IdentityCache)
+    #: the Kubernetes API client plugins read through (None: the one `settings` describe, if any)
+    kube: KubeClient | None = None
     manager: pluggy.PluginManager = field(init=False)
     failures: list[PluginLoadFailure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.kube is None:
+            self.kube = KubeClient.from_settings(self.settings)
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
 
@@ -107,6 +128,11 @@ class CredentialHost:
                 f"a credential plugin implements a hook that does not exist ({exc}); hook names "
                 "start with ack_ and are listed in ack_secrets_provider.core.plugins.hookspecs"
             ) from None
+
+    def context(self, request: MountRequest, deadline: Deadline) -> CredentialContext:
+        """What the plugins see of one mount."""
+        return CredentialContext(request, self.settings, deadline, self.metrics, self.identities,
+                                 self.kube)
 
     def plugin_names(self) -> list[str]:
         """Registered plugins in the order they are tried."""

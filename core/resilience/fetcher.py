@@ -29,7 +29,7 @@ from cachetools import LRUCache
 
 from ack_secrets_provider.core.errors import DeadlineExceeded, PluginError, ProviderError
 from ack_secrets_provider.core.mount.spec import ObjectSpec
-from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.resilience.cache import CacheKey, ValueCache, cache_key
 from ack_secrets_provider.core.resilience.deadline import within
@@ -70,13 +70,16 @@ class _EndpointGuard:
 class Fetcher:
     """Fetches units through cache → single-flight → guards → retries. Thread-safe, one per process.
 
-    `clock` (monotonic seconds) drives cache expiry and the outage gate; tests inject one.
+    `metrics` receives the cache and upstream-call metrics; `clock` (monotonic seconds) drives
+    cache expiry and the outage gate.
     """
 
     def __init__(
-        self, settings: ProviderSettings, *, clock: Callable[[], float] = time.monotonic
+        self, settings: ProviderSettings, *, metrics: ProviderMetrics,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self._clock = clock
         self.cache: ValueCache | None = (
             ValueCache(max_entries=max(1, settings.cache_max_entries),
@@ -134,10 +137,10 @@ class Fetcher:
         values: list[SecretValue | None] = [self.cache.get(key) for key in keys]
         missing = [i for i, value in enumerate(values) if value is None]
         if len(missing) < len(keys):
-            metrics.record_cache_hit(service, len(keys) - len(missing))
+            self.metrics.record_cache_hit(service, len(keys) - len(missing))
         if not missing:
             return _complete(values)
-        metrics.record_cache_miss(service, len(missing))
+        self.metrics.record_cache_miss(service, len(missing))
 
         led: list[tuple[int, Flight[SecretValue]]] = []
         waiting: list[tuple[int, Flight[SecretValue]]] = []
@@ -163,7 +166,7 @@ class Fetcher:
                 values[i] = value
                 self.flights.finish(keys[i], flight, value=value)
         if waiting:
-            metrics.record_coalesced_wait(service, len(waiting))
+            self.metrics.record_coalesced_wait(service, len(waiting))
         for i, flight in waiting:
             values[i] = self._wait(unit, i, flight)
         return _complete(values)
@@ -193,7 +196,7 @@ class Fetcher:
         deadline = unit.context.deadline
         if not guard.gate.admit():
             raise guard.gate.refusal(what, unit.context.endpoint.describe())
-        calls = metrics.upstream_calls(unit.backend, batch=len(unit.specs) > 1)
+        calls = self.metrics.upstream_recorder(unit.backend, batch=len(unit.specs) > 1)
         limiter = self._rate(unit.backend)
 
         def attempt() -> Sequence[SecretValue]:

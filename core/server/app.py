@@ -1,15 +1,22 @@
-"""Wiring: settings → plugins → mount service → gRPC server (+ health, metrics, events)."""
+"""Wiring: settings → metrics → plugins → mount service → gRPC server (+ health, metrics, events).
+
+The App owns everything it builds and closes it in the reverse order: the HTTP endpoints stop
+first, then the gRPC server drains the mounts in flight, then the mount service (its fetch pool),
+the backends (their SDK clients) and last the Event sender, which sends what is still queued.
+Nothing below the App closes what it was handed.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import stat
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from ack_secrets_provider.core.cloud.kube import KubeClient
 from ack_secrets_provider.core.mount.service import MountService
-from ack_secrets_provider.core.observability import metrics as metrics_module
 from ack_secrets_provider.core.observability.events import EventRecorder
 from ack_secrets_provider.core.observability.health import (
     HealthServer,
@@ -18,17 +25,39 @@ from ack_secrets_provider.core.observability.health import (
 )
 from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.observability.observe import MountObserver
-from ack_secrets_provider.core.plugins.credentials import CredentialHost
+from ack_secrets_provider.core.plugins.credentials import CredentialHost, IdentityCache
 from ack_secrets_provider.core.plugins.host import BackendHost
+from ack_secrets_provider.core.resilience.fetcher import Fetcher
 from ack_secrets_provider.core.server.grpc_server import ProviderServer
 from ack_secrets_provider.core.settings import ProviderSettings
 
 log = logging.getLogger("ack_secrets_provider")
 
 
+@dataclass(frozen=True)
+class HealthSettings:
+    """The /healthz + /readyz listener (`port` 0: a free port); `timeout` bounds the liveness
+    probe's gRPC health check."""
+
+    address: str
+    port: int
+    path: str = "/healthz"
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """The /metrics listener (`port` 0: a free port). The health listener's address and port
+    serve /metrics already: the same address and port add no second listener."""
+
+    address: str
+    port: int
+
+
 def load_plugins(
-    settings: ProviderSettings, *, autoload_third_party: bool = True
+    settings: ProviderSettings, *, autoload_third_party: bool = True,
 ) -> tuple[BackendHost, CredentialHost]:
+    """The backends and credential plugins, for listing or checking them (`plugins`, `lint`)."""
     backends = BackendHost(settings)
     backends.load(autoload_third_party=autoload_third_party)
     credentials = CredentialHost(settings)
@@ -38,13 +67,16 @@ def load_plugins(
 
 @dataclass
 class App:
-    """The provider process: gRPC server, HTTP health/metrics endpoints and the event sender."""
+    """The provider process: what it built, started and stopped in order."""
 
+    metrics: ProviderMetrics
+    backends: BackendHost
+    credentials: CredentialHost
+    service: MountService
     server: ProviderServer
+    events: EventRecorder | None = None
     health: HealthServer | None = None
     metrics_server: HttpEndpoints | None = None
-    events: EventRecorder | None = None
-    metrics: ProviderMetrics = field(default_factory=metrics_module.current)
 
     def start(self) -> None:
         if self.events is not None:
@@ -54,37 +86,38 @@ class App:
             if http is not None:
                 http.start()
 
-    def stop(self) -> None:
-        for http in (self.health, self.metrics_server):
-            if http is not None:
-                http.stop()
-        self.server.stop()
+    def stop(self, grace: float | None = None) -> None:
+        """Stop serving, let mounts in flight finish within `grace` (default: the server's
+        grace period), then close what the App built."""
+        self._stop_http()
+        self.server.stop(grace)
+        self.service.close()
+        self.backends.close()
         if self.events is not None:
             self.events.stop()
 
     def close_unstarted(self) -> None:
-        """Release the bound HTTP ports of an app that will not start."""
+        """Release what an app that will not start holds (bound HTTP ports, pools, clients)."""
+        self._stop_http()
+        self.service.close()
+        self.backends.close()
+
+    def _stop_http(self) -> None:
         for http in (self.health, self.metrics_server):
             if http is not None:
                 http.stop()
 
 
-def _enabled(port: int, any_port: bool) -> bool:
-    """Port 0 disables a server (the flags' contract) unless tests ask for an ephemeral port."""
-    return port > 0 or (any_port and port == 0)
-
-
-def event_recorder(settings: ProviderSettings) -> EventRecorder | None:
-    """The Event sender for the in-cluster (or `settings.kube_api_url`) API server, if any."""
-    client = KubeClient.from_settings(
-        settings.kube_api_url, settings.environ,
-        token_file=settings.kube_token_file, ca_file=settings.kube_ca_file,
-    )
-    if client is None:
+def event_recorder(
+    kube: KubeClient | None, settings: ProviderSettings, metrics: ProviderMetrics
+) -> EventRecorder | None:
+    """The Event sender through the provider's Kubernetes API client, if there is one."""
+    if kube is None:
         log.warning("--events is on but the provider does not run in a cluster "
                     "(KUBERNETES_SERVICE_HOST is unset): no Kubernetes Events will be created")
         return None
-    return EventRecorder(client, node_name=settings.environ.get("NODE_NAME") or None)
+    return EventRecorder(kube, metrics=metrics,
+                         node_name=settings.environ.get("NODE_NAME") or None)
 
 
 def _ready(server: ProviderServer, backends: BackendHost) -> bool:
@@ -102,22 +135,23 @@ def build_app(
     *,
     autoload_third_party: bool = True,
     grace_period: float = 30.0,
-    healthz: tuple[str, int, str, float] | None = None,
-    metrics: tuple[str, int] | None = None,
+    health: HealthSettings | None = None,
+    metrics: MetricsSettings | None = None,
     events: bool = False,
-    provider_metrics: ProviderMetrics | None = None,
-    event_sender: EventRecorder | None = None,
-    any_port: bool = False,
+    clock: Callable[[], float] = time.time,
 ) -> App:
     """Wire the provider. Binds the HTTP ports now (a taken port raises BindError at once).
 
-    `provider_metrics` (default: a fresh ProviderMetrics) becomes the process's current metrics.
-    `event_sender` replaces the in-cluster Event recorder when `events` is on (tests).
-    `any_port`: port 0 means "an ephemeral port" instead of "disabled" (tests).
+    `health` / `metrics`: the HTTP listeners, None for none; `events`: send Kubernetes Events;
+    `clock`: the epoch seconds credential lifetimes are measured on.
     """
-    registry = provider_metrics or ProviderMetrics()
-    metrics_module.install(registry)
-    backends, credentials = load_plugins(settings, autoload_third_party=autoload_third_party)
+    registry = ProviderMetrics()
+    kube = KubeClient.from_settings(settings)  # the one client: Events and ServiceAccount reads
+    backends = BackendHost(settings)
+    backends.load(autoload_third_party=autoload_third_party)
+    credentials = CredentialHost(settings, metrics=registry,
+                                 identities=IdentityCache(clock=clock), kube=kube)
+    credentials.load(autoload_third_party=autoload_third_party)
     for kind, failures in (("backend", backends.failures), ("credential", credentials.failures)):
         for failure in failures:
             registry.plugin_load_failures.labels(kind, failure.name).set(1)
@@ -125,33 +159,28 @@ def build_app(
                       failure.distribution or "unknown distribution", failure.reason)
     for line in settings.endpoint_overrides.describe():
         log.warning("endpoint override in effect: %s", line)
-    recorder = (event_sender or event_recorder(settings)) if events else None
-    service = MountService(settings, backends, credentials)
+    recorder = event_recorder(kube, settings, registry) if events else None
+    service = MountService(settings, backends, credentials,
+                           fetcher=Fetcher(settings, metrics=registry))
     server = ProviderServer(service, socket_dir, observer=MountObserver(registry, recorder),
                             grace_period=grace_period)
-    app = App(server, events=recorder, metrics=registry)
+    app = App(registry, backends, credentials, service, server, events=recorder)
     try:
-        if healthz is not None and _enabled(healthz[1], any_port):
-            address, port, path, timeout = healthz
+        if health is not None:
             app.health = HealthServer(
-                address, port, healthz_path=path,
-                live=lambda: grpc_health_check(server.target, timeout),
+                health.address, health.port, healthz_path=health.path,
+                live=lambda: grpc_health_check(server.target, health.timeout),
                 ready=lambda: _ready(server, backends),
                 extra_routes={"/metrics": registry.exposition},
             )
-        if metrics is not None and _enabled(metrics[1], any_port):
-            address, port = metrics
-            # The same address and port as the health server: /metrics is already served there.
-            shared = (healthz is not None and app.health is not None and port != 0
-                      and port == app.health.port and address == healthz[0])
-            if not shared:
-                app.metrics_server = HttpEndpoints(
-                    address, port, {"/metrics": registry.exposition},
-                    what="metrics", flag="--metrics-port",
-                )
+        shared = (metrics is not None and health is not None and metrics.port != 0
+                  and (metrics.address, metrics.port) == (health.address, health.port))
+        if metrics is not None and not shared:
+            app.metrics_server = HttpEndpoints(
+                metrics.address, metrics.port, {"/metrics": registry.exposition},
+                what="metrics", flag="--metrics-port",
+            )
     except BaseException:
         app.close_unstarted()
-        service.close()
-        backends.close()
         raise
     return app

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
-from ack_secrets_provider.core.mount.service import MountService
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.proto import service_pb2, service_pb2_grpc
-from ack_secrets_provider.core.server.app import load_plugins
+from ack_secrets_provider.core.server.app import App, build_app
 from ack_secrets_provider.core.server.grpc_server import ProviderServer
 from ack_secrets_provider.core.settings import ProviderSettings
 
@@ -130,8 +131,19 @@ class ProviderClient:
 
 @dataclass
 class RunningProvider:
-    server: ProviderServer
+    """A provider wired and started as `serve` does (`app`), and a driver-side client."""
+
+    app: App
     client: ProviderClient
+
+    @property
+    def server(self) -> ProviderServer:
+        return self.app.server
+
+    @property
+    def metrics(self) -> ProviderMetrics:
+        """What the provider recorded (its own registry)."""
+        return self.app.metrics
 
     @property
     def socket_path(self) -> Path:
@@ -150,19 +162,22 @@ def running_provider(
     socket_dir: str | Path | None = None,
     *,
     autoload_third_party: bool = True,
+    clock: Callable[[], float] = time.time,
 ) -> Iterator[RunningProvider]:
-    """Start a provider with `settings` on `<socket_dir>/alibabacloud.sock`; stop it after."""
+    """Start a provider with `settings` on `<socket_dir>/alibabacloud.sock`; stop it after.
+
+    `clock`: the epoch seconds credential lifetimes are measured on (build_app's).
+    """
     with tempfile.TemporaryDirectory(prefix="ack-sock-") as tmp:
-        backends, credentials = load_plugins(settings, autoload_third_party=autoload_third_party)
-        service = MountService(settings, backends, credentials)
-        server = ProviderServer(service, socket_dir or tmp, grace_period=2.0)
-        server.start()
-        client = ProviderClient(server.socket_path)
+        app = build_app(settings, str(socket_dir or tmp), autoload_third_party=autoload_third_party,
+                        grace_period=2.0, clock=clock)
+        app.start()
+        client = ProviderClient(app.server.socket_path)
         try:
-            yield RunningProvider(server, client)
+            yield RunningProvider(app, client)
         finally:
             client.close()
-            server.stop(grace=2.0)
+            app.stop()
 
 
 def files_of(response: service_pb2.MountResponse) -> dict[str, bytes]:

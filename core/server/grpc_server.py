@@ -49,9 +49,9 @@ SPARE_WORKERS = 8
 class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
     """Version and Mount. All logic lives in MountService; this only translates."""
 
-    def __init__(self, service: MountService, observer: MountObserver | None = None) -> None:
+    def __init__(self, service: MountService, observer: MountObserver) -> None:
         self.service = service
-        self.observer = observer or MountObserver()
+        self.observer = observer
         self._mount_limit = service.settings.max_concurrent_mounts
         self._mount_slots = threading.BoundedSemaphore(self._mount_limit)
         self._request_limit = service.settings.request_limits.request_bytes
@@ -172,14 +172,15 @@ def _remove_stale_socket(path: Path) -> None:
 
 
 class ProviderServer:
-    """Owns the gRPC server, the socket file and the health status."""
+    """Owns the gRPC server, the socket file and the health status (not the mount service it
+    serves, which its owner closes: core/server/app.py)."""
 
     def __init__(
         self,
         service: MountService,
         socket_dir: str | os.PathLike[str],
         *,
-        observer: MountObserver | None = None,
+        observer: MountObserver,
         grace_period: float = 30.0,
     ) -> None:
         self.service = service
@@ -230,8 +231,6 @@ class ProviderServer:
         event.wait()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-        self.service.close()
-        self.service.backends.close()
         log.info("stopped; removed %s", self.socket_path)
 
     def wait(self, timeout: float | None = None) -> bool:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from alibabacloud_credentials.provider.refreshable import Credentials
 
 from ack_secrets_provider.core.errors import DeadlineExceeded
-from ack_secrets_provider.core.observability import metrics
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.deadline import current as current_deadline
 
@@ -65,12 +65,18 @@ Fetch = Callable[[float], Issued]
 
 
 class RefreshingProvider(ICredentialsProvider):
-    """Caches one issued credential and refreshes it shortly before it expires."""
+    """Caches one issued credential and refreshes it shortly before it expires.
 
-    def __init__(self, name: str, fetch: Fetch, *, clock: Clock = time.time) -> None:
+    Refreshes of temporary credentials are counted in `metrics` when given (the credential
+    host's, `context.metrics`); a static credential needs none.
+    """
+
+    def __init__(self, name: str, fetch: Fetch, *, clock: Clock = time.time,
+                 metrics: ProviderMetrics | None = None) -> None:
         self._name = name
         self._fetch = fetch
         self._clock = clock
+        self._metrics = metrics
         self._lock = threading.Lock()
         self._current: Issued | None = None
         self._refresh_at = 0.0
@@ -119,7 +125,8 @@ class RefreshingProvider(ICredentialsProvider):
                 self.fetches += 1
                 issued = self._fetch(timeout)
             except Exception as exc:
-                metrics.record_credential_refresh(self._name, exc)
+                if self._metrics is not None:
+                    self._metrics.record_credential_refresh(self._name, exc)
                 cached = self._current
                 if cached is not None and (
                     cached.expiration is None or cached.expiration - now > MIN_REMAINING
@@ -130,8 +137,9 @@ class RefreshingProvider(ICredentialsProvider):
                     )
                     return cached
                 raise
-            if issued.expiration is not None:  # a temporary credential (static ones never expire)
-                metrics.record_credential_refresh(self._name)
+            # a temporary credential (static ones never expire)
+            if issued.expiration is not None and self._metrics is not None:
+                self._metrics.record_credential_refresh(self._name)
             self._current = issued
             self._refresh_at = refresh_time(issued, self._clock())
             return issued

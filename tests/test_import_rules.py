@@ -1,4 +1,5 @@
-"""No import cycles among the provider's modules, and the import rules of docs/architecture.md.
+"""The import rules of docs/architecture.md: no import cycles among the provider's modules, and
+who may import whom.
 
 Every import counts, wherever it is written: at module level, under `if TYPE_CHECKING:` and
 inside functions (deferred imports that keep start-up fast). A type-only or deferred import is
@@ -10,6 +11,7 @@ be understood, tested or moved apart, which is what the rule is for. The scan re
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ PACKAGE = "ack_secrets_provider"
 SOURCES = {"core": f"{PACKAGE}.core", "backends": f"{PACKAGE}.backends", "auth": f"{PACKAGE}.auth"}
 
 
+@functools.cache
 def modules() -> dict[str, Path]:
     """Every module of the provider by its dotted name (generated gRPC stubs excluded)."""
     found: dict[str, Path] = {}
@@ -55,6 +58,7 @@ def imported_names(name: str, path: Path, known: Collection[str]) -> Iterator[st
                 yield submodule if submodule in known else base
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     """module → the provider's modules it imports (a package's __init__ counts as the package)."""
     known = modules()
@@ -143,4 +147,28 @@ def test_backends_do_not_import_each_other() -> None:
                    if module.startswith(backends) for imported in imports
                    if imported.startswith(backends)
                    and imported.split(".")[2] != module.split(".")[2])
+    assert not wrong, wrong
+
+
+def importers_of(graph: dict[str, set[str]], target: str) -> set[str]:
+    return {module for module, imports in graph.items()
+            if not module.startswith(target) and any(i.startswith(target) for i in imports)}
+
+
+def test_only_the_entry_points_import_the_server() -> None:
+    importers = importers_of(import_graph(), f"{PACKAGE}.core.server")
+    allowed = (f"{PACKAGE}.core.cli", f"{PACKAGE}.core.commands.")
+    assert all(module.startswith(allowed) for module in importers), sorted(importers)
+
+
+def test_the_emulator_is_apart_from_the_runtime() -> None:
+    graph = import_graph()
+    emulator = f"{PACKAGE}.core.emulator"
+    own = {imported for module, imports in graph.items() if module.startswith(emulator)
+           for imported in imports if not imported.startswith(emulator)}
+    assert not own, sorted(own)
+    runtime = tuple(f"{PACKAGE}.core.{part}" for part in (
+        "server", "mount", "plugins", "resilience", "observability", "cloud"))
+    wrong = sorted(module for module in importers_of(graph, emulator)
+                   if module.startswith(runtime))
     assert not wrong, wrong
