@@ -29,6 +29,7 @@ from ack_secrets_provider.core.emulator.testing import (
 )
 from ack_secrets_provider.core.errors import InvalidArgument
 from ack_secrets_provider.core.mount.service import MountOutcome, MountService
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.server.app import load_plugins
 from ack_secrets_provider.core.server.driver_client import driver_attributes
@@ -212,8 +213,14 @@ def _own_endpoint_backend(host: str) -> object:
 
 
 class _CountingCredentials:
+    """Stands in for the CredentialHost: counts resolutions, refuses to make one."""
+
     def __init__(self) -> None:
         self.resolved = 0
+        self.metrics = ProviderMetrics(process_collectors=False)
+
+    def context(self, request: object, deadline: object) -> object:
+        return (request, deadline)
 
     def resolve(self, context: object) -> object:
         self.resolved += 1

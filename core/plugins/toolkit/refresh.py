@@ -80,8 +80,6 @@ class RefreshingProvider(ICredentialsProvider):
         self._lock = threading.Lock()
         self._current: Issued | None = None
         self._refresh_at = 0.0
-        #: how many times `fetch` was called (tests and metrics read this)
-        self.fetches = 0
 
     def __repr__(self) -> str:
         return f"RefreshingProvider({self._name!r})"
@@ -122,7 +120,6 @@ class RefreshingProvider(ICredentialsProvider):
                 deadline.check(f"refreshing the {self._name} credential")
                 timeout = max(0.1, min(timeout, deadline.remaining()))
             try:
-                self.fetches += 1
                 issued = self._fetch(timeout)
             except Exception as exc:
                 if self._metrics is not None:
