@@ -28,6 +28,7 @@ from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverride
 from ack_secrets_provider.core.cloud.tls import partial_chain_context
 from ack_secrets_provider.core.errors import FailedPrecondition, ProviderError
 from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.backend import FetchContext
 from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
 from ack_secrets_provider.core.resilience.deadline import Deadline
@@ -264,5 +265,6 @@ def test_a_gateway_trusts_its_instance_ca_exclusively(
     with pytest.raises(ProviderError, match="TLS verification"):
         _sts.assume_role_with_oidc(
             client, role_arn="acs:ram::1:role/r", oidc_provider_arn="acs:ram::1:oidc/p",
-            token="t", session="s", duration=3600, timeout=5, what="sts", hint="")
+            token="t", session="s", duration=3600, timeout=5, what="sts", hint="",
+            metrics=ProviderMetrics(process_collectors=False))
     assert server.requests == before  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ from ack_secrets_provider.core.errors import (
     UpstreamDataError,
 )
 from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.backend import Backend, FetchContext
 from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
 from ack_secrets_provider.core.resilience.deadline import Deadline
@@ -67,7 +68,8 @@ def _fetch(server: HostileServer, object_type: str = "kms", **changes: object) -
                       file_name="f")
     endpoint = backend.endpoint(spec, "cn-hangzhou")
     ctx = FetchContext(_identity(), Deadline.after(10), endpoint, settings, region="cn-hangzhou")
-    return Fetcher(settings).fetch(FetchUnit(backend, (spec,), ctx))[0].data
+    fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False))
+    return fetcher.fetch(FetchUnit(backend, (spec,), ctx))[0].data
 
 
 def _sts_call(server: HostileServer) -> None:
@@ -78,6 +80,7 @@ def _sts_call(server: HostileServer) -> None:
     _sts.assume_role_with_oidc(
         client, role_arn="acs:ram::123456789012:role/r", oidc_provider_arn="acs:ram::1:oidc/p",
         token="token", session="s", duration=3600, timeout=5, what="sts call", hint="hint",
+        metrics=ProviderMetrics(process_collectors=False),
     )
 
 
@@ -210,7 +213,7 @@ def test_a_programming_error_in_the_sdk_call_is_internal_and_not_retried(
 
     monkeypatch.setattr(DaraCore, "compose_url", staticmethod(broken))
     settings = _settings(server)
-    fetcher = Fetcher(settings)
+    fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False))
     backend = KmsBackend(settings)
     spec = ObjectSpec(index=0, object_name="s", object_type="kms", file_name="f")
     ctx = FetchContext(_identity(), Deadline.after(10), backend.endpoint(spec, "cn-hangzhou"),

@@ -33,12 +33,12 @@ import os
 import ssl
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cachetools import LRUCache
 from requests import PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
 
@@ -89,7 +89,7 @@ class SdkAdapter(HTTPAdapter):
         super().__init__(pool_connections=POOL_ENDPOINTS, pool_maxsize=POOL_MAXSIZE)
         self.max_answer_bytes = max_answer_bytes
         self._default: ssl.SSLContext | None = None
-        self._contexts: OrderedDict[str, ssl.SSLContext] = OrderedDict()
+        self._contexts: LRUCache[str, ssl.SSLContext] = LRUCache(MAX_CONTEXTS)
         self._lock = threading.Lock()
 
     # -- trust --------------------------------------------------------------------------------
@@ -107,14 +107,10 @@ class SdkAdapter(HTTPAdapter):
                 "never does: remove that option"
             )
         with self._lock:
-            context = self._contexts.get(verify)
+            context = self._contexts.get(verify)  # a hit counts as a use (LRU order)
             if context is None:
                 context = partial_chain_context(verify.split(os.pathsep))
-                self._contexts[verify] = context
-                while len(self._contexts) > MAX_CONTEXTS:
-                    self._contexts.popitem(last=False)
-            else:
-                self._contexts.move_to_end(verify)
+                self._contexts[verify] = context  # the least recently used beyond the bound goes
             return context
 
     def build_connection_pool_key_attributes(

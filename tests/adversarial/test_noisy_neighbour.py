@@ -24,6 +24,7 @@ from ack_secrets_provider.core.emulator.testing import (
 )
 from ack_secrets_provider.core.errors import NotFound, ProviderError
 from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.backend import FetchContext
 from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
 from ack_secrets_provider.core.resilience.deadline import Deadline
@@ -48,7 +49,8 @@ def _y_failure_rate(emulator: EmulatorHandle, *, with_x: bool) -> float:
         retry=RetryPolicy(base_delay=0.0005, max_delay=0.001),  # the default budget and attempts
     )
     frozen = time.monotonic()
-    fetcher = Fetcher(settings, clock=lambda: frozen)
+    fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False),
+                      clock=lambda: frozen)
     backend = KmsBackend(settings)
     identity = _identity()
 
