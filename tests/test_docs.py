@@ -39,7 +39,6 @@ from ack_secrets_provider.core.plugins.credentials import (
     CredentialContext,
     CredentialHost,
     Identity,
-    IdentityCache,
 )
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
@@ -232,7 +231,9 @@ def _credential_example() -> types.ModuleType:
     return module
 
 
-def _context(environ: dict[str, str], *, pod_identity: bool = False) -> CredentialContext:
+def _context(host: CredentialHost, environ: dict[str, str], *, pod_identity: bool = False
+             ) -> CredentialContext:
+    """A mount's context as `host` gives it to its plugins, with `environ` as the provider's."""
     attributes = {"csi.storage.k8s.io/pod.namespace": "team-a",
                   "csi.storage.k8s.io/pod.name": "app-0",
                   "csi.storage.k8s.io/serviceAccount.name": "app"}
@@ -241,8 +242,7 @@ def _context(environ: dict[str, str], *, pod_identity: bool = False) -> Credenti
     request = parse_mount_request(json.dumps(attributes), "null", '"420"')
     settings = ProviderSettings(environ=types.MappingProxyType(environ))
     return CredentialContext(request=request, settings=settings, deadline=Deadline.after(5),
-                             metrics=ProviderMetrics(process_collectors=False),
-                             identities=IdentityCache())
+                             metrics=host.metrics, identities=host.identities)
 
 
 def test_credential_plugin_example_follows_the_hook_rules(tmp_path: Path) -> None:
@@ -255,22 +255,22 @@ def test_credential_plugin_example_follows_the_hook_rules(tmp_path: Path) -> Non
     (tmp_path / "access_key_secret").write_text("docs-example-secret\n")
     configured = {module.SETTING: str(tmp_path), "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
 
-    identity = host.resolve(_context(configured))
+    identity = host.resolve(_context(host, configured))
     assert isinstance(identity, Identity)
     assert identity.key.mode == "file-ak" and identity.key.access_key_id == "LTAI5tDocsExample01"
     assert "docs-example-secret" not in repr(identity) + identity.describe()
-    assert host.resolve(_context(configured)) is identity, "one identity object per key"
+    assert host.resolve(_context(host, configured)) is identity, "one identity object per key"
 
     # not configured: None, so the chain goes on (here to "no credential is configured")
     with pytest.raises(errors.FailedPrecondition, match="no credential is configured"):
-        host.resolve(_context({"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}))
+        host.resolve(_context(host, {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}))
     # the pod asked for its own identity: the example steps aside, pod-rrsa answers
     with pytest.raises(errors.FailedPrecondition, match="sts.aliyuncs.com"):
-        host.resolve(_context(configured, pod_identity=True))
+        host.resolve(_context(host, configured, pod_identity=True))
     # configured but failing: an error naming the setting, never a fallback
     (tmp_path / "access_key_secret").unlink()
     with pytest.raises(errors.FailedPrecondition, match=module.SETTING):
-        host.resolve(_context(configured))
+        host.resolve(_context(host, configured))
 
 
 def test_serve_flag_table_is_generated_from_the_parser() -> None:
