@@ -71,17 +71,14 @@ def _from_node_label(settings: ProviderSettings, problems: list[str]) -> str | N
         problems.append("NODE_NAME is not set, so the node's topology.kubernetes.io/region "
                         "label cannot be read")
         return None
-    client = KubeClient.from_settings(
-        settings.kube_api_url, settings.environ,
-        token_file=settings.kube_token_file, ca_file=settings.kube_ca_file,
-    )
+    client = KubeClient.from_settings(settings)
     if client is None:
         problems.append("the Kubernetes API is not known (not in a cluster, no --kube-api-url)")
         return None
     try:
         body = client.request("GET", "/api/v1/nodes/" + urllib.parse.quote(node, safe=""),
                               timeout=DISCOVERY_TIMEOUT)
-    except KubeError as exc:
+    except (KubeError, ProviderError) as exc:  # ProviderError: an oversized answer
         problems.append(f"node {node}'s labels could not be read: {exc}")
         return None
     labels = ((body or {}).get("metadata") or {}).get("labels") or {}
