@@ -79,13 +79,15 @@ class ProviderProcess:
     """`ack-secrets-provider serve` in its own process (so RSS and CPU are the provider's)."""
 
     def __init__(self, flags: Sequence[str], env: dict[str, str], kube_token_file: str,
-                 log_path: Path) -> None:
+                 log_path: Path, *, floor: bool = False) -> None:
         self.dir = tempfile.mkdtemp(prefix="bench-sock-")
         self.socket = os.path.join(self.dir, "alibabacloud.sock")
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        args = [sys.executable, "-m", "ack_secrets_provider.core.cli", "serve",
-                "--provider-volume", self.dir, "--kube-token-file", kube_token_file,
-                "--kube-ca-file", "", "--healthz-port", "0", "--metrics-port", "0", *flags]
+        # floor: bench/floor.py, the minimal Python gRPC server the provider is compared with
+        args = ([sys.executable, str(BENCH_DIR / "floor.py"), self.dir] if floor else
+                [sys.executable, "-m", "ack_secrets_provider.core.cli", "serve",
+                 "--provider-volume", self.dir, "--kube-token-file", kube_token_file,
+                 "--kube-ca-file", "", "--healthz-port", "0", "--metrics-port", "0", *flags])
         self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=self._log)
         self.ps = psutil.Process(self.proc.pid)
         deadline = time.monotonic() + 30
@@ -100,6 +102,10 @@ class ProviderProcess:
     def cpu_seconds(self) -> float:
         times = self.ps.cpu_times()
         return float(times.user + times.system)
+
+    def rss_mb(self) -> float:
+        """The resident set now."""
+        return float(self.ps.memory_info().rss) / (1024 * 1024)
 
     def peak_rss_mb(self) -> float:
         """VmHWM: the peak resident set of the process over its whole life."""
@@ -126,8 +132,8 @@ class ProviderProcess:
 
 @contextlib.contextmanager
 def provider(flags: Sequence[str], env: dict[str, str], kube_token_file: str,
-             log_path: Path) -> Iterator[ProviderProcess]:
-    process = ProviderProcess(flags, env, kube_token_file, log_path)
+             log_path: Path, *, floor: bool = False) -> Iterator[ProviderProcess]:
+    process = ProviderProcess(flags, env, kube_token_file, log_path, floor=floor)
     try:
         yield process
     finally:

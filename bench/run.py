@@ -1,5 +1,9 @@
 """`python bench/run.py [--quick] [--json PATH] [--scenarios 1,2,3,4,5]`: the scale benchmark.
 
+First the floor (issue 13): bench/floor.py, a minimal Python gRPC server on the same kind of
+socket doing the same JSON + YAML parsing, measured side by side with the provider in the same
+run with the same client; the ratios to it and the memory targets are printed MET/MISSED.
+
 Every scenario of issue 5 against the loopback emulator, each run twice in the same run with a
 fresh provider process: `tuned` (the defaults: value cache, coalescing, parallel fetch) and `off`
 (`--no-cache --serial-fetch`, i.e. the existing provider's behaviour). Both modes get the same
@@ -15,11 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +40,7 @@ from harness import (  # noqa: E402
     Record,
     closed_loop,
     open_loop,
+    percentile,
     provider,
     summarize,
     upstream_and_sts,
@@ -58,6 +64,9 @@ SERVICE_ACCOUNTS = 5
 PODS = 100
 STORM_SECRETS = 5
 MODES = {"tuned": [], "off": ["--no-cache", "--serial-fetch"]}
+#: issue 13's targets: (name, bound) per ratio or figure
+FLOOR_TARGETS = {"cache_hit_x_floor": 1.4, "cold_x_floor": 3.0, "tail_p99_x_p50": 2.0,
+                 "peak_rss_mb": 70.0, "idle_rss_mb": 45.0}
 
 
 @dataclass(frozen=True)
@@ -71,12 +80,15 @@ class Sizes:
     s5_before: float
     s5_outage: float
     s5_after: float
+    floor_mounts: int = 400
+    floor_rounds: int = 3
 
 
 QUICK = Sizes(s1_mounts=150, s2_mounts_c1=10, s2_mounts_c8=32, s3_round_seconds=3.0,
               s4_mounts=200, s5_rate=20.0, s5_before=2.0, s5_outage=10.0, s5_after=5.0)
 FULL = Sizes(s1_mounts=1000, s2_mounts_c1=40, s2_mounts_c8=160, s3_round_seconds=6.0,
-             s4_mounts=1000, s5_rate=20.0, s5_before=3.0, s5_outage=10.0, s5_after=8.0)
+             s4_mounts=1000, s5_rate=20.0, s5_before=3.0, s5_outage=10.0, s5_after=8.0,
+             floor_mounts=1500, floor_rounds=5)
 
 
 def role(k: int) -> str:
@@ -124,7 +136,9 @@ class Bench:
         self.last_outcomes: list[Outcome] = []
 
     def env(self) -> dict[str, str]:
-        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+        # PYTHONPATH: lets a run serve another source tree (a before/after comparison)
+        passed = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")
+        keep = {k: v for k, v in os.environ.items() if k in passed}
         return {**keep, "ACCESS_KEY_ID": KEY_ID, "SECRET_ACCESS_KEY": KEY_SECRET,
                 "ALICLOUD_OIDC_PROVIDER_ARN": OIDC, "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
                 "NO_PROXY": "*"}
@@ -155,6 +169,69 @@ class Bench:
         self.records.append(record)
         print_row(record)
         return record
+
+    # -- the floor (issue 13) ----------------------------------------------------------------
+
+    @contextmanager
+    def process(self, name: str, flags: Sequence[str] = (), *,
+                floor: bool = False) -> Iterator[ProviderProcess]:
+        """A provider (defaults + `flags`) or the floor server, beside the others."""
+        url = self.emulator.http_url
+        base = ["--region", "cn-hangzhou", "--endpoint-override", f"kms={url}",
+                "--kube-api-url", self.kube.url,
+                "--max-concurrent-kms-secret-pulls", "0", "--max-concurrent-oos-secret-pulls", "0"]
+        with provider([*base, *flags], self.env(), self.kube_token,
+                      self.workdir / f"{name}.log", floor=floor) as process:
+            yield process
+
+    def floor_ratios(self) -> dict[str, Any]:
+        """CPU per mount of the floor, a cache hit and a cold one-object mount (cache off), from
+        interleaved batches of one client; the cold 10-object tail from a fresh process; RSS."""
+        sizes = self.sizes
+        one = attrs(["bench/one"])
+        self.emulator.clear_faults()
+        with ExitStack() as stack:
+            procs = {"floor": stack.enter_context(self.process("floor", floor=True)),
+                     "cache_hit": stack.enter_context(self.process("floor-hit")),
+                     "cold": stack.enter_context(self.process("floor-cold", ["--no-cache"]))}
+            time.sleep(0.5)  # let start-up settle before reading the idle figure
+            idle = procs["cache_hit"].rss_mb()
+            for proc in procs.values():
+                closed_loop(proc.client, [one] * 20, 1)  # warm-up: connections, first fetch
+            per_mount: dict[str, list[float]] = {name: [] for name in procs}
+            order = list(procs)
+            for r in range(sizes.floor_rounds):
+                for name in order[r % 3:] + order[:r % 3]:  # rotate who goes first
+                    proc = procs[name]
+                    cpu0 = proc.cpu_seconds()
+                    outcomes, _ = closed_loop(proc.client, [one] * sizes.floor_mounts, 1)
+                    if not all(o.ok for o in outcomes):
+                        raise RuntimeError(f"{name}: a mount failed during the floor run")
+                    per_mount[name].append((proc.cpu_seconds() - cpu0) / sizes.floor_mounts)
+            peaks = [procs["cache_hit"].peak_rss_mb(), procs["cold"].peak_rss_mb()]
+        # the tail: a fresh process, cache off, 10 objects at 20 ms, 8 clients, no warm-up
+        names = [f"bench/s2-{i}" for i in range(10 * sizes.s2_mounts_c8)]
+        batch = [attrs(names[10 * m:10 * m + 10]) for m in range(sizes.s2_mounts_c8)]
+        with self.process("floor-tail", ["--no-cache"]) as proc:
+            self.emulator.set_faults(latency_ms=20)
+            outcomes, _ = closed_loop(proc.client, batch, 8)
+            self.emulator.clear_faults()
+            peaks.append(proc.peak_rss_mb())
+        latencies = [o.seconds * 1000 for o in outcomes]
+        med = {name: statistics.median(values) for name, values in per_mount.items()}
+        spread = {name: (min(v) * 1000, max(v) * 1000) for name, v in per_mount.items()}
+        tail_p50, tail_p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        return {
+            "floor_ms": med["floor"] * 1000, "cache_hit_ms": med["cache_hit"] * 1000,
+            "cold_ms": med["cold"] * 1000, "spread_ms": spread, "rounds": sizes.floor_rounds,
+            "mounts_per_round": sizes.floor_mounts,
+            "cache_hit_x_floor": med["cache_hit"] / med["floor"],
+            "cold_x_floor": med["cold"] / med["floor"],
+            "tail_p50_ms": tail_p50, "tail_p99_ms": tail_p99,
+            "tail_ok": all(o.ok for o in outcomes),
+            "tail_p99_x_p50": tail_p99 / tail_p50 if tail_p50 else float("inf"),
+            "peak_rss_mb": max(peaks), "idle_rss_mb": idle,
+        }
 
     # -- scenarios ----------------------------------------------------------------------------
 
@@ -296,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the records as a JSON list")
     parser.add_argument("--scenarios", default="1,2,3,4,5", help="comma-separated, e.g. 1,3")
     parser.add_argument("--no-startup", action="store_true", help="skip the start-up timing")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor and its ratios")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     wanted = [int(x) for x in args.scenarios.split(",") if x.strip()]
@@ -317,19 +395,48 @@ def main(argv: list[str] | None = None) -> int:
             print(f"start-up: socket ready p50 {startup['socket_ready_ms_p50']:.0f} ms, "
                   f"first Version answered p50 {startup['first_version_ms_p50']:.0f} ms "
                   f"({startup['runs']} runs)")
-        print(HEADER)
+        floor = None if args.no_floor else bench.floor_ratios()
+        if floor:
+            for line in floor_lines(floor):
+                print(line)
+        if wanted:
+            print(HEADER)
         for number in wanted:
             for mode in MODES:
                 getattr(bench, f"scenario{number}")(mode)
         records = bench.records
     elapsed = time.monotonic() - started
-    print()
-    for line in targets(records):
-        print(line)
+    if records:
+        print()
+        for line in targets(records):
+            print(line)
     print(f"\nbenchmark took {elapsed:.0f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps([r.as_json() for r in records], indent=2) + "\n")
+        result = {"floor": floor, "startup": startup, "records": [r.as_json() for r in records]}
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def floor_lines(f: dict[str, Any]) -> list[str]:
+    """The floor, the provider beside it, and issue 13's targets marked MET/MISSED."""
+    def verdict(name: str) -> str:
+        return "MET" if f[name] <= FLOOR_TARGETS[name] else "MISSED"
+
+    lo, hi = f["spread_ms"]["floor"]
+    return [
+        f"floor (bench/floor.py: gRPC + the same JSON/YAML parsing, one file): "
+        f"{f['floor_ms']:.3f} ms CPU per mount (median of {f['rounds']} interleaved rounds of "
+        f"{f['mounts_per_round']} mounts; rounds ranged {lo:.3f}-{hi:.3f} ms)",
+        f"  [{verdict('cache_hit_x_floor')}] cache-hit mount: {f['cache_hit_ms']:.3f} ms CPU = "
+        f"{f['cache_hit_x_floor']:.2f}x the floor (target <= 1.4x)",
+        f"  [{verdict('cold_x_floor')}] cold one-object mount (--no-cache): "
+        f"{f['cold_ms']:.3f} ms CPU = {f['cold_x_floor']:.2f}x the floor (target <= 3x)",
+        f"  [{verdict('tail_p99_x_p50')}] 10 objects at 20 ms, 8 clients, --no-cache, from "
+        f"start: p50 {f['tail_p50_ms']:.0f} ms, p99 {f['tail_p99_ms']:.0f} ms = "
+        f"{f['tail_p99_x_p50']:.2f}x (target <= 2x){'' if f['tail_ok'] else ' (mounts FAILED)'}",
+        f"  [{verdict('peak_rss_mb')}] peak RSS in use {f['peak_rss_mb']:.1f} MB (target <= 70)",
+        f"  [{verdict('idle_rss_mb')}] idle RSS {f['idle_rss_mb']:.1f} MB (target <= 45)",
+    ]
 
 
 def targets(records: list[Record]) -> list[str]:
