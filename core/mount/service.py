@@ -159,6 +159,24 @@ class MountService:
     def _run(
         self, units: Sequence[FetchUnit], request: MountRequest, deadline: Deadline
     ) -> dict[int, SecretValue]:
+        values: dict[int, SecretValue] = {}
+        # Fully cached units are answered here, on the caller's thread: no pool hop for the
+        # common republish (every value fresh in the cache); only the rest go to the pool.
+        misses = []
+        for unit in units:
+            hits = self.fetcher.cached(unit)
+            if hits is None:
+                misses.append(unit)
+                continue
+            for spec, value in zip(unit.specs, hits, strict=True):
+                values[spec.index] = value
+        if misses:
+            values.update(self._fetch_in_pool(misses, request, deadline))
+        return values
+
+    def _fetch_in_pool(
+        self, units: Sequence[FetchUnit], request: MountRequest, deadline: Deadline
+    ) -> dict[int, SecretValue]:
         limit = threading.BoundedSemaphore(max(1, self.settings.fetch_concurrency))
         futures: dict[Future[Sequence[SecretValue]], FetchUnit] = {}
         failed = threading.Event()
