@@ -19,6 +19,7 @@ from ack_secrets_provider.core.errors import (
     ProviderError,
 )
 from ack_secrets_provider.core.mount.files import OutputFile, build_files
+from ack_secrets_provider.core.mount.objects_memo import ObjectsMemo
 from ack_secrets_provider.core.mount.spec import MountRequest, ObjectSpec, parse_mount_request
 from ack_secrets_provider.core.plugins.backend import FetchContext, SecretValue
 from ack_secrets_provider.core.plugins.credentials import CredentialHost, Identity, IdentityKey
@@ -57,6 +58,8 @@ class MountService:
         # Backends are loaded once before the service is built: what parsing needs from them
         # is fixed for the process, so it is not rebuilt on every Mount.
         self._types = backends.object_types()
+        # Republishes resend the same `objects` text: its parse is reused (keyed by the text).
+        self._objects = ObjectsMemo(self._types, settings.request_limits)
         # Shared by all mounts; each mount bounds its own share with a semaphore.
         self._pool = ThreadPoolExecutor(
             max_workers=max(16, settings.fetch_concurrency * 8), thread_name_prefix="fetch"
@@ -71,6 +74,7 @@ class MountService:
             default_region=self.settings.region,
             types=self._types,
             limits=self.settings.request_limits,
+            objects_parser=self._objects,
         )
 
     def mount(

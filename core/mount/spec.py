@@ -583,6 +583,10 @@ def _check_counts(loaded: list[Any], limits: RequestLimits) -> None:
                 )
 
 
+#: reads the `objects` text for one set of types and limits (parse_objects, or a memo of it)
+ObjectsParser = Callable[[str | None, PathTranslation], tuple[ObjectSpec, ...]]
+
+
 def parse_objects(
     text: str | None,
     translation: PathTranslation,
@@ -620,12 +624,14 @@ def parse_mount_request(
     default_region: str | None = None,
     types: ObjectTypes = ObjectTypes.ANY,
     limits: RequestLimits = DEFAULT_LIMITS,
+    objects_parser: ObjectsParser | None = None,
 ) -> MountRequest:
     """Parse the three JSON strings of a MountRequest into a frozen MountRequest.
 
     `types` says what the installed backends accept: their objectTypes, the object fields each
     declares, their pure validation functions (endpoint form, ARN form, versions) and the
-    default objectType; `limits` bounds what the request may ask for.
+    default objectType; `limits` bounds what the request may ask for. `objects_parser` reads
+    the `objects` text instead of `parse_objects` (a caller's memo of it for these types/limits).
     Raises InvalidArgument, and nothing else, for any bad input.
     """
     attrs = _decode_json_map(attributes, "attributes", allow_null=True)
@@ -644,7 +650,8 @@ def parse_mount_request(
             f"parameter region {region!r} is not a region id; use the form cn-hangzhou or "
             "ap-southeast-1"
         )
-    objects = parse_objects(attrs.get(ATTR_OBJECTS), translation, types, limits)
+    objects = (parse_objects(attrs.get(ATTR_OBJECTS), translation, types, limits)
+               if objects_parser is None else objects_parser(attrs.get(ATTR_OBJECTS), translation))
     pod = PodInfo(
         name=attrs.get(ATTR_POD_NAME) or None,
         namespace=attrs.get(ATTR_POD_NAMESPACE) or None,
