@@ -11,23 +11,17 @@ SDK's bundled roots unless `settings.sts_ca_file` names a CA bundle (the emulato
 from __future__ import annotations
 
 import calendar
-import logging
 import re
 import time
-import traceback
-from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ack_secrets_provider.core.cloud.answers import body_of, field, optional_field
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
-from ack_secrets_provider.core.cloud.sdk_errors import is_network_failure, sdk_cause
+from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
-    InternalError,
-    PermissionDenied,
     ProviderError,
-    Throttled,
-    Unauthenticated,
     Unavailable,
     UnexpectedAnswer,
 )
@@ -44,8 +38,6 @@ MIN_DURATION = 900
 #: the official provider's RoleSessionNames (ActionTrail queries and trust policies may use them)
 DEFAULT_SESSION_NAME = "csi-secrets-store-provider-alibaba"
 CROSS_ACCOUNT_SESSION_NAME = "csi-secrets-store-cross-account"
-
-log = logging.getLogger(__name__)
 
 _SESSION_CHARS = re.compile(r"[^\w.@-]")
 
@@ -125,79 +117,33 @@ def _issued(response: Any, what: str) -> Issued:
                   expiration=expires)
 
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+#: what the one SDK error mapper (core/cloud/sdk_errors.py) needs to know about STS; each call
+#: adds its own advice (`hint`). STS says EntityNotExist.Role for a role the caller may not see,
+#: and every refusal comes from the provider's configuration, not from a SecretProviderClass.
+HINTS = ServiceHints(
+    service="STS",
+    object_kind="STS role",
+    read_action="sts:AssumeRole",
+    permission_codes=("NoPermission", "NotExist", "NotFound", "Forbidden", "NotAuthorized",
+                      "Denied"),
+    auth_codes=("AccessKeyId", "Signature", "SecurityToken", "Expired", "OIDCToken",
+                "InvalidToken"),
+    rejected_as=FailedPrecondition,
+    unreachable_advice="check the STS endpoint (--sts-endpoint) and the node's network",
+)
 
 
-def _safe(value: object) -> str:
-    """An error code or request id when it looks like one, else a placeholder."""
-    text = str(value or "")
-    return text if _SAFE_ID.match(text) else "?"
-
-
-def _transport_reason(exc: Exception) -> str:
-    """What went wrong on the wire, in words: the exception's text is never forwarded."""
-    text = f"{exc!r} {getattr(exc, 'message', '')}".lower()
-    if "timed out" in text or "timeout" in text:
-        return "the call timed out"
-    if "certificate" in text or "ssl" in text:
-        return "TLS verification of the endpoint failed"
-    return "the connection failed or was dropped"
-
-
-def map_sts_error(
-    exc: Exception, what: str, hint: str, secrets: Iterable[str | None] = ()
-) -> ProviderError:
-    """Turn an STS SDK exception into a ProviderError that names the call and the fix.
-
-    Only the STS error code and request id are kept, never the SDK's or the server's text:
-    STS echoes its string-to-sign in signature errors, and the SDK's network errors quote the
-    request URL, whose query holds the OIDC token (AssumeRoleWithOIDC is an RPC call).
-    `secrets` is kept for callers; nothing from the exception is formatted any more.
-    """
-    from alibabacloud_tea_openapi.exceptions import (
-        ClientException,
-        ServerException,
-        ThrottlingException,
-    )
-
-    del secrets  # nothing of the exception's text is used
-    cause = sdk_cause(exc)
-    if isinstance(cause, ProviderError):  # e.g. an answer refused by core/cloud/transport.py
-        return cause
-    if isinstance(exc, ThrottlingException):
-        retry_after = (exc.retry_after or 0) / 1000 or None
-        return Throttled(f"{what}: STS throttled the call; it will be retried",
-                         retry_after=retry_after)
-    if isinstance(exc, ServerException):
-        return Unavailable(f"{what}: STS failed ({_safe(exc.code)}, request id "
-                           f"{_safe(exc.request_id)}); try again later")
-    if isinstance(exc, ClientException):
-        code = _safe(exc.code)
-        text = f"{what}: STS refused the call ({code}, request id {_safe(exc.request_id)})"
-        lowered = code.lower()
-        if any(k in lowered for k in ("accesskeyid", "signature", "securitytoken", "expired",
-                                      "oidctoken", "invalidtoken")):
-            return Unauthenticated(f"{text}. {hint}")
-        if any(k in lowered for k in ("nopermission", "notexist", "notfound", "forbidden",
-                                      "notauthorized", "denied")):
-            return PermissionDenied(f"{text}. {hint}")
-        return FailedPrecondition(f"{text}. {hint}")
-    if not is_network_failure(cause):
-        log.error("%s: %s raised inside the STS SDK call (a bug; message withheld); "
-                  "traceback (most recent call last):\n%s", what, type(cause).__name__,
-                  "".join(traceback.format_tb(cause.__traceback__)))
-        return InternalError(f"{what}: the STS call failed inside the provider "
-                             f"({type(cause).__name__}); this is a bug, not a problem of STS: "
-                             "the provider's log has the traceback, please report it")
-    # network errors, timeouts (UnretryableException / RetryError) and the like
-    return Unavailable(f"{what}: STS could not be reached ({type(exc).__name__}: "
-                       f"{_transport_reason(exc)}); check the STS endpoint (--sts-endpoint) "
-                       "and the node's network")
+def map_sts_error(exc: Exception, what: str, hint: str) -> ProviderError:
+    """An STS SDK failure as a provider error naming the call and the fix (`hint`), through the
+    one SDK error mapper: only the STS error code and request id are kept, never the SDK's or
+    the server's text (STS echoes its string-to-sign in signature errors, and the SDK's network
+    errors quote the request URL, whose query holds the OIDC token)."""
+    return map_sdk_error(exc, what=what, endpoint=None, hints=replace(HINTS, advice=hint))
 
 
 def assume_role(
     client: StsClient, *, role_arn: str, session: str, duration: int, timeout: float,
-    what: str, hint: str, metrics: ProviderMetrics, secrets: Iterable[str | None] = (),
+    what: str, hint: str, metrics: ProviderMetrics,
 ) -> Issued:
     from alibabacloud_sts20150401 import models as sts_models
 
@@ -207,7 +153,7 @@ def assume_role(
     try:
         response = client.assume_role_with_options(request, _runtime(timeout))
     except Exception as exc:
-        error = map_sts_error(exc, what, hint, secrets)
+        error = map_sts_error(exc, what, hint)
         metrics.record_sts_call("AssumeRole", error)
         raise error from None
     metrics.record_sts_call("AssumeRole")
@@ -227,7 +173,7 @@ def assume_role_with_oidc(
     try:
         response = client.assume_role_with_oidcwith_options(request, _runtime(timeout))
     except Exception as exc:
-        error = map_sts_error(exc, what, hint, [token])
+        error = map_sts_error(exc, what, hint)
         metrics.record_sts_call("AssumeRoleWithOIDC", error)
         raise error from None
     metrics.record_sts_call("AssumeRoleWithOIDC")

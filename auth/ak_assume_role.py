@@ -46,7 +46,7 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
         def fetch(timeout: float) -> Issued:
             return _sts.assume_role(
                 client, role_arn=role_arn, session=session, duration=duration,
-                timeout=timeout, secrets=[secret],
+                timeout=timeout,
                 what=f"AssumeRole into {role_arn} with AccessKey {key_id[:6]}…",
                 hint=("the RAM user needs sts:AssumeRole on the role and the role's trust "
                       "policy must trust the user's account"),

@@ -122,3 +122,25 @@ def test_unsafe_codes_are_not_echoed() -> None:
 def test_provider_errors_pass_through() -> None:
     original = Unauthenticated("the pod token was rejected")
     assert map_sdk_error(original, what=WHAT, endpoint=ENDPOINT, hints=HINTS) is original
+
+
+@pytest.mark.parametrize(("code", "status", "expected"), [
+    ("EntityNotExist.Role", 404, PermissionDenied),  # STS's own code wins over "not found"
+    ("NoPermission", 403, PermissionDenied),
+    ("InvalidParameter.OIDCToken", 400, Unauthenticated),
+    ("AuthenticationFail.OIDCToken.Expired", 400, Unauthenticated),
+    ("InvalidParameter.RoleSessionName", 400, FailedPrecondition),  # configuration, not an SPC
+    ("InternalError", 500, Unavailable),
+])
+def test_sts_failures_go_through_the_same_mapper(
+    code: str, status: int, expected: type[ProviderError]
+) -> None:
+    from ack_secrets_provider.auth import _sts
+
+    error = _sts.map_sts_error(client(status, code), "pod RRSA for team-a/app",
+                               "check the role's trust policy")
+    assert type(error) is expected, error.message
+    assert error.message.startswith("pod RRSA for team-a/app: ") and code in error.message
+    assert "LTAI5tLeaky" not in error.message and "CAIS" not in error.message
+    if expected is not Unavailable:
+        assert error.message.endswith("check the role's trust policy")

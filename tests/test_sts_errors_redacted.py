@@ -113,5 +113,5 @@ def test_an_oidc_call_that_cannot_connect_does_not_quote_the_token() -> None:
             token=OIDC_TOKEN, session="s", duration=3600, timeout=2, what="pod RRSA", hint="h",
             metrics=ProviderMetrics(process_collectors=False))
     _assert_clean(info.value)
-    assert "could not be reached" in info.value.message
+    assert "could not reach STS" in info.value.message
     assert "connection failed" in info.value.message

@@ -1,7 +1,8 @@
 """The one place that turns Alibaba Cloud SDK (Tea/darabonba) exceptions into provider errors.
 
-Both backends call `map_sdk_error` with a `ServiceHints` describing their service, so every
-service reports the same classes for the same situations:
+Every SDK call goes through `map_sdk_error` with a `ServiceHints` describing its service (the
+backends', and STS for the credential plugins), so every service reports the same classes for
+the same situations (a service's own codes in its hints first, then these):
 
 - not found → NotFound naming the object, its type and the endpoint;
 - no permission → PermissionDenied naming the RAM action to grant (the server's
@@ -11,7 +12,7 @@ service reports the same classes for the same situations:
   server's `x-acs-retry-after` as `retry_after` seconds;
 - 5xx, connection errors and timeouts → Unavailable, retryable;
 - TLS verification failures → FailedPrecondition (retrying cannot fix the trust configuration);
-- any other 4xx → RejectedByUpstream (an InvalidArgument);
+- any other 4xx → RejectedByUpstream (an InvalidArgument), or the hints' `rejected_as`;
 - an exception that is neither an answer nor a network failure (a TypeError in a backend or the
   SDK, say) → InternalError: a bug, not retried, not counted against the endpoint, logged with
   its traceback (its message is not logged: it may quote a value).
@@ -85,11 +86,23 @@ class ServiceHints:
     not_found_advice: str = "check objectName, objectVersion and the region/endpoint"
     #: setting that controls the trust of this service's private CA, for TLS failures
     tls_advice: str = "check the endpoint and its CA configuration"
-    #: the service's own error codes (or code parts) meaning "permission denied", beside the
-    #: common ones (NoPermission, Forbidden.RAM, AccessDenied...)
+    #: the service's own error codes (or code parts, any letter case) meaning "permission
+    #: denied", beside the common ones (NoPermission, Forbidden.RAM, AccessDenied...); they win
+    #: over the common guesses (a service may say EntityNotExist for a role it will not show)
     permission_codes: tuple[str, ...] = ()
     #: the service's own error codes (or code parts) meaning "not found", beside the common ones
     not_found_codes: tuple[str, ...] = ()
+    #: the service's own error codes (or code parts) meaning the credential or a token it was
+    #: given was rejected, beside the common ones (InvalidAccessKeyId, SignatureDoesNotMatch...)
+    auth_codes: tuple[str, ...] = ()
+    #: what a refusal the mapper cannot classify becomes: for a backend, the object's fields
+    #: were refused (RejectedByUpstream, an InvalidArgument); for a call made from the
+    #: provider's own configuration (STS), a FailedPrecondition
+    rejected_as: type[ProviderError] = RejectedByUpstream
+    #: what to do, appended to refusals (authentication, permission, unclassified) when set
+    advice: str = ""
+    #: what to check when the service cannot be reached
+    unreachable_advice: str = "check network access to the endpoint"
 
 
 def _safe(value: object) -> str | None:
@@ -143,18 +156,25 @@ def _status_of(exc: BaseException) -> int | None:
     return None
 
 
-def map_sdk_error(
-    exc: BaseException, *, what: str, endpoint: Endpoint, hints: ServiceHints
-) -> ProviderError:
-    """The provider error for an exception raised by one SDK call.
+def _has(code: str, parts: tuple[str, ...]) -> bool:
+    lowered = code.lower()
+    return any(part.lower() in lowered for part in parts)
 
-    `what` names the object, e.g. "object #1 (myservice 'db')"; `endpoint` is where the call
-    went. The result is meant to be raised `from None` so the SDK's text (which may hold request
-    details) does not travel with it.
+
+def map_sdk_error(
+    exc: BaseException, *, what: str, endpoint: Endpoint | None, hints: ServiceHints
+) -> ProviderError:
+    """The provider error for an exception raised by one SDK call: the one mapper of every
+    Alibaba Cloud SDK failure (backends and the credential plugins' STS calls alike).
+
+    `what` names the object or the call, e.g. "object #1 (myservice 'db')"; `endpoint` is where
+    the call went (None when `what` says it). The result is meant to be raised `from None` so the
+    SDK's text (which may hold request details) does not travel with it.
     """
     if isinstance(exc, ProviderError):
         return exc
-    where = f"{what} at endpoint {endpoint.describe()}"
+    where = f"{what} at endpoint {endpoint.describe()}" if endpoint is not None else what
+    then = f". {hints.advice}" if hints.advice else ""
     cause = sdk_cause(exc)
     if isinstance(cause, ProviderError):
         # raised under the SDK call by our own code (the transport refusing an answer, a
@@ -183,14 +203,14 @@ def map_sdk_error(
             "--max-concurrent-*-secret-pulls) or raise the service's quota",
             retry_after=retry_after,
         )
-    if code_text.startswith(_AUTH_CODES):
+    if code_text.startswith(_AUTH_CODES) or _has(code_text, hints.auth_codes):
         advice = (
             "the clock of this node is off; fix its time synchronization"
             if code_text.startswith("InvalidTimeStamp")
             else "the AccessKey, its secret or the STS token was rejected; check the credential "
             "configured for this mount (and that an STS token has not expired)"
         )
-        return Unauthenticated(f"{where}: authentication failed ({response}): {advice}")
+        return Unauthenticated(f"{where}: authentication failed ({response}): {advice}{then}")
     if status is not None and status >= 500:
         return Unavailable(
             f"{where}: {hints.service} answered with a server error ({response}); retried while "
@@ -198,24 +218,23 @@ def map_sdk_error(
         )
     if code_text.startswith("ServiceUnavailable"):
         return Unavailable(f"{where}: {hints.service} is temporarily unavailable ({response})")
-    if status == 404 or any(
-        hint in code_text for hint in (*_NOT_FOUND_HINTS, *hints.not_found_codes)
-    ):
+    denied = _has(code_text, hints.permission_codes)
+    if not denied and (status == 404 or _has(code_text, hints.not_found_codes)
+                       or any(hint in code_text for hint in _NOT_FOUND_HINTS)):
         return NotFound(
             f"{where}: {hints.object_kind} not found ({response}); {hints.not_found_advice}"
         )
-    if status == 403 or any(
-        hint in code_text for hint in (*_PERMISSION_HINTS, *hints.permission_codes)
-    ):
+    if denied or status == 403 or any(hint in code_text for hint in _PERMISSION_HINTS):
         action = _denied_action(cause)
         needed = [action] if action else [hints.read_action, *hints.extra_actions]
         return PermissionDenied(
             f"{where}: permission denied ({response}); grant the identity used for this mount "
-            f"the RAM action(s) {', '.join(needed)} on this resource"
+            f"the RAM action(s) {', '.join(needed)} on this resource{then}"
         )
-    return RejectedByUpstream(
-        f"{where}: {hints.service} refused the request as invalid ({response}); check the "
-        "object's fields (objectName, objectVersion, objectVersionLabel)"
+    return hints.rejected_as(
+        f"{where}: {hints.service} refused the request as invalid ({response}); "
+        + (hints.advice or "check the object's fields (objectName, objectVersion, "
+           "objectVersionLabel)")
     )
 
 
@@ -262,5 +281,5 @@ def _transport_error(cause: BaseException, where: str, hints: ServiceHints) -> P
         )
     return Unavailable(
         f"{where}: could not reach {hints.service} ({kind}: connection failed or was dropped); "
-        "check network access to the endpoint; retried while the deadline allows"
+        f"{hints.unreachable_advice}; retried while the deadline allows"
     )
