@@ -101,7 +101,9 @@ def test_a_plugin_brings_its_own_serve_flags() -> None:
     settings = build_settings(args, {})
     assert settings.rate_limits == {"vault": 7.0}
     assert settings.backend_options == {"vault_ca_file": "/etc/vault/ca.pem"}
-    assert build_settings(serve_args({"vault": VaultBackend}), {}).rate_limits == {"vault": 3.0}
+    defaults = build_settings(serve_args({"vault": VaultBackend}), {})
+    assert defaults.rate_limits == {"vault": 3.0}
+    assert defaults.backend_options == {"vault_ca_file": None}  # not given
 
 
 def test_the_official_flags_are_the_built_in_backends_own() -> None:
@@ -268,3 +270,75 @@ def test_the_name_search_sees_code_and_skips_prose() -> None:
         'HINT = "choose the host"\n'
     )
     assert [line for line, _ in builtin_names_in(source)] == [3, 5, 5, 6]
+
+
+def test_sdk_backend_drops_a_client_whose_credential_was_rejected(
+    emulator: EmulatorHandle,
+) -> None:
+    from alibabacloud_credentials.client import Client as CredentialClient
+    from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
+
+    from ack_secrets_provider.core.emulator.testing import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+    from ack_secrets_provider.core.errors import Unauthenticated
+
+    settings = ProviderSettings(endpoint_overrides=EndpointOverrides.parse(
+        [f"gw.example.com={emulator.http_url}"]))
+    backend = GatewayBackend(settings)
+    spec = ObjectSpec(index=0, object_name="app/db-password", object_type="gateway",
+                      file_name="db")
+
+    def fetch(secret: str) -> SecretValue:
+        provider = StaticAKCredentialsProvider(access_key_id=ACCESS_KEY_ID,
+                                               access_key_secret=secret)
+        identity = Identity(IdentityKey(mode="static-ak", access_key_id=ACCESS_KEY_ID),
+                            CredentialClient(provider=provider))
+        ctx = FetchContext(identity, Deadline.after(10), backend.endpoint(spec, None), settings)
+        return backend.fetch(spec, ctx)
+
+    try:
+        with pytest.raises(Unauthenticated):
+            fetch("a-wrong-secret")
+        assert len(backend._clients) == 0  # not kept to fail again
+        assert fetch(ACCESS_KEY_SECRET).data == b"new-password"
+        assert len(backend._clients) == 1
+    finally:
+        backend.close()
+
+
+def test_a_plugins_not_found_codes_map_as_a_built_ins_do() -> None:
+    class ServiceError(Exception):
+        code = "Gone.Vault"
+        status_code = 400
+        request_id = "req-2"
+
+    endpoint = Endpoint("vault", "vault.example.com", "vault.example.com")
+    hints = ServiceHints(service="Vault", object_kind="vault secret", read_action="vault:Read",
+                         not_found_codes=("Gone.Vault",))
+    error = map_sdk_error(ServiceError(), what="object #1", endpoint=endpoint, hints=hints)
+    assert type(error).__name__ == "NotFound" and "vault secret not found" in error.message
+
+
+def test_a_field_of_another_backend_is_logged_and_linted_as_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ack_secrets_provider.core.cli import main
+    from ack_secrets_provider.core.server.driver_client import (
+        driver_attributes,
+        files_of,
+        running_provider,
+    )
+
+    objects = ('- {objectName: x, objectType: testmem, '
+               'kmsEndpoint: "kms.cn-hangzhou.aliyuncs.com"}\n')
+    with running_provider(ProviderSettings()) as provider, caplog.at_level(logging.WARNING):
+        assert files_of(provider.mount(driver_attributes({"objects": objects}))) == {
+            "x": b"value-of-x"}
+    warning = ("field kmsEndpoint belongs to objectType kms and is ignored for testmem "
+               "objects; remove it (or set objectType: kms)")
+    assert warning in caplog.text
+    spc = tmp_path / "spc.yaml"
+    spc.write_text("apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\n"
+                   "metadata: {name: a}\nspec:\n  provider: alibabacloud\n  parameters:\n"
+                   "    objects: |\n      " + objects)
+    main(["lint", str(spc)])
+    assert warning in capsys.readouterr().out

@@ -119,6 +119,17 @@ def test_fetch_latest_pinned_and_string_list(emu: EmulatorHandle) -> None:
         b"cn-hangzhou,cn-beijing"
 
 
+def test_list_format_is_the_plugins_own_field(emu: EmulatorHandle) -> None:
+    regions = "app/regions"
+    assert fetch(emu, spec(regions, own={"listFormat": "lines"}))[0] == \
+        b"cn-hangzhou\ncn-beijing\n"
+    assert fetch(emu, spec(regions, own={"listFormat": "json"}))[0] == \
+        b'["cn-hangzhou", "cn-beijing"]'
+    assert fetch(emu, spec(regions, own={"listFormat": "comma"}))[0] == b"cn-hangzhou,cn-beijing"
+    # a String parameter is written as it is, whatever the format
+    assert fetch(emu, spec(own={"listFormat": "lines"}))[0] == b"beta=on"
+
+
 def test_errors_name_the_object_and_the_fix(emu: EmulatorHandle) -> None:
     with pytest.raises(NotFound) as missing:
         fetch(emu, spec("app/nope"))
