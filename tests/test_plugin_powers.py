@@ -342,3 +342,25 @@ def test_a_field_of_another_backend_is_logged_and_linted_as_a_warning(
                    "    objects: |\n      " + objects)
     main(["lint", str(spc)])
     assert warning in capsys.readouterr().out
+
+
+# -- plugin authors never need a private module ---------------------------------------------
+
+_PRIVATE_IMPORT = re.compile(
+    r"^\s*(?:from|import)\s+(ack_secrets_provider(?:\.\w+)*\._\w+)", re.MULTILINE)
+
+
+def private_imports(text: str) -> list[str]:
+    return _PRIVATE_IMPORT.findall(text)
+
+
+def test_no_plugin_example_or_doc_imports_a_private_module() -> None:
+    examples = ROOT / "examples"
+    sources = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md",
+               *sorted(examples.rglob("*.py")), *sorted(examples.rglob("*.md"))]
+    found = [f"{path.relative_to(ROOT)}: {name}" for path in sources if "build" not in path.parts
+             for name in private_imports(path.read_text(encoding="utf-8"))]
+    assert not found, found
+    # the check sees one
+    assert private_imports("from ack_secrets_provider.auth._providers import secret_digest\n") == [
+        "ack_secrets_provider.auth._providers"]
