@@ -174,6 +174,8 @@ def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
         help="most YAML nodes in objects once aliases and merge keys are expanded")
     add("--max-objects-yaml-depth", type=int, default=limits.yaml_depth, metavar="N",
         help="deepest nesting of lists and maps in objects")
+    add("--max-jmespath-length", type=int, default=limits.jmespath_length, metavar="CHARS",
+        help="longest JMESPath expression of a jmesPath entry")
     add("--max-jmespath-steps", type=int, default=limits.jmespath_steps, metavar="N",
         help="work all jmesPath expressions of one Mount may do together (a step is about one "
              "list item, map entry or 16 characters built)")
@@ -232,6 +234,7 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
             jmespath_entries=_positive(args.max_jmespath_entries, "--max-jmespath-entries"),
             yaml_nodes=_positive(args.max_objects_yaml_nodes, "--max-objects-yaml-nodes"),
             yaml_depth=_positive(args.max_objects_yaml_depth, "--max-objects-yaml-depth"),
+            jmespath_length=_positive(args.max_jmespath_length, "--max-jmespath-length"),
             jmespath_steps=_positive(args.max_jmespath_steps, "--max-jmespath-steps"),
         ),
         max_concurrent_mounts=_positive(args.max_concurrent_mounts, "--max-concurrent-mounts"),

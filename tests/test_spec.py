@@ -556,6 +556,8 @@ def test_every_limit_is_refused_naming_its_flag() -> None:
             "(--max-jmespath-entries)") in limited(entries, jmespath_entries=1)
     assert "more than 4 nodes" in limited(two, yaml_nodes=4)
     assert "(--max-objects-yaml-nodes)" in limited(two, yaml_nodes=4)
+    assert ("object #1, jmesPath entry #1: field path is 1 characters, above the provider's "
+            "limit of 0 (--max-jmespath-length)") in limited(entries, jmespath_length=0)
     assert "more than 2 deep" in limited(entries, yaml_depth=2)
     assert "(--max-objects-yaml-depth)" in limited(entries, yaml_depth=2)
 

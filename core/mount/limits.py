@@ -29,6 +29,9 @@ class RequestLimits:
     yaml_nodes: int = 20_000
     #: lists and maps nested in one another in `objects` (a jmesPath entry is at depth 4)
     yaml_depth: int = 16
+    #: characters of one JMESPath expression (real ones are under 100; compiling costs ~20 ms
+    #: per KiB, and JMESPath keeps the last 128 compiled expressions in memory)
+    jmespath_length: int = 1024
     #: steps all jmesPath expressions of one mount may take together (a step is about one list
     #: slot, map entry or 16 characters built; `users[*].name` over 10,000 users is ~30,000;
     #: 1,000,000 steps are well under a second of CPU)
@@ -43,6 +46,7 @@ FLAGS = {
     "jmespath_entries": "--max-jmespath-entries",
     "yaml_nodes": "--max-objects-yaml-nodes",
     "yaml_depth": "--max-objects-yaml-depth",
+    "jmespath_length": "--max-jmespath-length",
     "jmespath_steps": "--max-jmespath-steps",
 }
 

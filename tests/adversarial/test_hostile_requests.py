@@ -89,6 +89,8 @@ def test_a_request_of_250000_volume_attributes_is_refused_before_it_is_decoded(
     ("objects", "".join(f"- {{objectName: s{n}}}\n" for n in range(300))),
     ("jmespath_entries", "- objectName: db\n  jmesPath:\n"
      + "".join(f"  - {{path: k{n}, objectAlias: f{n}}}\n" for n in range(300))),
+    ("jmespath_length", "- objectName: db\n  jmesPath:\n  - path: a" + ".b" * 60_000
+     + "\n    objectAlias: x\n"),
     ("yaml_depth", "- objectName: db\n  jmesPath: " + "[" * 500 + "]" * 500 + "\n"),
 ])
 def test_every_request_limit_refuses_at_once_naming_its_flag(
@@ -106,6 +108,7 @@ def test_the_defaults_the_suite_measures_are_the_shipped_ones() -> None:
     """The inputs above are sized against the defaults; a changed default must revisit them."""
     limits = ProviderSettings().request_limits
     assert (limits.request_bytes, limits.objects_bytes, limits.objects, limits.jmespath_entries,
-            limits.yaml_nodes, limits.yaml_depth, limits.jmespath_steps) == (
-        512 * 1024, 256 * 1024, 256, 256, 20_000, 16, 1_000_000)
+            limits.yaml_nodes, limits.yaml_depth, limits.jmespath_length,
+            limits.jmespath_steps) == (512 * 1024, 256 * 1024, 256, 256, 20_000, 16, 1024,
+                                       1_000_000)
     assert json.loads(driver_attributes({"objects": alias_bomb()}))["objects"] == alias_bomb()

@@ -28,12 +28,13 @@ def test_unset_limits_keep_the_providers_defaults(chart: ChartUnderTest) -> None
 def test_every_limit_value_sets_its_flag(chart: ChartUnderTest) -> None:
     settings = _settings(chart, {
         "requestBytes": 2097152, "objectsBytes": 1048576, "objects": 512, "jmespathEntries": 300,
-        "objectsYamlNodes": 50000, "objectsYamlDepth": 20, "jmespathSteps": 5000000,
+        "objectsYamlNodes": 50000, "objectsYamlDepth": 20, "jmespathLength": 2048,
+        "jmespathSteps": 5000000,
         "concurrentMounts": 32,
     })
     assert settings.request_limits == RequestLimits(
         request_bytes=2097152, objects_bytes=1048576, objects=512, jmespath_entries=300,
-        yaml_nodes=50000, yaml_depth=20, jmespath_steps=5000000)
+        yaml_nodes=50000, yaml_depth=20, jmespath_length=2048, jmespath_steps=5000000)
     assert settings.max_concurrent_mounts == 32
 
 
