@@ -34,7 +34,7 @@ class RequestLimits:
     jmespath_length: int = 1024
     #: steps all jmesPath expressions of one mount may take together (a step is about one list
     #: slot, map entry or 16 characters built; `users[*].name` over 10,000 users is ~30,000;
-    #: 1,000,000 steps are well under a second of CPU)
+    #: 1,000,000 steps are at most about a second of CPU)
     jmespath_steps: int = 1_000_000
 
 

@@ -51,7 +51,9 @@ def test_an_exploding_expression_is_refused_at_once_in_bounded_memory(
     with PeakRss(provider.process) as memory, pytest.raises(grpc.RpcError) as caught:
         provider.client.mount(driver_attributes({"objects": objects(BOMBS[name])}), timeout=20)
     seconds = time.monotonic() - started
-    assert seconds < 2.0, seconds
+    # the default budget is about a second of CPU for the costliest step (flattening); without
+    # it each of these runs for hours
+    assert seconds < 5.0, seconds
     assert memory.growth < 40 * MiB, f"RSS grew {memory.growth / MiB:.1f} MiB"
     assert cpu_after(provider) < 0.2
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
