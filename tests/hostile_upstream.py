@@ -35,6 +35,10 @@ class HostileServer(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.answer = Answer()
         self.requests = 0
+        #: bytes of each `huge` answer written before the client stopped reading (appended when
+        #: the write ends, `huge_done` then set): a bounded reader leaves most of it unsent
+        self.huge_sent: list[int] = []
+        self.huge_done = threading.Event()
         self._lock = threading.Lock()
 
     @property
@@ -75,10 +79,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             chunk = b'{"SecretData": "' + b"x" * (64 * 1024)
             sent = 0
-            while sent < size:
-                piece = chunk[: size - sent]
-                self.wfile.write(piece)
-                sent += len(piece)
+            try:
+                while sent < size:
+                    piece = chunk[: size - sent]
+                    self.wfile.write(piece)
+                    sent += len(piece)
+            finally:
+                self.server.huge_sent.append(sent)
+                self.server.huge_done.set()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client stopped reading: what a bounded reader does
 
