@@ -124,7 +124,15 @@ def source_url() -> str:
     return url if url.startswith("https://") else ""
 
 
+def image_id(name: str) -> str:
+    proc = subprocess.run([*BUILDAH, "images", "--quiet", "--no-trunc", name],
+                          capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
 def build(base: str, tag: str, standin: bool) -> dict[str, object]:
+    # The images this build replaces, removed once it succeeds (each is some 200 MB).
+    replaced = {image_id(tag), image_id(STANDIN_BASE) if standin else ""} - {""}
     OUT.mkdir(parents=True, exist_ok=True)
     digest = inputs_digest()  # before the build reads them, so later edits make it stale
     seconds: dict[str, float] = {}
@@ -155,6 +163,8 @@ def build(base: str, tag: str, standin: bool) -> dict[str, object]:
     export(tag)
     seconds["export"] = round(time.monotonic() - step, 1)
     seconds["total"] = round(time.monotonic() - started, 1)
+    for old in replaced - {image_id(tag), image_id(STANDIN_BASE)}:
+        subprocess.run([*BUILDAH, "rmi", old], check=False, capture_output=True)
     record = {"image": tag, "base": base, "standin_base": standin, "inputs": digest,
               "build_args": build_args, "seconds": seconds}
     (OUT / "build.json").write_text(json.dumps(record, indent=2) + "\n")
