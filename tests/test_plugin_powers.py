@@ -22,7 +22,7 @@ from ack_secrets_provider.core.cli import _add_serve_arguments, build_parser, bu
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
 from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
 from ack_secrets_provider.core.emulator.testing import EmulatorHandle
-from ack_secrets_provider.core.errors import FailedPrecondition, PermissionDenied
+from ack_secrets_provider.core.errors import FailedPrecondition, PermissionDenied, PluginError
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.plugins.backend import (
     Backend,
@@ -87,6 +87,9 @@ def test_the_default_object_type_is_claimed_not_named_in_core() -> None:
     both = {"vault": (vault, "vault-plugin"), "kms": (host.backends["kms"], DISTRIBUTION)}
     assert host_with(both).default_type() == "kms"
     assert host_with(both, default_object_type="vault").default_type() == "vault"
+    # a setting naming no installed backend stops the start-up, naming the flag
+    with pytest.raises(PluginError, match="--default-object-type 'vualt' is not an installed"):
+        host_with(both, default_object_type="vualt").default_type()
 
 
 def serve_args(backends: dict[str, type[Backend]], *argv: str) -> argparse.Namespace:
@@ -364,3 +367,19 @@ def test_no_plugin_example_or_doc_imports_a_private_module() -> None:
     # the check sees one
     assert private_imports("from ack_secrets_provider.auth._providers import secret_digest\n") == [
         "ack_secrets_provider.auth._providers"]
+
+
+def test_serve_refuses_a_default_object_type_that_is_not_installed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "ack_secrets_provider.core.cli", f"--provider-volume={tmp_path}",
+         "--healthz-port=0", "--metrics-port=0", "--region=cn-hangzhou",
+         "--default-object-type=vualt"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "cannot start: --default-object-type 'vualt' is not an installed backend" in \
+        result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "alibabacloud.sock").exists()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ack_secrets_provider.core import DISTRIBUTION
-from ack_secrets_provider.core.errors import InvalidArgument
+from ack_secrets_provider.core.errors import InvalidArgument, PluginError
 from ack_secrets_provider.core.mount.spec import ObjectTypes
 from ack_secrets_provider.core.plugins.backend import ENTRY_POINT_GROUP, Backend
 from ack_secrets_provider.core.plugins.credentials import PluginLoadFailure
@@ -114,8 +114,15 @@ class BackendHost:
     def default_type(self) -> str | None:
         """The objectType of objects that name none: the setting, else the backend claiming it
         (the provider's own distribution first, then by name)."""
-        if self.settings.default_object_type:
-            return self.settings.default_object_type
+        wanted = self.settings.default_object_type
+        if wanted:
+            if wanted not in self.backends:
+                installed = ", ".join(sorted(self.backends)) or "none"
+                raise PluginError(
+                    f"--default-object-type {wanted!r} is not an installed backend; use one of "
+                    f"the installed types ({installed}) or leave it unset"
+                )
+            return wanted
         claims = sorted(
             (self.distributions.get(name) != DISTRIBUTION, name)
             for name, backend in self.backends.items() if backend.is_default_type
