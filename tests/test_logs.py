@@ -10,12 +10,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import ack_test_backend
 import grpc
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from ack_secrets_provider.core.observability.logs import SDK_LOGGERS, configure, redact
 from ack_secrets_provider.core.server.driver_client import (
@@ -124,6 +128,31 @@ def test_text_mount_line_is_logfmt(tmp_path: Path, restore_logging: None) -> Non
                   "objects=4", "files=5", "result=OK", "duration_ms="):
         assert field in line
     assert "DEBUG ack_secrets_provider.mount: mounted versions" in stream.getvalue()
+
+
+#: the redactions as first written (before the one-scan fast path): redact must mask the same
+_REFERENCE = (
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 <redacted>"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "<redacted-jwt>"),
+    (re.compile(
+        r"(?i)\b(security_?token|signature|access_?key_?secret|access_secret|"
+        r"secret_?access_?key|password|oidc_?token)([\"']?\s*[=:]\s*[\"']?)([^&\s\"',;}]+)"),
+     r"\1\2<redacted>"),
+)
+_PIECES = st.sampled_from([
+    "Bearer ", "bearer\t", "eyJ", "abcd", ".", "SecurityToken", "security_token", "Signature",
+    "AccessKeySecret", "access_secret", "secret_access_key", "password", "oidcToken", "=", ":",
+    "'", '"', " ", "&", ",", "x", "7", "-", "_", "ack_secrets_provider.mount", "db-secrets",
+])
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map("".join) | st.text(max_size=60))
+def test_redact_masks_exactly_what_every_redaction_would(text: str) -> None:
+    expected = text
+    for pattern, replacement in _REFERENCE:
+        expected = pattern.sub(replacement, expected)
+    assert redact(text) == expected
 
 
 def test_redact_masks_tokens_and_signed_parameters() -> None:

@@ -31,17 +31,24 @@ SDK_LOGGERS = (
 )
 
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 <redacted>"),
+    (re.compile(r"(?i:\b(bearer)\s+[A-Za-z0-9._~+/=-]+)"), r"\1 <redacted>"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "<redacted-jwt>"),
     (re.compile(
-        r"(?i)\b(security_?token|signature|access_?key_?secret|access_secret|"
-        r"secret_?access_?key|password|oidc_?token)([\"']?\s*[=:]\s*[\"']?)([^&\s\"',;}]+)"),
+        r"(?i:\b(security_?token|signature|access_?key_?secret|access_secret|"
+        r"secret_?access_?key|password|oidc_?token)([\"']?\s*[=:]\s*[\"']?)([^&\s\"',;}]+))"),
      r"\1\2<redacted>"),
 )
 
 
+#: any of the redactions above: a line none of them matches (nearly every line, e.g. each
+#: mount's) is returned as is after one scan instead of one scan per redaction
+_ANY_REDACTION = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _ in _REDACTIONS))
+
+
 def redact(text: str) -> str:
     """Mask credentials that look like tokens or signed-request parameters in `text`."""
+    if not _ANY_REDACTION.search(text):
+        return text
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
     return text
@@ -87,9 +94,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
+#: characters that make a logfmt value need quoting
+_NEEDS_QUOTES = re.compile(r'[ "=\\\n\t]')
+
+
 def _logfmt(value: object) -> str:
     text = str(value)
-    if not text or any(ch in text for ch in ' "=\\\n\t'):
+    if not text or _NEEDS_QUOTES.search(text):
         return json.dumps(text, ensure_ascii=False)
     return text
 

@@ -71,11 +71,12 @@ class MountObservation:
             return
         objects = len(outcome.request.objects)
         self.metrics.record_mount(None, seconds, objects)
-        log.info(
-            "mount succeeded",
-            extra={"mount": {**self.fields, "objects": objects, "files": len(outcome.files),
-                             "duration_ms": round(seconds * 1000, 1), "result": "OK"}},
-        )
+        if log.isEnabledFor(logging.INFO):  # no record built when the line would be dropped
+            log.info(
+                "mount succeeded",
+                extra={"mount": {**self.fields, "objects": objects, "files": len(outcome.files),
+                                 "duration_ms": round(seconds * 1000, 1), "result": "OK"}},
+            )
         versions = {item.path: item.version for item in outcome.files}
         if log.isEnabledFor(logging.DEBUG) and versions:
             # File names and version ids are identifiers, never secret material.
