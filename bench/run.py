@@ -195,7 +195,7 @@ class Bench:
                      "cache_hit": stack.enter_context(self.process("floor-hit")),
                      "cold": stack.enter_context(self.process("floor-cold", ["--no-cache"]))}
             time.sleep(0.5)  # let start-up settle before reading the idle figure
-            idle = procs["cache_hit"].rss_mb()
+            idle, floor_idle = procs["cache_hit"].rss_mb(), procs["floor"].rss_mb()
             for proc in procs.values():
                 closed_loop(proc.client, [one] * 20, 1)  # warm-up: connections, first fetch
             per_mount: dict[str, list[float]] = {name: [] for name in procs}
@@ -209,6 +209,7 @@ class Bench:
                         raise RuntimeError(f"{name}: a mount failed during the floor run")
                     per_mount[name].append((proc.cpu_seconds() - cpu0) / sizes.floor_mounts)
             peaks = [procs["cache_hit"].peak_rss_mb(), procs["cold"].peak_rss_mb()]
+            floor_peak = procs["floor"].peak_rss_mb()
         # the tail: a fresh process, cache off, 10 objects at 20 ms, 8 clients, no warm-up
         names = [f"bench/s2-{i}" for i in range(10 * sizes.s2_mounts_c8)]
         batch = [attrs(names[10 * m:10 * m + 10]) for m in range(sizes.s2_mounts_c8)]
@@ -230,7 +231,8 @@ class Bench:
             "tail_p50_ms": tail_p50, "tail_p99_ms": tail_p99,
             "tail_ok": all(o.ok for o in outcomes),
             "tail_p99_x_p50": tail_p99 / tail_p50 if tail_p50 else float("inf"),
-            "peak_rss_mb": max(peaks), "idle_rss_mb": idle,
+            "peak_rss_mb": max(peaks), "idle_rss_mb": idle, "floor_idle_rss_mb": floor_idle,
+            "floor_peak_rss_mb": floor_peak,
         }
 
     # -- scenarios ----------------------------------------------------------------------------
@@ -434,8 +436,10 @@ def floor_lines(f: dict[str, Any]) -> list[str]:
         f"  [{verdict('tail_p99_x_p50')}] 10 objects at 20 ms, 8 clients, --no-cache, from "
         f"start: p50 {f['tail_p50_ms']:.0f} ms, p99 {f['tail_p99_ms']:.0f} ms = "
         f"{f['tail_p99_x_p50']:.2f}x (target <= 2x){'' if f['tail_ok'] else ' (mounts FAILED)'}",
-        f"  [{verdict('peak_rss_mb')}] peak RSS in use {f['peak_rss_mb']:.1f} MB (target <= 70)",
-        f"  [{verdict('idle_rss_mb')}] idle RSS {f['idle_rss_mb']:.1f} MB (target <= 45)",
+        f"  [{verdict('peak_rss_mb')}] peak RSS in use {f['peak_rss_mb']:.1f} MB (target <= 70; "
+        f"the floor's: {f['floor_peak_rss_mb']:.1f} MB)",
+        f"  [{verdict('idle_rss_mb')}] idle RSS {f['idle_rss_mb']:.1f} MB (target <= 45; "
+        f"the floor's: {f['floor_idle_rss_mb']:.1f} MB)",
     ]
 
 
