@@ -124,3 +124,11 @@ def test_serve_discovers_the_region_and_says_where_from(tmp_path: Path,
             proc.kill()
             proc.wait()
     assert "default region cn-shenzhen, from the instance metadata service" in err
+
+
+def test_a_node_answer_of_the_wrong_shape_is_a_clear_problem_not_a_crash(
+        kube: FakeKubeApi) -> None:
+    kube.nodes["node-1"] = ["not", "labels"]  # type: ignore[assignment]
+    with pytest.raises(RegionUnknown, match="node node-1 has no topology.kubernetes.io/region"):
+        discover_region(_settings(None, {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+                                         "NODE_NAME": "node-1"}, kube.url))

@@ -81,7 +81,10 @@ def _from_node_label(settings: ProviderSettings, problems: list[str]) -> str | N
     except (KubeError, ProviderError) as exc:  # ProviderError: an oversized answer
         problems.append(f"node {node}'s labels could not be read: {exc}")
         return None
-    labels = ((body or {}).get("metadata") or {}).get("labels") or {}
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    if not isinstance(labels, dict):
+        labels = {}
     for label in NODE_REGION_LABELS:
         value = labels.get(label)
         if isinstance(value, str) and REGION_PATTERN.match(value):
