@@ -1,9 +1,10 @@
 """`ack-secrets-provider`: the provider's single command-line entry point.
 
-Sub-commands: serve (the default, so the existing chart's flag-only arguments keep working),
-emulator, demo, version, plugins, lint, mount. Go-style single-dash long flags
-(`-provider-volume=/x`, `-v=5`) are accepted as the existing provider's klog/flag parsing accepts
-them.
+Sub-commands: serve (also what flags alone mean, so the existing chart's flag-only arguments keep
+working), emulator, demo, version, plugins, lint, mount. With no argument at all it prints its
+help. Go-style single-dash long flags (`-provider-volume=/x`, `-v=5`) are accepted as the
+existing provider's klog/flag parsing accepts them. Flag values are checked at start-up
+(core/flag_values.py): a bad value stops the command with the flag's name.
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from ack_secrets_provider.core import __version__
+from ack_secrets_provider.core import DISTRIBUTION, RUNTIME_NAME, __version__
+from ack_secrets_provider.core import flag_values as value
 from ack_secrets_provider.core.cloud.endpoints import (
     CREDENTIAL_SERVICES,
     DEFAULT_ALLOWED_ENDPOINT_SUFFIXES,
+    ENV_OVERRIDES,
     EndpointOverrides,
     parse_allowed_suffixes,
 )
-from ack_secrets_provider.core.durations import parse_duration
 from ack_secrets_provider.core.mount.limits import RequestLimits
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
@@ -37,6 +39,14 @@ if TYPE_CHECKING:  # the plugin and server stacks are imported when `serve` runs
 log = logging.getLogger("ack_secrets_provider")
 
 DEFAULT_PROVIDER_VOLUME = "/var/run/secrets-store-csi-providers"
+PROG = "ack-secrets-provider"
+#: the three names users meet, and what each one is (printed under every --help)
+NAMES = f"""\
+names: `{PROG}` is this command. `{DISTRIBUTION}` is the Python
+distribution (pip install), the Helm chart, its DaemonSet and ServiceAccount and the image, as
+for the official provider. `{RUNTIME_NAME}` is the runtime name the provider
+reports to the Secrets Store CSI driver (`{PROG} version` shows it). SecretProviderClasses
+name the provider `alibabacloud`."""
 #: sub-commands implemented in core/commands/<name>.py (add_arguments + run)
 COMMANDS = (
     ("version", "print the provider version, protocol and library versions"),
@@ -64,38 +74,44 @@ def _add_serve_arguments(
     add = parser.add_argument
     add("--provider-volume", default=DEFAULT_PROVIDER_VOLUME,
         help="directory of the provider socket alibabacloud.sock")
-    add("--region", default=None,
+    add("--region", default=None, type=value.region_id,
         help="default region id for SecretProviderClasses without one (unset: discovered at "
              "start-up from the instance metadata, else the node's topology.kubernetes.io/region "
              "label)")
-    add("--healthz-port", type=int, default=8989, help="HTTP health port (0 disables)")
+    add("--healthz-port", type=value.port, default=8989, help="HTTP health port (0 disables)")
     add("--healthz-path", default="/healthz", help="HTTP liveness path")
-    add("--healthz-timeout", default="5s", help="timeout of the health check over the socket")
-    add("--healthz-addr", default="0.0.0.0", help="address the health server binds")
-    add("--metrics-port", type=int, default=8990, help="Prometheus metrics port (0 disables)")
-    add("--metrics-addr", default="0.0.0.0", help="address the metrics server binds")
+    add("--healthz-timeout", type=value.duration, default="5s",
+        help="timeout of the health check over the socket")
+    add("--healthz-addr", type=value.listen_address, default="0.0.0.0",
+        help="address the health server binds")
+    add("--metrics-port", type=value.port, default=8990,
+        help="Prometheus metrics port (0 disables)")
+    add("--metrics-addr", type=value.listen_address, default="0.0.0.0",
+        help="address the metrics server binds")
     add("-v", "--v", dest="verbosity", type=int, default=0,
         help="log verbosity (klog levels: 0 info, 4 debug, 5+ trace)")
     add("--log-format", choices=("text", "json"), default="text",
         help="log lines as text or JSON (one line per mount either way)")
     add("--endpoint-override", action="append", default=[], metavar="SVC_OR_HOST=URL",
+        type=_endpoint_override,
         help="send a service (a backend's service, sts, metadata) or one endpoint host to a "
              "base URL; repeatable; also ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES")
     add("--allowed-endpoint-suffixes", default=",".join(DEFAULT_ALLOWED_ENDPOINT_SUFFIXES),
-        metavar="DOMAINS",
+        metavar="DOMAINS", type=_allowed_suffixes,
         help="comma-separated domains an object's endpoint field may name (a "
              "domain allows the hosts below it); other hosts are refused unless an "
              "--endpoint-override maps them; * allows any host")
     add("--default-object-type", default=None, metavar="TYPE",
         help="objectType of objects that name none (default: the installed backend that "
              "claims it, for compatibility the built-in one of the existing provider)")
-    add("--provider-identity-namespaces", default="",
+    add("--provider-identity-namespaces", default="", type=value.namespaces,
         help="comma-separated namespaces allowed to use the provider's own identity "
              "(empty: all namespaces)")
-    add("--sts-endpoint", default=None, help="STS endpoint host (regional or VPC)")
+    add("--sts-endpoint", default=None, type=value.host_name,
+        help="STS endpoint host (regional or VPC)")
     add("--sts-ca-file", default=None,
         help="CA bundle trusted for an https STS endpoint override (tests, proxies)")
-    add("--kube-api-url", default=None,
+    add("--kube-api-url", default=None, type=value.base_url,
         help="Kubernetes API base URL (default: in-cluster from KUBERNETES_SERVICE_HOST)")
     add("--kube-token-file", default=ProviderSettings.kube_token_file,
         help="bearer token for the Kubernetes API (default: the pod's ServiceAccount token)")
@@ -105,30 +121,33 @@ def _add_serve_arguments(
         help="projected ServiceAccount token of the provider (provider RRSA)")
     add("--disable-imds-v1", action="store_true",
         help="never fall back to IMDSv1 when the metadata service refuses a v2 token")
-    add("--cache-ttl", default="60s",
+    add("--cache-ttl", type=value.duration, default="60s",
         help="how long a fetched value is reused (Go duration; 0 disables; a changed secret "
              "reaches pods within this plus the driver's rotationPollInterval; see "
              "docs/rotation-and-caching.md)")
-    add("--cache-max-entries", type=int, default=ProviderSettings.cache_max_entries,
+    add("--cache-max-entries", type=value.zero_or_more, default=ProviderSettings.cache_max_entries,
         help="most values held in the cache (least recently used evicted first)")
-    add("--cache-max-bytes", type=int, default=ProviderSettings.cache_max_bytes,
+    add("--cache-max-bytes", type=value.zero_or_more, default=ProviderSettings.cache_max_bytes,
         help="most bytes of values held in the cache (memory only, never disk)")
     add("--no-cache", action="store_true", help="disable the value cache (same as --cache-ttl 0)")
-    add("--fetch-concurrency", type=int, default=ProviderSettings.fetch_concurrency,
+    add("--fetch-concurrency", type=value.at_least_one, default=ProviderSettings.fetch_concurrency,
         help="objects of one mount fetched at once")
     add("--serial-fetch", action="store_true", help="fetch one object at a time")
-    add("--endpoint-concurrency", type=int, default=ProviderSettings.endpoint_concurrency,
+    add("--endpoint-concurrency", type=value.zero_or_more,
+        default=ProviderSettings.endpoint_concurrency,
         help="upstream calls in flight per endpoint from this node (0 = unlimited)")
-    add("--max-upstream-response-bytes", type=int,
+    add("--max-upstream-response-bytes", type=value.at_least_one,
         default=ProviderSettings.max_upstream_response_bytes,
         help="most bytes of one upstream answer (a backend's service or STS); a larger answer "
              "is refused while reading (secret values are tens of KiB at most)")
-    add("--max-call-recv-msg-size", type=int, default=ProviderSettings.max_response_bytes,
+    add("--max-call-recv-msg-size", type=value.at_least_one,
+        default=ProviderSettings.max_response_bytes,
         metavar="BYTES",
         help="largest Mount response the provider sends; keep it equal to the driver's flag of "
              "the same name (the chart sets both from secrets-store-csi-driver."
              "maxCallRecvMsgSize)")
-    add("--grace-period", default="30s", help="time in-flight mounts get on SIGTERM")
+    add("--grace-period", type=value.duration, default="30s",
+        help="time in-flight mounts get on SIGTERM")
     _add_limit_arguments(parser)
     add("--events", action=argparse.BooleanOptionalAction, default=False,
         help="emit Kubernetes Events on pods for failed republishes and rotations")
@@ -162,46 +181,49 @@ def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     """Bounds on what a request can make the provider do (docs/security.md)."""
     add = parser.add_argument
     limits = RequestLimits()
-    add("--max-request-bytes", type=int, default=limits.request_bytes, metavar="BYTES",
+    add("--max-request-bytes", type=value.at_least_one,
+        default=limits.request_bytes, metavar="BYTES",
         help="largest Mount request (attributes, secrets and permission together) decoded")
-    add("--max-objects-bytes", type=int, default=limits.objects_bytes, metavar="BYTES",
+    add("--max-objects-bytes", type=value.at_least_one,
+        default=limits.objects_bytes, metavar="BYTES",
         help="largest objects parameter (UTF-8 bytes) a Mount may send")
-    add("--max-objects", type=int, default=limits.objects, metavar="N",
+    add("--max-objects", type=value.at_least_one, default=limits.objects, metavar="N",
         help="most objects in one Mount")
-    add("--max-jmespath-entries", type=int, default=limits.jmespath_entries, metavar="N",
+    add("--max-jmespath-entries", type=value.at_least_one,
+        default=limits.jmespath_entries, metavar="N",
         help="most jmesPath entries in one object")
-    add("--max-objects-yaml-nodes", type=int, default=limits.yaml_nodes, metavar="N",
+    add("--max-objects-yaml-nodes", type=value.at_least_one, default=limits.yaml_nodes, metavar="N",
         help="most YAML nodes in objects once aliases and merge keys are expanded")
-    add("--max-objects-yaml-depth", type=int, default=limits.yaml_depth, metavar="N",
+    add("--max-objects-yaml-depth", type=value.at_least_one, default=limits.yaml_depth, metavar="N",
         help="deepest nesting of lists and maps in objects")
-    add("--max-jmespath-length", type=int, default=limits.jmespath_length, metavar="CHARS",
-        help="longest JMESPath expression of a jmesPath entry")
-    add("--max-jmespath-steps", type=int, default=limits.jmespath_steps, metavar="N",
+    add("--max-jmespath-length", type=value.at_least_one, default=limits.jmespath_length,
+        metavar="CHARS", help="longest JMESPath expression of a jmesPath entry")
+    add("--max-jmespath-steps", type=value.at_least_one, default=limits.jmespath_steps,
+        metavar="N",
         help="work all jmesPath expressions of one Mount may do together (a step is about one "
              "list item, map entry or 16 characters built)")
-    add("--max-concurrent-mounts", type=int, default=ProviderSettings.max_concurrent_mounts,
+    add("--max-concurrent-mounts", type=value.at_least_one,
+        default=ProviderSettings.max_concurrent_mounts,
         metavar="N",
         help="Mounts served at once; one more is refused at once with UNAVAILABLE, which the "
              "driver retries (health checks and Version never wait behind Mounts)")
-    add("--grpc-keepalive-time", default="30s",
+    add("--grpc-keepalive-time", type=value.positive_duration, default="30s",
         help="ping each driver connection after this long without activity")
-    add("--grpc-keepalive-timeout", default="10s",
+    add("--grpc-keepalive-timeout", type=value.positive_duration, default="10s",
         help="close a connection whose ping is not answered within this time")
-    add("--grpc-max-connection-idle", default="10m",
+    add("--grpc-max-connection-idle", type=value.positive_duration, default="10m",
         help="close a connection that made no call for this long (the driver reconnects)")
 
 
 def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> ProviderSettings:
     namespaces = {ns.strip() for ns in args.provider_identity_namespaces.split(",") if ns.strip()}
-    cache_ttl = 0.0 if args.no_cache else parse_duration(args.cache_ttl)
+    cache_ttl = 0.0 if args.no_cache else args.cache_ttl
     values = vars(args)
     services = {*CREDENTIAL_SERVICES, *values.get("backend_services", ())}
     return ProviderSettings(
         # the official chart's unreplaced marketplace placeholder means "not set"
         region=None if args.region in (None, "", "__ACK_REGION_ID__") else args.region,
-        endpoint_overrides=EndpointOverrides.from_sources(
-            args.endpoint_override, environ, services
-        ),
+        endpoint_overrides=_endpoint_overrides(args.endpoint_override, environ, services),
         allowed_endpoint_suffixes=parse_allowed_suffixes(args.allowed_endpoint_suffixes),
         environ=MappingProxyType(dict(environ)),
         backend_options=MappingProxyType({
@@ -224,45 +246,57 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
         cache_ttl=cache_ttl,
         cache_max_entries=args.cache_max_entries,
         cache_max_bytes=args.cache_max_bytes,
-        fetch_concurrency=1 if args.serial_fetch else max(1, args.fetch_concurrency),
-        endpoint_concurrency=max(0, args.endpoint_concurrency),
+        fetch_concurrency=1 if args.serial_fetch else args.fetch_concurrency,
+        endpoint_concurrency=args.endpoint_concurrency,
         retry=RetryPolicy(),
         request_limits=RequestLimits(
-            request_bytes=_positive(args.max_request_bytes, "--max-request-bytes"),
-            objects_bytes=_positive(args.max_objects_bytes, "--max-objects-bytes"),
-            objects=_positive(args.max_objects, "--max-objects"),
-            jmespath_entries=_positive(args.max_jmespath_entries, "--max-jmespath-entries"),
-            yaml_nodes=_positive(args.max_objects_yaml_nodes, "--max-objects-yaml-nodes"),
-            yaml_depth=_positive(args.max_objects_yaml_depth, "--max-objects-yaml-depth"),
-            jmespath_length=_positive(args.max_jmespath_length, "--max-jmespath-length"),
-            jmespath_steps=_positive(args.max_jmespath_steps, "--max-jmespath-steps"),
+            request_bytes=args.max_request_bytes,
+            objects_bytes=args.max_objects_bytes,
+            objects=args.max_objects,
+            jmespath_entries=args.max_jmespath_entries,
+            yaml_nodes=args.max_objects_yaml_nodes,
+            yaml_depth=args.max_objects_yaml_depth,
+            jmespath_length=args.max_jmespath_length,
+            jmespath_steps=args.max_jmespath_steps,
         ),
-        max_concurrent_mounts=_positive(args.max_concurrent_mounts, "--max-concurrent-mounts"),
-        grpc_keepalive_time=_positive_duration(args.grpc_keepalive_time, "--grpc-keepalive-time"),
-        grpc_keepalive_timeout=_positive_duration(args.grpc_keepalive_timeout,
-                                                  "--grpc-keepalive-timeout"),
-        grpc_max_connection_idle=_positive_duration(args.grpc_max_connection_idle,
-                                                    "--grpc-max-connection-idle"),
-        max_upstream_response_bytes=_positive(args.max_upstream_response_bytes,
-                                              "--max-upstream-response-bytes"),
-        max_response_bytes=_positive(args.max_call_recv_msg_size, "--max-call-recv-msg-size"),
+        max_concurrent_mounts=args.max_concurrent_mounts,
+        grpc_keepalive_time=args.grpc_keepalive_time,
+        grpc_keepalive_timeout=args.grpc_keepalive_timeout,
+        grpc_max_connection_idle=args.grpc_max_connection_idle,
+        max_upstream_response_bytes=args.max_upstream_response_bytes,
+        max_response_bytes=args.max_call_recv_msg_size,
     )
 
 
-def _positive(value: int, flag: str) -> int:
-    if value < 1:
-        raise ValueError(f"{flag} {value} must be at least 1")
-    return value
-
-
-def _positive_duration(text: str, flag: str) -> float:
+def _endpoint_override(text: str) -> str:
     try:
-        seconds = parse_duration(text)
+        EndpointOverrides.parse([text])
     except ValueError as exc:
-        raise ValueError(f"{flag}: {exc}") from None
-    if seconds <= 0:
-        raise ValueError(f"{flag} {text!r} must be longer than 0s")
-    return seconds
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _allowed_suffixes(text: str) -> str:
+    try:
+        parse_allowed_suffixes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _endpoint_overrides(
+    flags: list[str], environ: Mapping[str, str], services: set[str]
+) -> EndpointOverrides:
+    """Both sources checked apart (against the installed services), so a mistake names its
+    source."""
+    sources = ((f"environment variable {ENV_OVERRIDES}", [environ.get(ENV_OVERRIDES, "")]),
+               ("argument --endpoint-override", flags))
+    for source, entries in sources:
+        try:
+            EndpointOverrides.parse(entries, services)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+    return EndpointOverrides.from_sources(flags, environ, services)
 
 
 def configure_logging(verbosity: int, log_format: str) -> None:
@@ -296,13 +330,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # in the middle of a lock acquisition.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    unreadable = value.unreadable_files({"--sts-ca-file": args.sts_ca_file}, {})
+    if unreadable:
+        print(f"{PROG} serve: error: {unreadable}", file=sys.stderr)
+        return 2
     try:
         settings = build_settings(args, dict(os.environ))
-        grace_period = parse_duration(args.grace_period)
-        health, metrics = http_listeners(args, parse_duration(args.healthz_timeout))
-    except ValueError as exc:
-        print(f"ack-secrets-provider: {exc}", file=sys.stderr)
+    except ValueError as exc:  # the form was checked by argparse; these need the backends
+        print(f"{PROG} serve: error: {exc}", file=sys.stderr)
         return 2
+    health, metrics = http_listeners(args, args.healthz_timeout)
     if settings.region is None:
         from ack_secrets_provider.core.cloud.region import RegionUnknown, discover_region
 
@@ -317,7 +354,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = build_app(
             settings, args.provider_volume,
             autoload_third_party=not args.no_plugin_autoload,
-            grace_period=grace_period,
+            grace_period=args.grace_period,
             health=health,
             metrics=metrics,
             events=args.events,
@@ -333,6 +370,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         app.stop()
     return 0
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (paragraphs, lists), and each flag's default after its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("%(default)" in text or not action.option_strings
+                or action.default in (None, False, [], "", argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors in one line: the usage of `serve` (forty flags) would bury the message."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n(`{self.prog} --help` lists the flags)\n")
+
+
+DEMO_DESCRIPTION = """\
+Run the whole job on this machine: start the loopback emulator with sample data and a provider
+on a temporary socket, mount the sample SecretProviderClass exactly as the driver would, write
+the files into --output the way the driver does, rotate a secret in the emulator and mount
+again to show the version change. Nothing leaves 127.0.0.1. The sample files ship with the
+package (the same as examples/ in the repository), so it runs from any folder."""
 
 
 def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
@@ -355,13 +422,19 @@ def build_parser(
     """
     from ack_secrets_provider.core.plugins.host import backend_classes
 
-    parser = argparse.ArgumentParser(
-        prog="ack-secrets-provider",
-        description="Alibaba Cloud provider for the Secrets Store CSI driver",
+    parser = _Parser(
+        prog=PROG,
+        description="Alibaba Cloud provider for the Secrets Store CSI driver. Flags without a "
+                    "sub-command mean `serve` (as the existing chart runs it).",
+        epilog=NAMES,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", help="serve the driver on the provider socket (default)")
+    serve = sub.add_parser(
+        "serve", help="serve the driver on the provider socket (what flags alone mean)",
+        description="Serve the Secrets Store CSI driver on <provider-volume>/alibabacloud.sock "
+                    "until SIGTERM. Durations are Go durations (30s, 1m30s) or seconds.",
+        epilog=NAMES)
     _add_serve_arguments(
         serve,
         backend_classes(autoload_third_party=autoload_third_party)
@@ -369,7 +442,12 @@ def build_parser(
     )
     serve.set_defaults(func=cmd_serve)
 
-    emulator = sub.add_parser("emulator", help="run the loopback Alibaba Cloud emulator")
+    emulator = sub.add_parser(
+        "emulator", help="run the loopback Alibaba Cloud emulator",
+        description="Serve the installed emulator parts (the backends' services, STS and "
+                    "instance metadata) on 127.0.0.1 in their real wire format (signatures "
+                    "verified), with the data of --data, until SIGTERM. The first stdout line "
+                    "is JSON saying where it listens (docs/emulator.md).")
     if command in (None, "emulator"):
         # The emulator's modules are only imported when they are used: `serve` starts faster.
         from ack_secrets_provider.core.emulator import cli as emulator_cli
@@ -377,14 +455,14 @@ def build_parser(
         emulator_cli.add_arguments(emulator)
         emulator.set_defaults(func=emulator_cli.run)
 
-    demo = sub.add_parser("demo", help="run the whole job against the emulator, end to end")
+    demo = sub.add_parser("demo", help="run the whole job against the emulator, end to end",
+                          description=DEMO_DESCRIPTION)
     demo.add_argument("--output", default="demo-mount", help="directory to write the files into")
     demo.set_defaults(func=_lazy("ack_secrets_provider.core.commands.demo", "run"))
 
     for name, summary in COMMANDS:
         module = importlib.import_module(f"ack_secrets_provider.core.commands.{name}")
-        subparser = sub.add_parser(name, help=summary, description=module.__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+        subparser = sub.add_parser(name, help=summary, description=module.__doc__)
         module.add_arguments(subparser)
         subparser.set_defaults(func=_lazy(module.__name__, "run"))
     return parser
@@ -392,9 +470,13 @@ def build_parser(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = _normalize_go_flags(list(sys.argv[1:] if argv is None else argv))
+    if not args_list:
+        # Nothing asked: help, not a server on the host's paths (the image's entrypoint and the
+        # chart always pass `serve` or flags).
+        build_parser().print_help()
+        return 2
     # The existing chart runs the binary with flags only: that means `serve`.
-    if not args_list or (args_list[0].startswith("-") and args_list[0] not in
-                         ("-h", "--help", "--version")):
+    if args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version"):
         args_list = ["serve", *args_list]
     parser = build_parser(args_list[0],
                           autoload_third_party="--no-plugin-autoload" not in args_list)

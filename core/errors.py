@@ -6,7 +6,13 @@ contain a secret value, a token or an AccessKey secret: messages reach pod event
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
+
 import grpc
+
+#: most problems spelled out in one combined message (a driver event should stay readable)
+MAX_LISTED_PROBLEMS = 10
 
 
 class ProviderError(Exception):
@@ -27,6 +33,8 @@ class ProviderError(Exception):
         self.message = message
         #: seconds the server asked us to wait before retrying (x-acs-retry-after), if any
         self.retry_after = retry_after
+        #: each problem this error reports, every one naming its object and field
+        self.problems: tuple[str, ...] = (message,)
 
     def __str__(self) -> str:
         return self.message
@@ -152,3 +160,25 @@ class InternalError(ProviderError):
 
     code = grpc.StatusCode.INTERNAL
     reason = "Internal"
+
+
+def combined(errors: Sequence[ProviderError]) -> ProviderError:
+    """One error reporting every problem of a mount, so one attempt shows all there is to fix.
+
+    It keeps the class (so the gRPC code and reason) of the first error, which callers pass in
+    object order; the message lists the problems, at most MAX_LISTED_PROBLEMS of them, each
+    already naming its object and field.
+    """
+    if len(errors) == 1:
+        return errors[0]
+    problems = tuple(problem for error in errors for problem in error.problems)
+    listed = "; ".join(f"[{number}] {problem}"
+                       for number, problem in enumerate(problems[:MAX_LISTED_PROBLEMS], start=1))
+    more = len(problems) - MAX_LISTED_PROBLEMS
+    if more > 0:
+        listed += f"; and {more} more"
+    result = copy.copy(errors[0])  # the class and its retry hint, whatever a subclass carries
+    result.message = f"{len(problems)} problems: {listed}"
+    result.args = (result.message,)
+    result.problems = problems
+    return result

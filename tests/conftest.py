@@ -5,6 +5,8 @@
    no metadata service, HOME in a temporary directory.
 2. An audit hook makes every connection to a non-loopback address fail loudly, so no test can
    reach *.aliyuncs.com or the metadata address 100.100.100.200.
+3. The same hook refuses to open anything in a `shared/` folder beside the repository: the suite
+   passes in a plain clone, so the facts a test needs live in the repository (tests/data/).
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ class NetworkGuardError(RuntimeError):
     """A test tried to reach a non-loopback address."""
 
 
+class OutsideRepositoryError(RuntimeError):
+    """A test tried to read the reference folder beside the repository."""
+
+
+_SIBLING_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "shared") + os.sep
+
+
 def _is_loopback_host(host: object) -> bool:
     if host is None:
         return True
@@ -60,6 +70,12 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
         host = args[0]
         if not _is_loopback_host(host):
             raise NetworkGuardError(f"test tried to resolve non-loopback host {host!r}")
+    elif event in ("open", "os.listdir", "os.scandir") and isinstance(
+            args[0], str | bytes | os.PathLike):
+        path = os.path.abspath(os.fsdecode(args[0]))
+        if path.startswith(_SIBLING_SHARED):
+            raise OutsideRepositoryError(f"test tried to open {path}: tests must pass in a plain "
+                                         "clone; keep the data in the repository (tests/data/)")
 
 
 sys.addaudithook(_audit)

@@ -43,6 +43,7 @@ metadata: {name: old-api}
 spec:
   provider: alibabacloud
   parameters:
+    region: cn-shanghai
     objects: |
       - objectName: "x"
         objectType: testmem
@@ -131,7 +132,9 @@ def test_every_problem_is_listed_with_where_it_is(
         (1, "many-mistakes", "warning", None, "objets"),
         (2, "collide", "error", None, None),
         (2, "collide", "error", 2, None),
+        (2, "collide", "warning", None, "region"),
         (3, "sync", "error", None, "objectName"),
+        (3, "sync", "warning", None, "region"),
     ]
     messages = [p["message"] for p in report["problems"]]
     assert "quote the value such as usePodServiceAccountToken: \"true\"" in messages[0]
@@ -140,8 +143,10 @@ def test_every_problem_is_listed_with_where_it_is(
     assert "did you mean objects?" in messages[5]
     assert messages[6].startswith("apiVersion 'secrets-store.csi.x-k8s.io/v2'")
     assert "both write the file 'same'" in messages[7]
-    assert "use one of the mounted file names: app_db-password" in messages[8]
-    assert (report["checked"], report["errors"], report["warnings"]) == (3, 8, 1)
+    assert messages[8].startswith("parameter region is not set and object(s) #1, #2 name no "
+                                  "endpoint or ARN, so the provider's --region")
+    assert "use one of the mounted file names: app_db-password" in messages[9]
+    assert (report["checked"], report["errors"], report["warnings"]) == (3, 8, 3)
 
 
 def test_text_output_names_file_document_and_object(
@@ -150,7 +155,7 @@ def test_text_output_names_file_document_and_object(
     path.write_text(BAD)
     assert main(["lint", "--quiet", str(path)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 9
+    assert len(lines) == 11
     assert lines[2].startswith(f"{path}: document 1 (many-mistakes): error: object #1 "
                                "('db-password'): field objectType 'kmss'")
 
@@ -201,10 +206,11 @@ def test_kubectl_list_output_is_linted_item_by_item(
         "apiVersion: v1\nkind: List\nitems:\n"
         "- apiVersion: secrets-store.csi.x-k8s.io/v1\n  kind: SecretProviderClass\n"
         "  metadata: {name: good}\n  spec:\n    provider: alibabacloud\n"
-        "    parameters:\n      objects: |\n        - objectName: db\n"
+        "    parameters:\n      region: cn-hangzhou\n      objects: |\n        - objectName: db\n"
         "- apiVersion: secrets-store.csi.x-k8s.io/v1\n  kind: SecretProviderClass\n"
         "  metadata: {name: bad}\n  spec:\n    provider: alibabacloud\n"
-        "    parameters:\n      objects: |\n        - objectName: db\n          objectAlais: x\n"
+        "    parameters:\n      region: cn-hangzhou\n      objects: |\n"
+        "        - objectName: db\n          objectAlais: x\n"
     )
     assert main(["lint", str(manifest)]) == 1
     out = capsys.readouterr().out
@@ -223,6 +229,7 @@ metadata: {name: merged}
 spec:
   provider: alibabacloud
   parameters:
+    region: cn-hangzhou
     objects: |
       - &base {objectName: app/db, objectAlias: one}
       - <<: *base
@@ -238,3 +245,111 @@ spec:
     assert [(p["object"], p["field"]) for p in report["problems"]] == [
         (3, "objectName"), (4, "objectTyp")]
     assert "the object name must be specified" in report["problems"][0]["message"]
+
+SPC_TEMPLATE = """\
+apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: {kind}
+metadata: {{name: app}}
+spec:
+  provider: {provider}
+  parameters:
+    region: cn-hangzhou
+    objects: |
+      - objectName: db
+"""
+
+
+@pytest.mark.parametrize(("kind", "provider", "message"), [
+    ("SecretProviderClass", "alibaba", "spec.provider 'alibaba' is not a provider name; did you "
+                                       "mean alibabacloud?"),
+    ("SecretProviderClass", "alicloud", "spec.provider 'alicloud' is not a provider name; did "
+                                        "you mean alibabacloud?"),
+    ("SecretProviderClass", "aliyun", "spec.provider 'aliyun'"),
+    ("SecretProviderClass", "AlibabaCloud", "spec.provider 'AlibabaCloud'"),
+    ("SecretProviderClas", "alibabacloud", "kind 'SecretProviderClas' is not a Kubernetes kind; "
+                                           "did you mean SecretProviderClass?"),
+    ("secretproviderclass", "alibabacloud", "kind 'secretproviderclass'"),
+])
+def test_near_misses_are_errors_with_a_suggestion(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, provider: str,
+        message: str) -> None:
+    """Skipping these as 'not ours' would pass a manifest the driver never sends here."""
+    path = tmp_path / "spc.yaml"
+    path.write_text(SPC_TEMPLATE.format(kind=kind, provider=provider))
+    code, report = lint_json(capsys, str(path))
+    assert code == 1
+    assert [p["message"] for p in report["problems"]][0].startswith(message)
+    assert report["checked"] == 1  # and the rest of it is checked as well
+
+
+def test_other_providers_and_kinds_are_still_skipped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "spc.yaml"
+    path.write_text(SPC_TEMPLATE.format(kind="SecretProviderClass", provider="azure") + "---\n"
+                    + SPC_TEMPLATE.format(kind="SecretProviderClass", provider="alibabacloud")
+                    + "---\n" + SPC_TEMPLATE.format(kind="ConfigMap", provider="x"))
+    code, report = lint_json(capsys, str(path))
+    assert code == 0
+    assert [p["severity"] for p in report["problems"]] == ["note", "note"]
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("", "(the input is empty)"),
+    ("# only a comment\n---\n", "(the input is empty)"),
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "(only 1 other document)"),
+])
+def test_nothing_to_check_is_not_success(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, reason: str) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    assert main(["lint", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert (f"{path}: error: nothing to check: no SecretProviderClass with spec.provider "
+            f"alibabacloud {reason}") in out
+    assert "checked 0 SecretProviderClasses: 1 error" in out
+
+
+def test_every_problem_of_every_object_and_the_collisions_are_all_reported(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "spc.yaml"
+    path.write_text(SPC_TEMPLATE.format(kind="SecretProviderClass", provider="alibabacloud")
+                    .replace("      - objectName: db\n", """\
+      - objectName: db
+        objectType: kmss
+        filePermission: "999"
+        objectVerison: "1"
+      - {objectName: a, objectAlias: same}
+      - {objectName: b, objectAlias: same}
+      - objectNme: c
+"""))
+    code, report = lint_json(capsys, str(path))
+    assert code == 1
+    found = [(p["object"], p["field"]) for p in report["problems"]]
+    assert found == [
+        (1, "objectVerison"),    # an unknown field (with its suggestion) ...
+        (1, "objectType"),       # ... and an unknown backend ...
+        (1, "filePermission"),   # ... and a bad mode, all of object #1
+        (4, "objectNme"),        # a misspelt objectName is not also "objectName is required"
+        (3, None),               # the collision of #2 and #3, though other objects are invalid
+    ]
+    assert "both write the file 'same'" in report["problems"][-1]["message"]
+
+
+def test_a_region_given_by_nothing_is_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "spc.yaml"
+    spc = SPC_TEMPLATE.format(kind="SecretProviderClass", provider="alibabacloud")
+    spc = spc.replace("    region: cn-hangzhou\n", "")
+    path.write_text(spc.replace("      - objectName: db\n", """\
+      - objectName: db
+      - objectName: acs:kms:cn-shanghai:123456789012:secret/pinned
+      - {objectName: gw, kmsEndpoint: kst-hzz-1.cryptoservice.kms.aliyuncs.com}
+"""))
+    code, report = lint_json(capsys, str(path))
+    assert code == 0  # a warning: the provider's --region is a valid way to give it
+    (problem,) = report["problems"]
+    assert problem["severity"] == "warning" and problem["field"] == "region"
+    assert problem["message"].startswith("parameter region is not set and object(s) #1 name no "
+                                         "endpoint or ARN")  # not #2 (an ARN), not #3
+    assert "--region (Helm value regionId)" in problem["message"]
+    assert "region discovery" in problem["message"]

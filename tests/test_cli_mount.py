@@ -177,3 +177,67 @@ def test_spc_problems_are_usage_errors(tmp_path: Path) -> None:
         build_request(parse("--spc", write_spc(
             tmp_path, SPC.replace("    objects:", "    usePodServiceAccountToken: true\n"
                                                  "    objects:"))))
+
+
+def test_a_socket_nobody_listens_on_fails_at_once_with_the_reason(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A provider that died leaves its socket file: say so now, not after the 30 s timeout."""
+    import time
+
+    sock = tmp_path / "alibabacloud.sock"
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(sock))  # bound, never listening: connecting is refused
+    started = time.monotonic()
+    code = main(["mount", "--socket", str(tmp_path), "--spc", write_spc(tmp_path),
+                 "--target", str(tmp_path / "t")])
+    elapsed = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert code == 1
+    assert elapsed < 5, f"took {elapsed:.1f}s"  # the deadline would have been 30 s
+    assert (f"no provider is listening on {sock} (connection refused) - is `serve` running?"
+            in err)
+    assert "DEADLINE_EXCEEDED" not in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_forbidden_socket_gets_a_permission_hint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root passes any file permission, so the refusal of connect(2) is played by a stand-in."""
+    from ack_secrets_provider.core.commands import mount as mount_command
+
+    class Refusing(socket.socket):
+        def connect(self, address: object) -> None:
+            raise PermissionError(13, "Permission denied")
+
+    fake = argparse.Namespace(socket=Refusing, AF_UNIX=socket.AF_UNIX,
+                              SOCK_STREAM=socket.SOCK_STREAM)
+    monkeypatch.setattr(mount_command, "socket", fake)
+    message = mount_command.unreachable(tmp_path / "alibabacloud.sock")
+    assert message is not None
+    assert message.startswith(f"permission denied connecting to {tmp_path}/alibabacloud.sock")
+    assert "run mount as the user that runs `serve`" in message
+
+
+def test_every_failing_object_is_reported(
+        provider: RunningProvider, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One attempt names everything to fix: every object that failed to fetch, and every
+    problem of the SecretProviderClass, not only the first."""
+    target = tmp_path / "mnt"
+    spc = write_spc(tmp_path, SPC.replace('"db-password"', '"missing-one"')
+                    .replace('"conf/app"', '"missing-two"'))
+    assert main(["mount", "--socket", str(provider.socket_path), "--spc", spc,
+                 "--target", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mount failed: NOT_FOUND: 2 problems: [1] object #1 ")
+    assert "missing-one" in err and "[2] object #2 " in err and "missing-two" in err
+    assert not target.exists()
+
+    bad = write_spc(tmp_path, SPC.replace("objectType: testmem\n        objectVersion",
+                                          "objectType: nope\n        objectVersion")
+                    .replace('filePermission: "0440"', 'filePermission: "999"'))
+    assert main(["mount", "--socket", str(provider.socket_path), "--spc", bad,
+                 "--target", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mount failed: INVALID_ARGUMENT: 2 problems: [1] object #1 "
+                          "('db-password'): field objectType 'nope'")
+    assert "[2] object #2 ('conf/app'): field filePermission '999'" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -116,9 +117,37 @@ def test_a_taken_health_port_is_a_clear_start_up_error(tmp_path: Path, taken_por
     assert not (tmp_path / "alibabacloud.sock").exists()
 
 
-@pytest.mark.parametrize("flag", ["--grace-period=soon", "--healthz-timeout=5x",
-                                  "--cache-ttl=forever", "--endpoint-override=kms"])
-def test_bad_flag_values_are_one_clear_line(tmp_path: Path, flag: str) -> None:
+@pytest.mark.parametrize(("flag", "message"), [
+    ("--region=cn_hangzhou", "argument --region: 'cn_hangzhou' is not a region id; use the form "
+                             "cn-hangzhou"),
+    ("--grace-period=soon", "argument --grace-period: duration 'soon'"),
+    ("--healthz-timeout=5x", "argument --healthz-timeout: duration '5x'"),
+    ("--cache-ttl=forever", "argument --cache-ttl: duration 'forever'"),
+    ("--cache-ttl=-1s", "argument --cache-ttl: duration '-1s'"),
+    ("--endpoint-override=kms", "argument --endpoint-override: endpoint override 'kms'"),
+    ("--allowed-endpoint-suffixes=https://x", "argument --allowed-endpoint-suffixes: "),
+    ("--metrics-port=70000", "argument --metrics-port: '70000' is not a TCP port"),
+    ("--healthz-port=http", "argument --healthz-port: 'http' is not a TCP port"),
+    ("--healthz-addr=everywhere", "argument --healthz-addr: 'everywhere' is not an IP address"),
+    ("--fetch-concurrency=0", "argument --fetch-concurrency: '0' is not a whole number of 1"),
+    ("--endpoint-concurrency=-2", "argument --endpoint-concurrency: '-2' is not a whole number"),
+    ("--cache-max-bytes=64MB", "argument --cache-max-bytes: '64MB' is not a whole number"),
+    ("--sts-endpoint=https://sts.aliyuncs.com", "argument --sts-endpoint: "
+                                               "'https://sts.aliyuncs.com' is not a host name"),
+    ("--kube-api-url=10.0.0.1:6443", "argument --kube-api-url: '10.0.0.1:6443' is not an "
+                                     "http(s) URL"),
+    ("--provider-identity-namespaces=kube-system,Team_A",
+     "argument --provider-identity-namespaces: 'Team_A' is not a namespace name"),
+    ("--max-objects=0", "argument --max-objects: '0' is not a whole number of 1 or more"),
+    ("--grpc-keepalive-time=0s", "argument --grpc-keepalive-time: '0s' must be longer than 0s"),
+    # files: checked when serve starts (parsing stays a pure function of the text)
+    ("--sts-ca-file=/no/such/sts.pem", "argument --sts-ca-file: '/no/such/sts.pem' is not a "
+                                       "readable file"),
+    # and what needs the installed backends: a service name in an override
+    ("--endpoint-override=kmss=http://127.0.0.1:9", "argument --endpoint-override: "),
+])
+def test_bad_flag_values_stop_serve_at_start_up_naming_the_flag(
+        tmp_path: Path, flag: str, message: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "ack_secrets_provider.core.cli", f"--provider-volume={tmp_path}",
          "--healthz-port=0", "--metrics-port=0", flag],
@@ -126,4 +155,56 @@ def test_bad_flag_values_are_one_clear_line(tmp_path: Path, flag: str) -> None:
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("ack-secrets-provider: ")
+    first = result.stderr.splitlines()[0]  # one line, not the forty-flag usage
+    assert first.startswith("ack-secrets-provider serve: error: " + message), result.stderr
+    assert not (tmp_path / "alibabacloud.sock").exists()  # it never started
+
+
+def test_a_bad_override_variable_is_named(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ack_secrets_provider.core.cli", f"--provider-volume={tmp_path}",
+         "--healthz-port=0", "--metrics-port=0"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES": "kms"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("ack-secrets-provider serve: error: environment variable "
+                                    "ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES: endpoint override")
+
+
+def _help(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ack_secrets_provider.core.cli", *argv],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_bare_command_prints_help_instead_of_serving(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "ack_secrets_provider.core.cli"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout.startswith("usage: ack-secrets-provider")
+    assert "serve" in result.stdout and "mount" in result.stdout
+    assert result.stderr == ""  # no log line: nothing started
+
+
+def test_serve_help_shows_defaults_and_the_three_names() -> None:
+    text = " ".join(_help("serve", "--help").stdout.split())  # argparse wraps lines
+    assert "(default: /var/run/secrets-store-csi-providers)" in text
+    assert "(default: 60s)" in text and "(default: 8989)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+    for name in ("`ack-secrets-provider` is this command",
+                 "`csi-secrets-store-provider-alibabacloud` is the Python distribution",
+                 "`secrets-store-csi-driver-provider-alibabacloud` is the runtime name"):
+        assert name in text
+    assert "`ack-secrets-provider` is this command" in " ".join(_help("--help").stdout.split())
+
+
+@pytest.mark.parametrize("command", ["mount", "lint", "version", "plugins", "demo", "serve",
+                                     "emulator"])
+def test_every_flag_and_command_has_help(command: str) -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    chosen = sub.choices[command]
+    assert chosen.description, f"{command} --help has no description"
+    undocumented = [action.option_strings for action in chosen._actions
+                    if action.option_strings and not action.help]
+    assert not undocumented, f"{command}: flags without help: {undocumented}"

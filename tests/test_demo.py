@@ -1,25 +1,33 @@
-"""The README's main-job command: the demo runs the whole job and leaves nothing behind."""
+"""The README's main-job command: the demo runs the whole job from any folder, with only what the
+package ships, and leaves nothing behind."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import psutil
 
+from ack_secrets_provider.core.commands import demo
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_demo_mounts_rotates_and_exits_cleanly(tmp_path: Path) -> None:
-    out = tmp_path / "mount"
+def test_demo_mounts_rotates_and_exits_cleanly_from_any_folder(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"  # not the repository: no examples/ here
+    elsewhere.mkdir()
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     result = subprocess.run(
-        [sys.executable, "-m", "ack_secrets_provider.core.cli", "demo", "--output", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ},
+        [sys.executable, "-m", "ack_secrets_provider.core.cli", "demo"],
+        cwd=elsewhere, capture_output=True, text=True, timeout=120, env={**os.environ},
     )
     assert result.returncode == 0, result.stderr
+    out = elsewhere / "demo-mount"  # the default --output, relative to where it runs
     assert "app_db-password" in result.stdout
     assert "v2 -> v3  (rotated)" in result.stdout
     # files written the way the driver writes them, with the rotated value
@@ -31,3 +39,35 @@ def test_demo_mounts_rotates_and_exits_cleanly(tmp_path: Path) -> None:
     assert "db-password-v3" not in result.stdout and "p@ss" not in result.stdout
     after = {p.pid for p in psutil.Process().children(recursive=True)}
     assert after <= before
+
+
+def test_examples_are_the_files_the_demo_ships() -> None:
+    """One content: examples/ (what people read) and the package's demo_data (what runs)."""
+    for name in (demo.SPC_FILE, demo.EMULATOR_DATA_FILE):
+        shipped = (demo.DATA / name).read_text(encoding="utf-8")
+        assert (REPO / "examples" / name).read_text(encoding="utf-8") == shipped, (
+            f"examples/{name} differs from core/commands/demo_data/{name}; copy one over the "
+            "other")
+
+
+def test_a_built_wheel_carries_the_demo_data(tmp_path: Path) -> None:
+    """What a plain `pip install` gets: the package data is declared, not only present."""
+    source = tmp_path / "source"  # a copy: building in place would write into the checkout
+    for name in ("core", "backends", "auth"):
+        shutil.copytree(REPO / name, source / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for path in REPO.iterdir():  # pyproject.toml, README.md, a license file...
+        if path.is_file():
+            shutil.copy2(path, source / path.name)
+    # offline: build with the setuptools of this environment when it has one
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
+         "-w", str(tmp_path), str(source)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in (demo.SPC_FILE, demo.EMULATOR_DATA_FILE):
+        assert f"ack_secrets_provider/core/commands/demo_data/{name}" in names

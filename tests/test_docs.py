@@ -87,6 +87,65 @@ def test_site_builds_strict_offline(tmp_path: Path) -> None:
     assert (tmp_path / "site" / "hooks.html").is_file()
 
 
+_EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    built = tmp_path_factory.mktemp("site") / "site"
+    proc = _mkdocs_build(ROOT / "mkdocs.yml", built)
+    assert proc.returncode == 0, proc.stderr
+    return built
+
+
+def test_the_site_loads_nothing_from_elsewhere(site: Path) -> None:
+    """No script, style sheet, font or image from another host: the site works offline and
+    tells no CDN who reads it (the theme's highlight.js came from cdnjs)."""
+    loaded = re.compile(r"<(?:script|img|iframe)\b[^>]*\bsrc=\"([^\"]*)\"|"
+                        r"<link\b[^>]*\bhref=\"([^\"]*)\"", re.IGNORECASE)
+    css_urls = re.compile(r"url\(\s*['\"]?([^'\")]+)|@import\s+['\"]([^'\"]+)")
+    outside = []
+    for page in site.rglob("*.html"):
+        for match in loaded.finditer(page.read_text(encoding="utf-8")):
+            url = match.group(1) or match.group(2) or ""
+            if _EXTERNAL.match(url):
+                outside.append(f"{page.name}: {url}")
+    for sheet in site.rglob("*.css"):
+        for match in css_urls.finditer(sheet.read_text(encoding="utf-8")):
+            url = match.group(1) or match.group(2) or ""
+            if _EXTERNAL.match(url) and not url.startswith("data:"):
+                outside.append(f"{sheet.name}: {url}")
+    assert not outside, outside
+    assert "cdnjs" not in (site / "index.html").read_text(encoding="utf-8")
+    # code is still highlighted, at build time
+    assert 'class="codehilite"' in (site / "cli.html").read_text(encoding="utf-8")
+
+
+def test_the_top_bar_stays_on_one_line_at_1400_px(site: Path, tmp_path: Path) -> None:
+    """The site name, the sections and search/previous/next share one row in a 1400 px window
+    (measured in headless Chromium, on a page where both Previous and Next are shown)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("headless Chromium is not installed (Debian package chromium)")
+    page = site / "cli.html"
+    probe = ("<script>document.body.setAttribute('data-tops', JSON.stringify("
+             "[...document.querySelectorAll('.navbar-brand, .navbar-nav > .nav-item')]"
+             ".map(e => Math.round(e.getBoundingClientRect().top))))</script></body>")
+    measured = page.with_name("measured.html")
+    measured.write_text(page.read_text(encoding="utf-8").replace("</body>", probe, 1),
+                        encoding="utf-8")
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", measured.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    found = re.search(r'data-tops="([^"]+)"', proc.stdout)
+    assert found, proc.stderr[-2000:]
+    tops = json.loads(found.group(1).replace("&quot;", '"'))
+    assert len(tops) >= 8  # the brand, five sections, search, previous, next
+    assert max(tops) - min(tops) <= 16, f"the top bar wraps: item tops {tops}"
+
+
 def test_every_page_is_in_the_nav_once() -> None:
     config = _config()
     assert config["strict"] is True
@@ -277,3 +336,17 @@ def test_serve_flag_table_is_generated_from_the_parser() -> None:
     result = subprocess.run([sys.executable, str(DOCS / "gen_cli_doc.py"), "--check"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_three_names_are_explained_where_people_meet_them() -> None:
+    """README and the command-line page say which name is which (the --help epilog too:
+    tests/test_cli_serve.py)."""
+    from ack_secrets_provider.core import DISTRIBUTION, RUNTIME_NAME
+    from ack_secrets_provider.core.cli import PROG
+
+    for page in (ROOT / "README.md", DOCS / "cli.md"):
+        text = " ".join(page.read_text(encoding="utf-8").split())
+        for name, meaning in ((PROG, "command"), (DISTRIBUTION, "Python distribution"),
+                              (RUNTIME_NAME, "runtime name")):
+            explained = re.search(r"`" + re.escape(name) + r"`( is| \|)[^|.]*" + meaning, text)
+            assert explained, f"{page.name} does not say that {name} is the {meaning}"

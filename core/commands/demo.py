@@ -5,6 +5,9 @@ SecretProviderClass exactly as the driver would, writes the files into `./demo-m
 driver does (atomic `..data` swap), prints files, sizes, modes and versions, then rotates one
 secret in the emulator, mounts again and shows the version change. Nothing outside loopback is
 contacted and no process is left behind.
+
+The sample SecretProviderClass and emulator data ship inside the package (`demo_data/`, the same
+files as `examples/` in the repository), so the demo runs from any folder after `pip install`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
 
@@ -31,10 +35,13 @@ from ack_secrets_provider.core.settings import ProviderSettings
 
 #: the value the demo rotates its first object to
 ROTATED_VALUE = "db-password-v3"
+#: the sample files inside the installed package; examples/ in the repository holds copies
+DATA = files("ack_secrets_provider.core.commands") / "demo_data"
+SPC_FILE, EMULATOR_DATA_FILE = "secretproviderclass.yaml", "emulator-data.yaml"
 
 
-def _load_spc(path: Path) -> tuple[str, dict[str, str]]:
-    document = yaml.safe_load(path.read_text())
+def _load_spc(text: str) -> tuple[str, dict[str, str]]:
+    document = yaml.safe_load(text)
     return document["metadata"]["name"], {
         key: str(value) for key, value in document["spec"]["parameters"].items()
     }
@@ -63,16 +70,10 @@ def _write(target: Path, response: service_pb2.MountResponse) -> bool:
 def run(args: argparse.Namespace) -> int:
     from ack_secrets_provider.core.emulator.testing import running_emulator
 
-    spc_path = Path(getattr(args, "spc", None) or "examples/secretproviderclass.yaml")
-    data_path = Path(getattr(args, "data", None) or "examples/emulator-data.yaml")
     target = Path(args.output)
-    for path in (spc_path, data_path):
-        if not path.exists():
-            print(f"demo: {path} not found; run the demo from the repository root")
-            return 2
-    seed = yaml.safe_load(data_path.read_text())
+    seed = yaml.safe_load((DATA / EMULATOR_DATA_FILE).read_text(encoding="utf-8"))
     key = seed["access_keys"][0]
-    spc_name, parameters = _load_spc(spc_path)
+    spc_name, parameters = _load_spc((DATA / SPC_FILE).read_text(encoding="utf-8"))
     backends = backend_classes()
     with running_emulator(seed) as emulator, tempfile.TemporaryDirectory() as socket_dir:
         parts = ", ".join(sorted(emulator.health().get("services", {}))) or "no parts"
@@ -93,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
                                            pod=PodRef(name="demo-app-0", namespace="demo"))
             first = provider.mount(attributes)
             _write(target, first)
-            print(f"\nmounted {spc_path} into {target}/:\n")
+            print(f"\nmounted the sample SecretProviderClass {spc_name} ({SPC_FILE}, as in "
+                  f"examples/) into {target}/:\n")
             print(_table(first))
             before = {item.id: item.version for item in first.object_version}
             rotated = provider_objects(settings, parameters)[0]

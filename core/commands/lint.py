@@ -1,13 +1,15 @@
 """`ack-secrets-provider lint FILE...`: check SecretProviderClasses offline, as the provider would.
 
-The checks are the provider's own: the same parser (`core.spec`), the same installed backends and
-their validators. Unlike the provider, which stops at the first mistake of a mount, lint reports
-every problem: each parameter and each object is parsed on its own, then the cross-object checks
-(two objects writing one file) run on the whole list. It adds what only a manifest shows: the
-apiVersion, parameters that are not strings (the API server refuses them), and `secretObjects`
-entries that name no mounted file (the driver's sync to a Kubernetes Secret fails on those).
+The checks are the provider's own: the same parser (`core.mount.spec`, which reports every
+problem of every object and the cross-object checks over the valid ones), the same installed
+backends and their validators. It adds what only a manifest shows: the apiVersion, a `kind` or
+`spec.provider` that is nearly right (the driver would never call this provider), parameters
+that are not strings (the API server refuses them), `secretObjects` entries that name no mounted
+file (the driver's sync to a Kubernetes Secret fails on those), and objects whose region nothing
+in the SecretProviderClass gives.
 
-Exit status: 0 clean (warnings allowed), 1 when any error was found, 2 when a file cannot be read.
+Exit status: 0 clean (warnings allowed), 1 when any error was found or there was nothing to check
+(no alibabacloud SecretProviderClass at all), 2 when a file cannot be read.
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ from ack_secrets_provider.core.mount.paths import PathTranslation, parse_path_tr
 from ack_secrets_provider.core.mount.spec import (
     ATTR_OBJECTS,
     ATTR_PATH_TRANSLATION,
+    ATTR_REGION,
     PARAMETERS,
     ObjectSpec,
     ObjectTypes,
+    check_objects,
     parse_mount_request,
-    parse_objects,
 )
 
 ERROR, WARNING, NOTE = "error", "warning", "note"
@@ -114,26 +117,51 @@ def object_problems(
     text: str,
     translation: PathTranslation,
     types: ObjectTypes,
-) -> tuple[list[str], tuple[ObjectSpec, ...] | None]:
-    """Every problem of the `objects` parameter, and the parsed objects when there is none."""
+) -> tuple[list[str], tuple[ObjectSpec, ...]]:
+    """Every problem of the `objects` parameter, and the objects that are valid."""
     try:
-        return [], parse_objects(text, translation, types)
-    except InvalidArgument as exc:
-        whole = exc.message
+        specs, errors = check_objects(text, translation, types)
+    except InvalidArgument as exc:  # the list itself cannot be read as the provider reads it
+        problems = list(exc.problems)
+    else:
+        return [problem for error in errors for problem in error.problems], specs
+    # Such as a field given twice: read leniently, the objects are still checked one by one.
     items = _objects_leniently(text)
-    if items is None:
-        return [whole], None
-    if not isinstance(items, list):
-        return [whole], None
-    # A problem of the list itself (such as a duplicated field) is reported as the parser says
-    # it; the objects are then checked one by one, each as a one-object list.
-    messages = [whole] if whole.startswith("parameter objects") else []
-    for index, item in enumerate(items):
-        try:
-            parse_objects(yaml.safe_dump([item]), translation, types)
-        except InvalidArgument as exc:
-            messages.append(_renumber(exc.message, index))
-    return messages or [whole], None  # only a cross-object problem (a file name collision)
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        _, errors = check_objects(yaml.safe_dump([item]), translation, types)
+        problems += [_renumber(problem, index) for error in errors for problem in error.problems]
+    return problems, ()
+
+
+def near_miss(value: object, wanted: str, cutoff: float) -> bool:
+    """`value` is probably a misspelling of `wanted` (letter case ignored)."""
+    if not isinstance(value, str) or value == wanted:
+        return False
+    ratio = difflib.SequenceMatcher(None, value.strip().lower(), wanted.lower()).ratio()
+    return ratio >= cutoff
+
+
+def _provider_near_miss(provider: object) -> bool:
+    """`alibaba`, `alicloud`, `aliyun`, `AlibabaCloud`: meant for this provider."""
+    return near_miss(provider, PROVIDER, 0.6) or (
+        isinstance(provider, str) and provider.strip().lower().startswith("ali"))
+
+
+def _region_problem(parameters: Mapping[str, Any], specs: Sequence[ObjectSpec]) -> str | None:
+    """A warning when objects depend on a region that the SecretProviderClass does not give."""
+    if isinstance(parameters.get(ATTR_REGION), str) and parameters[ATTR_REGION].strip():
+        return None
+    needing = [spec for spec in specs
+               if not any(name.endswith("Endpoint") for name in spec.fields)
+               and not spec.object_name.startswith("acs:")]
+    if not needing:
+        return None
+    which = ", ".join(f"#{spec.index + 1}" for spec in needing[:5])
+    which += ", ..." if len(needing) > 5 else ""
+    return (f"parameter region is not set and object(s) {which} name no endpoint or ARN, so "
+            "the provider's --region (Helm value regionId) or, without it, the node's region "
+            "discovery decides where they are read; set region (for example region: "
+            "\"cn-hangzhou\") to make the SecretProviderClass say it")
 
 
 def _not_a_string(key: str, value: object) -> str:
@@ -233,11 +261,14 @@ def check_spc(
         translation = parse_path_translation(None)  # reported by _parameter_problems
     object_errors, specs = object_problems(objects, translation, types)
     errors += object_errors
-    if specs is not None:
-        warnings += [warning for s in specs for warning in s.warnings]
+    warnings += [warning for s in specs for warning in s.warnings]
+    if not object_errors:  # a failed object's file name is unknown: no false "not a file"
         files = {s.file_name for s in specs} | {e.file_name for s in specs for e in s.jmes_path}
         errors += _secret_object_problems(spec, files)
         warnings += official_provider_warnings(parameters, specs)
+    region = _region_problem(parameters, specs)
+    if region:
+        warnings.append(region)
     return errors, warnings
 
 
@@ -258,17 +289,26 @@ def lint_text(
                 report.problems.append(Problem.of(
                     file, doc, NOTE, "skipped: not a Kubernetes object (a map)"))
                 continue
-            if doc.kind != KIND:
+            errors = []
+            if doc.kind != KIND and near_miss(doc.kind, KIND, 0.8):
+                errors.append(f"kind {doc.kind!r} is not a Kubernetes kind; did you mean {KIND}? "
+                              "(the API server refuses it)")
+            elif doc.kind != KIND:
                 report.problems.append(Problem.of(
                     file, doc, NOTE, f"skipped: kind {doc.kind or '(none)'} is not {KIND}"))
                 continue
-            if doc.provider != PROVIDER:
+            if doc.provider != PROVIDER and _provider_near_miss(doc.provider):
+                errors.append(f"spec.provider {doc.provider!r} is not a provider name; did you "
+                              f"mean {PROVIDER}? (the driver would look for a provider called "
+                              f"{doc.provider!r} and fail every mount with 'provider not found')")
+            elif doc.provider != PROVIDER:
                 report.problems.append(Problem.of(
                     file, doc, NOTE,
                     f"skipped: spec.provider is {doc.provider!r}, not {PROVIDER!r}"))
                 continue
             report.checked += 1
-            errors, warnings = check_spc(doc, types)
+            spc_errors, warnings = check_spc(doc, types)
+            errors += spc_errors
             report.problems += [Problem.of(file, doc, ERROR, m) for m in errors]
             report.problems += [Problem.of(file, doc, WARNING, m) for m in warnings]
     except ManifestError as exc:
@@ -281,8 +321,10 @@ def lint_files(
     types: ObjectTypes,
 ) -> Report:
     report = Report([])
+    names = []
     for path in paths:
         name = "<stdin>" if path == "-" else path
+        names.append(name)
         try:
             text = read_text(path)
         except ManifestError as exc:
@@ -290,6 +332,15 @@ def lint_files(
             report.problems.append(Problem(name, None, None, ERROR, exc.message))
             continue
         lint_text(text, name, types, report)
+    if report.checked == 0 and not report.unreadable and not report.count(ERROR):
+        # Empty input, or only other kinds: passing would hide a wrong path or a failed pipe.
+        skipped = report.count(NOTE)
+        report.problems.append(Problem(
+            ", ".join(names), None, None, ERROR,
+            f"nothing to check: no SecretProviderClass with spec.provider {PROVIDER}"
+            + (f" (only {plural(skipped, 'other document')})" if skipped else
+               " (the input is empty)")
+            + "; pass the files that hold them"))
     return report
 
 
@@ -312,7 +363,9 @@ def installed_backends() -> ObjectTypes:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE",
                         help="YAML files with one or more documents; - reads stdin")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text: one line per problem; json: the counts and every problem "
+                             "with file, document, object and field")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="print errors and warnings only (no notes, no summary)")
 
@@ -339,8 +392,6 @@ def render(report: Report, out: Output, *, quiet: bool) -> None:
     errors, warnings = report.count(ERROR), report.count(WARNING)
     summary = (f"checked {plural(report.checked, 'SecretProviderClass', 'SecretProviderClasses')}"
                f": {plural(errors, 'error')}, {plural(warnings, 'warning')}")
-    if report.checked == 0 and not errors:
-        summary += f" (no SecretProviderClass with spec.provider {PROVIDER} found)"
     out.line(out.style(summary, "bold", "red" if errors else "green"))
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import json
+import socket
 import stat
 import sys
 import uuid
@@ -49,20 +51,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write into a non-empty --target this command did not write (files beside yours; "
              "nothing of yours is replaced or removed)")
     add("--pod-name", default="mount-cli", help="pod name sent to the provider")
-    add("--pod-namespace", default="default", metavar="NS")
+    add("--pod-namespace", default="default", metavar="NS",
+        help="namespace of the pod sent to the provider (pod RRSA and nodePublishSecretRef "
+             "read it)")
     add("--pod-uid", default=None, help="pod UID (default: a random one)")
-    add("--service-account", default="default", metavar="SA")
+    add("--service-account", default="default", metavar="SA",
+        help="the pod's ServiceAccount name sent to the provider (pod RRSA finds its role "
+             "through it)")
     add("--token-file", metavar="FILE",
         help="ServiceAccount token (JWT) sent as the driver's serviceAccount.tokens entry")
     add("--token-audience", default=DEFAULT_AUDIENCE,
-        help=f"audience of --token-file (default {DEFAULT_AUDIENCE}, as for RRSA)")
+        help="audience of --token-file (the one RRSA uses)")
     add("--secrets-file", metavar="FILE",
         help="nodePublishSecretRef data: a YAML or JSON map of strings")
     add("--permission", default="0644", help="default file mode, octal (driver: filePermission)")
     add("--timeout", default="30s", help="deadline of the Mount call, e.g. 30s or 2m")
     add("--volume-attribute", action="append", default=[], metavar="KEY=VALUE",
         help="a pod volumeAttributes entry (repeatable); overrides SPC parameters")
-    add("--format", choices=("text", "json"), default="text")
+    add("--format", choices=("text", "json"), default="text",
+        help="text: a table for people; json: target, changed and files for scripts")
 
 
 # -- the request ---------------------------------------------------------------------------
@@ -81,6 +88,30 @@ def socket_path(value: str) -> Path:
     if not stat.S_ISSOCK(mode):
         raise UsageError(f"--socket: {path} is not a unix socket")
     return path
+
+
+def unreachable(path: Path) -> str | None:
+    """Why nothing can answer on the socket, found at once (None: a process accepts there).
+
+    Without this check a dead or forbidden socket costs the whole --timeout (gRPC keeps
+    reconnecting) and ends in a bare DEADLINE_EXCEEDED.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2.0)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            return (f"no provider is listening on {path} (connection refused) - is `serve` "
+                    "running? Start it with `ack-secrets-provider serve --provider-volume "
+                    f"{path.parent}`")
+        except PermissionError:
+            return (f"permission denied connecting to {path}: the socket belongs to another "
+                    "user; run mount as the user that runs `serve` (the driver runs as root), "
+                    "for example with sudo")
+        except OSError as exc:
+            reason = exc.strerror or errno.errorcode.get(exc.errno or 0) or str(exc)
+            return f"cannot connect to the provider on {path}: {reason}"
+    return None
 
 
 def _parameters(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
@@ -215,6 +246,10 @@ def mount(args: argparse.Namespace, out: Output, err: Output) -> int:
         check_target(target, force=args.force)
     except UnsafeTarget as exc:
         raise UsageError(f"--target: {exc}") from None
+    problem = unreachable(path)
+    if problem is not None:
+        err.line(f"{err.style('mount failed', 'bold', 'red')}: {problem}")
+        return EXIT_FAILED
     if err.colour:  # progress belongs on an interactive terminal only
         err.line(err.style(f"mounting {request['spc_name']} through {path} ...", "dim"))
     client = ProviderClient(path)

@@ -62,7 +62,8 @@ class Inventory:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text for people, json for scripts and bug reports")
     parser.add_argument("--no-plugin-autoload", action="store_true",
                         help="show what `serve --no-plugin-autoload` loads (built-ins only)")
 

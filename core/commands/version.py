@@ -29,7 +29,8 @@ def libraries() -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text for people, json for scripts and bug reports")
 
 
 def installed(name: str) -> str | None:

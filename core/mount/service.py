@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, host_allowed
@@ -17,6 +17,7 @@ from ack_secrets_provider.core.errors import (
     InternalError,
     InvalidArgument,
     ProviderError,
+    combined,
 )
 from ack_secrets_provider.core.mount.files import OutputFile, build_files
 from ack_secrets_provider.core.mount.objects_memo import ObjectsMemo
@@ -181,34 +182,27 @@ class MountService:
     def _fetch_in_pool(
         self, units: Sequence[FetchUnit], request: MountRequest, deadline: Deadline
     ) -> dict[int, SecretValue]:
+        # Every object is fetched even when one fails, so one failed mount names every object
+        # to fix (the work is what a successful mount costs, and the deadline still bounds it).
         limit = threading.BoundedSemaphore(max(1, self.settings.fetch_concurrency))
         futures: dict[Future[Sequence[SecretValue]], FetchUnit] = {}
-        failed = threading.Event()
 
         def run_unit(unit: FetchUnit) -> Sequence[SecretValue]:
             try:
-                if failed.is_set():  # another object failed: this mount is lost anyway
-                    raise _Skipped()
                 unit.context.deadline.check(unit.describe())
                 # the fetcher checks the backend returned one value per object
                 return self.fetcher.fetch(unit)
-            except BaseException:
-                failed.set()
-                raise
             finally:
                 limit.release()
 
         for unit in units:
             if not limit.acquire(timeout=deadline.remaining()):
                 break
-            if failed.is_set():
-                limit.release()
-                break
             futures[self._pool.submit(run_unit, unit)] = unit
-        done, pending = wait(futures, timeout=deadline.remaining(), return_when=FIRST_EXCEPTION)
+        done, pending = wait(futures, timeout=deadline.remaining())
         for future in pending:
             future.cancel()
-        error = _first_error(futures, done)
+        error = _failures(futures, done)
         if error is not None:
             raise error
         if pending or len(futures) < len(units):
@@ -224,19 +218,15 @@ class MountService:
         return values
 
 
-class _Skipped(Exception):
-    """A unit not started because another object of the mount already failed."""
-
-
-def _first_error(
+def _failures(
     futures: dict[Future[Sequence[SecretValue]], FetchUnit],
     done: set[Future[Sequence[SecretValue]]],
 ) -> ProviderError | None:
-    """The failure to report: the first failed unit in object order (skips ignored)."""
+    """Every failed unit, in object order, as one error (the first one's code)."""
     failures = []
     for future in done:
         exc = future.exception()
-        if exc is None or isinstance(exc, _Skipped):
+        if exc is None:
             continue
         unit = futures[future]
         if not isinstance(exc, ProviderError):
@@ -249,5 +239,5 @@ def _first_error(
     if not failures:
         return None
     failures.sort(key=lambda item: item[0])
-    return failures[0][1]
+    return combined([error for _, error in failures])
 

@@ -1,7 +1,12 @@
 """SecretProviderClass parsing: a pure, total function from the driver's strings to frozen data.
 
 `parse_mount_request` either returns a `MountRequest` or raises `InvalidArgument` whose message
-names the object and the field and says how to fix it. It never performs I/O.
+names the object and the field and says how to fix it. It never performs I/O. Every problem is
+reported, not only the first: each parameter, each object and each field of an object is checked
+on its own and the problems are combined into one error (`errors.combined`, each one in
+`.problems`); the checks across objects (two objects writing one file) run over the objects that
+are valid. (A problem of the `objects` text as a whole, such as its size or a YAML error, stops
+there: nothing else can be read.)
 
 The `objects` YAML is read by `core.mount.yaml_text`, so every scalar keeps exactly the text the
 user wrote: `objectAlias: 0755` is the file `0755` and `objectAlias: no` is the file `no` (the
@@ -14,15 +19,15 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
-from ack_secrets_provider.core.errors import InvalidArgument
+from ack_secrets_provider.core.errors import InvalidArgument, combined
 from ack_secrets_provider.core.mount import yaml_text
 from ack_secrets_provider.core.mount.arn import REGION_PATTERN
 from ack_secrets_provider.core.mount.limits import RAISE, RequestLimits, beyond
@@ -232,13 +237,65 @@ class ObjectTypes:
 ObjectTypes.ANY = ObjectTypes(checked=False)
 
 
-def _closest(name: str, choices: Collection[str]) -> str:
+_T = TypeVar("_T")
+
+
+class _Problems:
+    """The problems found so far; a check that fails is recorded and the parse goes on."""
+
+    def __init__(self) -> None:
+        self.errors: list[InvalidArgument] = []
+
+    def check(self, function: Callable[..., _T], *args: Any) -> _T | None:
+        try:
+            return function(*args)
+        except InvalidArgument as exc:
+            self.errors.append(exc)
+            return None
+
+    def add(self, message: str) -> None:
+        self.errors.append(InvalidArgument(message))
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise _combined_invalid(self.errors)
+
+
+def _combined_invalid(errors: Sequence[InvalidArgument]) -> InvalidArgument:
+    error = combined(errors)
+    assert isinstance(error, InvalidArgument)  # the first one's class
+    return error
+
+
+def _closest_name(name: str, choices: Collection[str]) -> str | None:
     match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     if not match:
         lowered = {c.lower(): c for c in choices}
         if name.lower() in lowered:
             match = [lowered[name.lower()]]
-    return f" Did you mean {match[0]!r}?" if match else ""
+    return match[0] if match else None
+
+
+def _closest(name: str, choices: Collection[str]) -> str:
+    match = _closest_name(name, choices)
+    return f" Did you mean {match!r}?" if match else ""
+
+
+def _unknown_field(problems: _Problems, where: str, key: Any, valid: Sequence[str],
+                   context: str = "") -> str:
+    """Report an unknown field; returns the field it was probably meant to be (a misspelt
+    required field is then not also reported as missing)."""
+    guess = _closest_name(str(key), valid)
+    problems.add(f"{where}: unknown field {key!r}; valid fields are {', '.join(valid)}{context}."
+                 f"{f' Did you mean {guess!r}?' if guess else ''}")
+    return guess or ""
+
+
+def _failed_fields(problems: _Problems, where: str) -> set[str]:
+    """Fields already reported (such as 'must be a single value'): not 'required' as well."""
+    prefix = f"{where}: field "
+    return {error.message[len(prefix):].split(" ", 1)[0] for error in problems.errors
+            if error.message.startswith(prefix)}
 
 
 def _decode_json_map(text: str, what: str, *, allow_null: bool) -> dict[str, str]:
@@ -332,44 +389,47 @@ def _parse_jmes_path(
             f"{where}: field jmesPath must be a list of entries like "
             "'- {path: \"username\", objectAlias: \"db-user\"}'"
         )
-    entries = []
-    for number, item in enumerate(value, start=1):
-        entry_where = f"{where}, jmesPath entry #{number}"
-        if not isinstance(item, dict):
-            raise InvalidArgument(
-                f"{entry_where} must be a map with the fields path and objectAlias"
-            )
-        item = _canonical_keys(entry_where, item, _JMESPATH_FIELDS_BY_LOWER)
-        for key in item:
-            if key not in JMESPATH_FIELDS:
-                raise InvalidArgument(
-                    f"{entry_where}: unknown field {key!r}; valid fields are "
-                    f"{', '.join(JMESPATH_FIELDS)}.{_closest(str(key), JMESPATH_FIELDS)}"
-                )
-        path = _scalar(entry_where, "path", item.get("path"))
-        alias = _scalar(entry_where, "objectAlias", item.get("objectAlias"))
-        if path is None:
-            raise InvalidArgument(
-                f"{entry_where}: field path is required; add the JMESPath expression whose "
-                "result becomes the file, for example 'path: \"username\"'"
-            )
-        if alias is None:
-            raise InvalidArgument(
-                f"{entry_where}: field objectAlias is required; add the file name for the "
-                f"result of {path!r}, for example 'objectAlias: \"db-user\"'"
-            )
-        _check_jmespath_syntax(entry_where, path)
-        entries.append(
-            JmesPathEntry(
-                path=path,
-                object_alias=alias,
-                file_name=_file_name(entry_where, "objectAlias", alias, translation),
-                file_permission=_permission(
-                    entry_where, _scalar(entry_where, "filePermission", item.get("filePermission")),
-                ),
-            )
+    problems = _Problems()
+    entries = [problems.check(_parse_jmes_path_entry, f"{where}, jmesPath entry #{number}", item,
+                              translation)
+               for number, item in enumerate(value, start=1)]
+    problems.raise_any()
+    return tuple(entry for entry in entries if entry is not None)
+
+
+def _parse_jmes_path_entry(
+    where: str, item: Any, translation: PathTranslation
+) -> JmesPathEntry:
+    if not isinstance(item, dict):
+        raise InvalidArgument(f"{where} must be a map with the fields path and objectAlias")
+    item = _canonical_keys(where, item, _JMESPATH_FIELDS_BY_LOWER)
+    problems = _Problems()
+    reported = {_unknown_field(problems, where, key, JMESPATH_FIELDS)
+                for key in item if key not in JMESPATH_FIELDS}
+    path = problems.check(_scalar, where, "path", item.get("path"))
+    alias = problems.check(_scalar, where, "objectAlias", item.get("objectAlias"))
+    reported |= _failed_fields(problems, where)
+    if path is None and "path" not in reported:
+        problems.add(
+            f"{where}: field path is required; add the JMESPath expression whose "
+            "result becomes the file, for example 'path: \"username\"'"
         )
-    return tuple(entries)
+    elif path is not None:
+        problems.check(_check_jmespath_syntax, where, path)
+    if alias is None and "objectAlias" not in reported:
+        problems.add(
+            f"{where}: field objectAlias is required; add the file name for the "
+            f"result of {path!r}, for example 'objectAlias: \"db-user\"'"
+        )
+    file_name = (problems.check(_file_name, where, "objectAlias", alias, translation)
+                 if alias is not None else None)
+    permission = problems.check(
+        _permission, where,
+        problems.check(_scalar, where, "filePermission", item.get("filePermission")))
+    problems.raise_any()
+    assert path is not None and alias is not None and file_name is not None
+    return JmesPathEntry(path=path, object_alias=alias, file_name=file_name,
+                         file_permission=permission)
 
 
 def _check_jmespath_syntax(where: str, expression: str) -> None:
@@ -435,21 +495,26 @@ def _parse_object(
     name_preview = item.get("objectName")
     if isinstance(name_preview, str) and name_preview:
         where = f"object #{index + 1} ({name_preview!r})"
-    object_type = _scalar(where, "objectType", item.get("objectType")) or types.default
-    if object_type is None:
-        raise InvalidArgument(
+    problems = _Problems()
+    object_type = problems.check(_scalar, where, "objectType", item.get("objectType"))
+    object_type = object_type or types.default
+    known_type = object_type is not None and (not types.checked or object_type in types.names)
+    if object_type is None and "objectType" not in _failed_fields(problems, where):
+        problems.add(
             f"{where}: field objectType is required (this provider has no default objectType); "
             f"add one of the installed types: {', '.join(sorted(types.names)) or 'none'}"
         )
-    if types.checked and object_type not in types.names:
+    elif object_type is not None and not known_type:
         installed = ", ".join(sorted(types.names)) or "none"
-        raise InvalidArgument(
+        problems.add(
             f"{where}: field objectType {object_type!r} is not an installed backend; use one "
             f"of the installed types: {installed}.{_closest(object_type, types.names)}"
         )
-    own = set(types.fields.get(object_type, ()))
+    # An unknown objectType: any backend's own field may be meant for the right one.
+    own = set(types.fields.get(object_type or "", ())) if known_type else set(owners)
     valid = [*OBJECT_FIELDS, *sorted(own)]
     warnings: list[str] = []
+    reported = set()
     for key in item:
         if key in OBJECT_FIELDS or key in own:
             continue
@@ -459,28 +524,36 @@ def _parse_object(
                 f"{object_type} objects; remove it (or set objectType: {owners[key]})"
             )
             continue
-        raise InvalidArgument(
-            f"{where}: unknown field {key!r}; valid fields are {', '.join(valid)} (objectType "
-            f"{object_type}).{_closest(str(key), valid)}"
-        )
-    values = {key: _scalar(where, key, item.get(key)) for key in OBJECT_FIELDS if key != "jmesPath"}
-    own_values = {key: _scalar(where, key, item.get(key)) for key in sorted(own)}
+        reported.add(_unknown_field(problems, where, key, valid,
+                                    f" (objectType {object_type})" if known_type else ""))
+    values = {key: problems.check(_scalar, where, key, item.get(key))
+              for key in OBJECT_FIELDS if key != "jmesPath"}
+    own_values = ({key: problems.check(_scalar, where, key, item.get(key)) for key in sorted(own)}
+                  if known_type else {})
+    reported |= _failed_fields(problems, where)
     name = values["objectName"]
-    if name is None:
+    if name is None and "objectName" not in reported:
         # The official provider: "object name must be specified" (also for null and ~)
         given = " is empty or null" if "objectName" in item else " is required"
-        raise InvalidArgument(
+        problems.add(
             f"{where}: field objectName{given}: the object name must be specified; add the "
             "secret or parameter name, for example 'objectName: \"db-password\"' (quote a "
             "name that is literally null or ~)"
         )
-    if name != name.strip():
-        raise InvalidArgument(
+    if name is not None and name != name.strip():
+        problems.add(
             f"{where}: field objectName {name!r} has leading or trailing spaces; remove them"
         )
     alias = values["objectAlias"]
-    file_name = _file_name(where, "objectAlias" if alias else "objectName", alias or name,
-                           translation)
+    file_source = alias or name
+    file_name = (problems.check(_file_name, where, "objectAlias" if alias else "objectName",
+                                file_source, translation)
+                 if file_source is not None else None)
+    jmes_path = problems.check(_parse_jmes_path, where, item.get("jmesPath"), translation)
+    permission = problems.check(_permission, where, values["filePermission"])
+    problems.raise_any()
+    assert object_type is not None and name is not None and file_name is not None
+    assert jmes_path is not None
     return ObjectSpec(
         index=index,
         object_name=name,
@@ -489,17 +562,18 @@ def _parse_object(
         object_alias=alias,
         object_version=values["objectVersion"],
         object_version_label=values["objectVersionLabel"],
-        jmes_path=_parse_jmes_path(where, item.get("jmesPath"), translation),
+        jmes_path=jmes_path,
         cross_account_role_arn=values["crossAccountRoleArn"],
-        file_permission=_permission(where, values["filePermission"]),
+        file_permission=permission,
         fields=MappingProxyType({k: v for k, v in own_values.items() if v is not None}),
         warnings=tuple(warnings),
         raw=MappingProxyType(dict(item)),
     )
 
 
-def _check_collisions(objects: tuple[ObjectSpec, ...]) -> None:
-    """Refuse two files with the same path, or a file that is also another file's directory."""
+def _collisions(objects: Sequence[ObjectSpec]) -> list[InvalidArgument]:
+    """Two files with the same path, and files that are also another file's directory."""
+    problems = _Problems()
     owners: dict[str, str] = {}
     for spec in objects:
         names = [(spec.file_name, f"{spec.describe()}")]
@@ -509,21 +583,24 @@ def _check_collisions(objects: tuple[ObjectSpec, ...]) -> None:
         ]
         for path, owner in names:
             if path in owners:
-                raise InvalidArgument(
+                problems.add(
                     f"{owner} and {owners[path]} both write the file {path!r}; give one of "
                     "them a different objectAlias"
                 )
+                continue
             owners[path] = owner
     for path, owner in owners.items():
         parts = path.split("/")
         for depth in range(1, len(parts)):
             prefix = "/".join(parts[:depth])
             if prefix in owners:
-                raise InvalidArgument(
+                problems.add(
                     f"{owners[prefix]} writes the file {prefix!r}, but {owner} needs "
                     f"{prefix!r} to be a directory for {path!r}; rename one of them with "
                     "objectAlias"
                 )
+                break
+    return problems.errors
 
 
 def _load_objects_yaml(text: str, limits: RequestLimits) -> Any:
@@ -607,26 +684,51 @@ def parse_objects(
     limits: RequestLimits = DEFAULT_LIMITS,
 ) -> tuple[ObjectSpec, ...]:
     """Parse the `objects` parameter (a YAML list). Empty or absent → no objects."""
+    objects, errors = check_objects(text, translation, types, limits)
+    if errors:
+        raise _combined_invalid(errors)
+    return objects
+
+
+def check_objects(
+    text: str | None,
+    translation: PathTranslation,
+    types: ObjectTypes = ObjectTypes.ANY,
+    limits: RequestLimits = DEFAULT_LIMITS,
+) -> tuple[tuple[ObjectSpec, ...], list[InvalidArgument]]:
+    """The valid objects of the `objects` parameter and every problem of it (for lint: the
+    valid objects are what the SecretProviderClass would mount once the problems are fixed).
+
+    Raises InvalidArgument when the text as a whole cannot be read (too large, not YAML, not a
+    list, too many objects): there is then nothing to check object by object."""
     if text is None or text.strip() == "":
-        return ()
+        return (), []
     loaded = _load_objects_yaml(text, limits)
     if loaded is None or loaded == "":
-        return ()
+        return (), []
     if not isinstance(loaded, list):
         raise InvalidArgument(
             "parameter objects must be a YAML list of objects, each starting with '- ', for "
             "example '- objectName: \"db-password\"'"
         )
     _check_counts(loaded, limits)
-    objects = tuple(
-        _parse_object(index, item, translation, types) for index, item in enumerate(loaded)
-    )
-    _check_collisions(objects)
-    for spec in objects:
-        validator = types.validators.get(spec.object_type)
-        if validator is not None:
-            validator(spec)
-    return objects
+    problems = _Problems()
+    objects = []
+    for index, item in enumerate(loaded):
+        spec = problems.check(_parse_object, index, item, translation, types)
+        validator = types.validators.get(spec.object_type) if spec is not None else None
+        if spec is not None and validator is not None and problems.check(
+                _validated, validator, spec) is None:
+            continue
+        if spec is not None:
+            objects.append(spec)
+    problems.errors += _collisions(objects)
+    return tuple(objects), problems.errors
+
+
+def _validated(validator: BackendValidator, spec: ObjectSpec) -> ObjectSpec:
+    validator(spec)
+    return spec
 
 
 def parse_mount_request(
@@ -653,18 +755,25 @@ def parse_mount_request(
         mode = parse_driver_permission(permission) if permission.strip() else 0o644
     except ValueError as exc:
         raise InvalidArgument(str(exc)) from None
+    problems = _Problems()
     try:
         translation = parse_path_translation(attrs.get(ATTR_PATH_TRANSLATION))
     except ValueError as exc:
-        raise InvalidArgument(f"parameter {exc}") from None
+        problems.add(f"parameter {exc}")
+        translation = parse_path_translation(None)  # to check the objects all the same
     region = attrs.get(ATTR_REGION) or default_region or None
     if region is not None and not REGION_PATTERN.match(region):
-        raise InvalidArgument(
+        problems.add(
             f"parameter region {region!r} is not a region id; use the form cn-hangzhou or "
             "ap-southeast-1"
         )
-    objects = (parse_objects(attrs.get(ATTR_OBJECTS), translation, types, limits)
-               if objects_parser is None else objects_parser(attrs.get(ATTR_OBJECTS), translation))
+    use_pod_identity = problems.check(_bool_param, attrs.get(ATTR_USE_POD_TOKEN),
+                                      ATTR_USE_POD_TOKEN)
+    objects = (problems.check(parse_objects, attrs.get(ATTR_OBJECTS), translation, types, limits)
+               if objects_parser is None
+               else problems.check(objects_parser, attrs.get(ATTR_OBJECTS), translation))
+    problems.raise_any()
+    assert objects is not None and use_pod_identity is not None
     pod = PodInfo(
         name=attrs.get(ATTR_POD_NAME) or None,
         namespace=attrs.get(ATTR_POD_NAMESPACE) or None,
@@ -675,7 +784,7 @@ def parse_mount_request(
         objects=objects,
         region=region,
         path_translation=translation,
-        use_pod_identity=_bool_param(attrs.get(ATTR_USE_POD_TOKEN), ATTR_USE_POD_TOKEN),
+        use_pod_identity=use_pod_identity,
         pod=pod,
         default_permission=mode,
         secret_provider_class=attrs.get(ATTR_SPC) or None,

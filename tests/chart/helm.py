@@ -20,6 +20,7 @@ import importlib.metadata
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -207,6 +208,23 @@ def seed_values_files() -> list[Path]:
     if not files:
         raise RuntimeError(f"no {SEED_VALUES_GLOB} under {OFFICIAL_DIR}")
     return files
+
+
+#: what the downward API gives a pod, for expanding `$(VAR)` references as kubelet does
+DOWNWARD_API_SAMPLES = {"status.podIP": "10.0.0.7", "spec.nodeName": "node-1"}
+
+
+def kubelet_args(container: Mapping[str, Any]) -> list[str]:
+    """The container's args as the process receives them: kubelet replaces `$(NAME)` by the
+    value of the container's variable NAME (downward-API fields by a sample value)."""
+    values = {}
+    for variable in container.get("env") or []:
+        field = ((variable.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        value = variable.get("value", DOWNWARD_API_SAMPLES.get(field or ""))
+        if value is not None:
+            values[variable["name"]] = str(value)
+    return [re.sub(r"\$\((\w+)\)", lambda m: values.get(m.group(1), m.group(0)), arg)
+            for arg in container.get("args") or []]
 
 
 def values_args(

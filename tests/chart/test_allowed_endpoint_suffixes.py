@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -13,25 +14,27 @@ if TYPE_CHECKING:
     from helm import ChartUnderTest
 
 
-def _settings(chart: ChartUnderTest, values: dict[str, Any] | None) -> Any:
+def _settings(chart: ChartUnderTest, helm_lib: ModuleType,
+              values: dict[str, Any] | None) -> Any:
     daemonset = chart.template([], values).one("DaemonSet")
     [container] = daemonset["spec"]["template"]["spec"]["containers"]
-    args = cli.build_parser("serve").parse_args(["serve", *container["args"]])
+    # as the process receives them: kubelet expands $(POD_IP)
+    args = cli.build_parser("serve").parse_args(["serve", *helm_lib.kubelet_args(container)])
     return container["args"], cli.build_settings(args, {})
 
 
-def test_default_keeps_the_provider_default(chart: ChartUnderTest) -> None:
-    args, settings = _settings(chart, None)
+def test_default_keeps_the_provider_default(chart: ChartUnderTest, helm_lib: ModuleType) -> None:
+    args, settings = _settings(chart, helm_lib, None)
     assert not any(arg.startswith("--allowed-endpoint-suffixes") for arg in args)
     assert settings.allowed_endpoint_suffixes == ("aliyuncs.com",)
 
 
-def test_listed_domains_become_the_flag(chart: ChartUnderTest) -> None:
+def test_listed_domains_become_the_flag(chart: ChartUnderTest, helm_lib: ModuleType) -> None:
     args, settings = _settings(
-        chart, {"allowedEndpointSuffixes": ["aliyuncs.com", "kms-proxy.corp.example"]})
+        chart, helm_lib, {"allowedEndpointSuffixes": ["aliyuncs.com", "kms-proxy.corp.example"]})
     assert "--allowed-endpoint-suffixes=aliyuncs.com,kms-proxy.corp.example" in args
     assert settings.allowed_endpoint_suffixes == ("aliyuncs.com", "kms-proxy.corp.example")
-    _args, settings = _settings(chart, {"allowedEndpointSuffixes": ["*"]})
+    _args, settings = _settings(chart, helm_lib, {"allowedEndpointSuffixes": ["*"]})
     assert settings.allowed_endpoint_suffixes == ("*",)
 
 

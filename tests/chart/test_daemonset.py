@@ -409,7 +409,8 @@ def test_linux_disabled_renders_no_daemonset(chart: ChartUnderTest) -> None:
     assert chart.template([], {"linux": {"enabled": False}}).find("DaemonSet") == []
 
 
-def test_rendered_args_parse_with_the_provider_cli(chart: ChartUnderTest) -> None:
+def test_rendered_args_parse_with_the_provider_cli(
+        chart: ChartUnderTest, helm_lib: ModuleType) -> None:
     """The chart/CLI contract, checked against the real parser and settings builder."""
     from ack_secrets_provider.core import cli
 
@@ -429,7 +430,8 @@ def test_rendered_args_parse_with_the_provider_cli(chart: ChartUnderTest) -> Non
                               "kms.cn-hangzhou.aliyuncs.com": "https://proxy.internal:8443"},
     }
     container = _container(chart, [chart.region_values("cn-hangzhou")], values=values)
-    args = cli.build_parser().parse_args(["serve", *container["args"]])
+    # as the process receives them: kubelet expands $(POD_IP)
+    args = cli.build_parser().parse_args(["serve", *helm_lib.kubelet_args(container)])
     assert (args.verbosity, args.log_format, args.events) == (4, "json", True)
     assert (args.provider_volume, args.healthz_port, args.metrics_port) == ("/provider", 8989, 8990)
     settings = cli.build_settings(args, {})
@@ -448,7 +450,7 @@ def test_rendered_args_parse_with_the_provider_cli(chart: ChartUnderTest) -> Non
         "kms.cn-hangzhou.aliyuncs.com": "https://proxy.internal:8443"
     }
     off = cli.build_parser().parse_args(
-        ["serve", *_container(chart, values={"events": {"enabled": False}})["args"]]
+        ["serve", *helm_lib.kubelet_args(_container(chart, values={"events": {"enabled": False}}))]
     )
     assert off.events is False
 
