@@ -281,7 +281,7 @@ def _closest(name: str, choices: Collection[str]) -> str:
     return f" Did you mean {match!r}?" if match else ""
 
 
-def _unknown_field(problems: _Problems, where: str, key: Any, valid: Sequence[str],
+def _unknown_field(problems: _Problems, where: str, key: Any, valid: Collection[str],
                    context: str = "") -> str:
     """Report an unknown field; returns the field it was probably meant to be (a misspelt
     required field is then not also reported as missing)."""
