@@ -70,7 +70,7 @@ def test_install_false_skips_the_driver(chart: ChartUnderTest) -> None:
 
 
 def test_one_value_sets_the_response_limit_of_the_driver_and_the_provider(
-    chart: ChartUnderTest,
+    chart: ChartUnderTest, helm_lib: ModuleType,
 ) -> None:
     """The driver refuses a Mount response above its --max-call-recv-msg-size; the provider
     refuses first, with an explanation, at its flag of the same name. Raising only one side
@@ -85,5 +85,5 @@ def test_one_value_sets_the_response_limit_of_the_driver_and_the_provider(
         assert f"--max-call-recv-msg-size={size}" in container["args"]
         from ack_secrets_provider.core import cli
 
-        args = cli.build_parser("serve").parse_args(["serve", *container["args"]])
+        args = cli.build_parser("serve").parse_args(["serve", *helm_lib.kubelet_args(container)])
         assert cli.build_settings(args, {}).max_response_bytes == size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ack_secrets_provider.core import cli
@@ -12,21 +13,24 @@ if TYPE_CHECKING:
     from helm import ChartUnderTest
 
 
-def _settings(chart: ChartUnderTest, limits: dict[str, int | None]) -> ProviderSettings:
+def _settings(chart: ChartUnderTest, helm_lib: ModuleType,
+              limits: dict[str, int | None]) -> ProviderSettings:
     daemonset = chart.template([chart.region_values("cn-hangzhou")], {"limits": limits}).one(
         "DaemonSet")
-    args = daemonset["spec"]["template"]["spec"]["containers"][0]["args"]
+    # as the process receives them: kubelet expands $(POD_IP)
+    args = helm_lib.kubelet_args(daemonset["spec"]["template"]["spec"]["containers"][0])
     return cli.build_settings(cli.build_parser().parse_args(["serve", *args]), {})
 
 
-def test_unset_limits_keep_the_providers_defaults(chart: ChartUnderTest) -> None:
-    settings = _settings(chart, {})
+def test_unset_limits_keep_the_providers_defaults(
+        chart: ChartUnderTest, helm_lib: ModuleType) -> None:
+    settings = _settings(chart, helm_lib, {})
     assert settings.request_limits == RequestLimits()
     assert settings.max_concurrent_mounts == ProviderSettings().max_concurrent_mounts
 
 
-def test_every_limit_value_sets_its_flag(chart: ChartUnderTest) -> None:
-    settings = _settings(chart, {
+def test_every_limit_value_sets_its_flag(chart: ChartUnderTest, helm_lib: ModuleType) -> None:
+    settings = _settings(chart, helm_lib, {
         "requestBytes": 2097152, "objectsBytes": 1048576, "objects": 512, "jmespathEntries": 300,
         "objectsYamlNodes": 50000, "objectsYamlDepth": 20, "jmespathLength": 2048,
         "jmespathSteps": 5000000,
