@@ -120,5 +120,11 @@ def test_the_full_example_parses() -> None:
     ]
     assert examples, "the doc has no full SecretProviderClass example"
     for example in examples:
-        request = _parse(_parameters(example))
-        assert request.objects  # type: ignore[attr-defined]
+        parameters = _parameters(example)
+        request = _parse(parameters)
+        # every object the example declares comes out, in order, under its own name and type
+        declared = [(entry["objectName"], entry.get("objectType", "kms"))
+                    for entry in yaml.safe_load(parameters["objects"])]
+        parsed = [(spec.object_name, spec.object_type)
+                  for spec in request.objects]  # type: ignore[attr-defined]
+        assert parsed == declared
