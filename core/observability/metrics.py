@@ -48,6 +48,8 @@ from ack_secrets_provider.core.errors import (
 if TYPE_CHECKING:
     import grpc
 
+    from ack_secrets_provider.core.plugins.backend import Backend
+
 PREFIX = "ack_secrets_provider"
 
 # `*_created` timestamp series double the series count for no use on a node agent.
@@ -182,16 +184,10 @@ class ProviderMetrics:
         if result == "throttled":
             self.throttles.labels(service).inc()
 
-    def upstream_recorder(self, backend: object, *, batch: bool = False) -> UpstreamCalls:
-        """The recorder of one fetch by `backend` (a core.plugins.backend.Backend).
-
-        The `api` label is the backend's optional class attribute `api` (or `batch_api` for
-        `fetch_batch`), e.g. "GetSecretValue"; "Fetch"/"FetchBatch" when it declares none.
-        """
-        service = str(getattr(backend, "service", None) or "unknown")
-        api = getattr(backend, "batch_api" if batch else "api", None)
-        return UpstreamCalls(self, service,
-                             str(api) if api else ("FetchBatch" if batch else "Fetch"))
+    def upstream_recorder(self, backend: Backend, *, batch: bool = False) -> UpstreamCalls:
+        """The recorder of one fetch by `backend`: its `service` label, and its `api` (or
+        `batch_api` for `fetch_batch`) as the `api` label (Backend gives the defaults)."""
+        return UpstreamCalls(self, backend.service, backend.batch_api if batch else backend.api)
 
     def record_cache_hit(self, service: str, count: int = 1) -> None:
         self.cache_hits.labels(service).inc(count)
