@@ -80,6 +80,21 @@ def test_settings_from_flags() -> None:
     assert settings.rate_limits["oos"] == 10  # its default
 
 
+def test_the_serve_defaults_the_migration_page_promises() -> None:
+    """docs/migration.md: the official provider's flags keep their defaults (Socket and flags
+    row), objects are fetched 10 at a time, SIGTERM grants 30 s, and the value cache is on
+    for 60 s on the command line as in the chart (defect 9)."""
+    args = build_parser().parse_args(["serve"])
+    settings = build_settings(args, {})
+    assert args.provider_volume == "/var/run/secrets-store-csi-providers"
+    assert (args.healthz_port, args.healthz_path, args.healthz_timeout) == (8989, "/healthz", 5)
+    assert settings.rate_limits["kms"] == settings.rate_limits["oos"] == 10
+    assert settings.fetch_concurrency == 10
+    assert args.grace_period == 30
+    assert settings.cache_ttl == 60
+    assert settings.max_response_bytes == 4 * 1024 * 1024  # the driver's maxCallRecvMsgSize
+
+
 @pytest.mark.parametrize(("text", "seconds"), [
     ("5s", 5), ("1m30s", 90), ("250ms", 0.25), ("2h", 7200), ("0", 0), ("12.5", 12.5),
 ])
