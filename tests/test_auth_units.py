@@ -196,6 +196,15 @@ def test_identity_cache_single_flight_and_bound() -> None:
     assert len(cache) == 2
 
 
+def test_identity_cache_holds_at_most_4096_identities_by_default() -> None:
+    """docs/security.md, fixed bounds: one identity per pod token must not grow without end."""
+    cache = IdentityCache()
+    for n in range(4096 + 10):
+        cache.get_or_create(("pod-token", n), lambda n=n: Identity(IdentityKey(f"pod-{n}"),
+                                                                    credential=None))
+    assert len(cache) == 4096
+
+
 # --- configuration errors and the allow-list --------------------------------------------------
 
 @pytest.fixture()

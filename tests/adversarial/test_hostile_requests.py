@@ -83,6 +83,19 @@ def test_a_request_of_250000_volume_attributes_is_refused_before_it_is_decoded(
     assert parser_target.mounts("INVALID_ARGUMENT") == before + 1
 
 
+def test_a_request_above_grpcs_4_mib_is_refused_before_the_provider_sees_it(
+    parser_target: ProviderProcess,
+) -> None:
+    """docs/security.md, fixed bounds: gRPC's default receive limit, not a provider flag."""
+    attributes = driver_attributes({"objects": "x" * (4 * MiB + 1)})
+    before = parser_target.mounts("INVALID_ARGUMENT"), parser_target.log().count("mount failed")
+    error, seconds = mount(parser_target, attributes, timeout=10)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert seconds < 1.0
+    after = parser_target.mounts("INVALID_ARGUMENT"), parser_target.log().count("mount failed")
+    assert after == before  # the provider's handler never ran
+
+
 @pytest.mark.parametrize(("name", "objects"), [
     ("objects_bytes", "- objectName: " + "x" * (300 * 1024) + "\n"),
     ("request_bytes", "- objectName: " + "x" * (600 * 1024) + "\n"),
