@@ -130,3 +130,12 @@ def test_cache_key_comes_from_the_spec_the_identity_and_the_endpoint() -> None:
     assert got == CacheKey(BOB, "kms", "kms-vpc.cn-hangzhou.aliyuncs.com", "127.0.0.1:9", "http",
                            "cn-hangzhou", "app/db", None, "ACSPrevious")
     assert not got.pinned and replace(got, object_version="v1").pinned
+
+
+def test_the_defaults_rotation_and_caching_md_states() -> None:
+    """`serve` with no flags: TTL 60 s, pinned versions 1 h, 10,000 entries, 64 MiB."""
+    from ack_secrets_provider.core.cli import build_parser, build_settings
+
+    settings = build_settings(build_parser().parse_args(["serve"]), {})
+    assert (settings.cache_ttl, settings.cache_pinned_ttl) == (60, 3600)
+    assert (settings.cache_max_entries, settings.cache_max_bytes) == (10_000, 64 * 1024 * 1024)
