@@ -93,7 +93,7 @@ def test_concurrency_limit_waits_within_the_deadline() -> None:
 
     waiter = threading.Thread(target=wait_for_slot)
     waiter.start()
-    assert not waiter_inside.is_set()  # both slots are still held
+    assert not waiter_inside.wait(0.1)  # both slots are still held: it waits, not enters
     release.set()
     for thread in [*threads, waiter]:
         thread.join(5)
