@@ -383,3 +383,48 @@ def test_serve_refuses_a_default_object_type_that_is_not_installed(tmp_path: Pat
     assert "cannot start: --default-object-type 'vualt' is not an installed backend" in \
         result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "alibabacloud.sock").exists()
+
+
+#: docs/plugin-authors.md "Stable in 0.x": each public module and the names it promises there
+STABLE_SURFACE = {
+    "core.plugins.backend": ("Backend", "RateLimit", "Option", "SecretValue", "FetchContext"),
+    "core.plugins.toolkit": ("SdkBackend", "IdentityCache", "secret_digest", "RefreshingProvider",
+                             "Issued", "Fetch", "refreshing_identity"),
+    "core.mount.spec": ("ObjectSpec", "MountRequest", "ObjectTypes", "PARAMETERS",
+                        "OBJECT_FIELDS"),
+    "core.plugins.hookspecs": ("hookimpl",),
+    "core.plugins.credentials": ("Identity", "IdentityKey", "CredentialContext",
+                                 "CredentialHost"),
+    "core.cloud.sdk_errors": ("map_sdk_error", "ServiceHints"),
+    "core.cloud.clients": ("ClientCache", "ClientKey", "openapi_config"),
+    "core.cloud.endpoints": ("Endpoint", "EndpointOverrides", "check_endpoint_host"),
+    "core.mount.arn": (),
+    "core.resilience.deadline": ("Deadline",),
+    "core.observability.metrics": ("ProviderMetrics",),
+    "core.server.driver_client": ("running_provider", "driver_attributes", "files_of"),
+    "core.emulator.testing": (),
+    "core.emulator.api": ("EmulatorPart", "Call", "Reply", "ApiError"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(STABLE_SURFACE))
+def test_the_stable_surface_plugin_authors_md_lists_is_importable(module: str) -> None:
+    import importlib
+
+    imported = importlib.import_module(f"ack_secrets_provider.{module}")
+    missing = [name for name in STABLE_SURFACE[module] if not hasattr(imported, name)]
+    assert not missing, f"{module} lost {missing}: docs/plugin-authors.md calls them stable"
+    page = (Path(__file__).parents[1] / "docs" / "plugin-authors.md").read_text()
+    # a module dropped from the page must leave this list too (the emulator part interface is
+    # listed by its names only)
+    assert f"`{module}" in page or all(f"`{name}`" in page for name in STABLE_SURFACE[module])
+
+
+def test_the_metrics_recording_methods_plugin_authors_use_exist() -> None:
+    from ack_secrets_provider.core.observability.metrics import ProviderMetrics
+    from ack_secrets_provider.core.plugins.credentials import CredentialHost
+
+    for method in ("record_sts_call", "record_credential_refresh", "record_cache_hit",
+                   "record_cache_miss", "record_coalesced_wait"):
+        assert callable(getattr(ProviderMetrics, method, None)), method
+    assert callable(CredentialHost.load)
