@@ -225,6 +225,7 @@ def test_a_programming_error_in_the_sdk_call_is_internal_and_not_retried(
             fetcher.fetch(FetchUnit(backend, (spec,), ctx))
         assert info.value.code.name == "INTERNAL" and not info.value.retryable
         assert "TypeError" in info.value.message and "bug" in info.value.message
+        assert value not in info.value.message  # nor is it answered to the driver
     guard = fetcher._guard(FetchUnit(backend, (spec,), ctx))
     assert not guard.gate.down and guard.budget.tokens == settings.retry.budget_tokens
     assert server.requests == 0
