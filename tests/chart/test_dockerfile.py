@@ -148,7 +148,8 @@ def test_labels_say_what_the_image_is() -> None:
 def test_runtime_stage_user_and_entrypoint() -> None:
     runtime = _stages()[1]
     users = [i.args for i in runtime if i.keyword == "USER"]
-    assert users and users[-1].split(":")[0] not in {"0", "root"}
+    # docs/installation.md: "default user 65532", the uid the chart's runAsNonRoot option uses
+    assert users and users[-1] == "65532:65532"
     (entrypoint,) = [i.args for i in runtime if i.keyword == "ENTRYPOINT"]
     assert entrypoint == '["ack-secrets-provider", "serve"]'  # exec form: no shell at run time
     assert "ack-secrets-provider" in PYPROJECT["project"]["scripts"]
