@@ -205,6 +205,12 @@ def test_identity_cache_holds_at_most_4096_identities_by_default() -> None:
     assert len(cache) == 4096
 
 
+def test_the_role_annotation_is_the_official_providers() -> None:
+    """docs/migration.md, Credentials: existing ServiceAccounts keep working unchanged (the
+    suite's fake API uses the constant, so only this literal catches a rename)."""
+    assert kube.ROLE_ANNOTATION == "ack.alibabacloud.com/role-arn"
+
+
 # --- configuration errors and the allow-list --------------------------------------------------
 
 @pytest.fixture()
