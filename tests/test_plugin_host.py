@@ -182,3 +182,23 @@ def test_autoload_off_keeps_only_built_ins(monkeypatch: pytest.MonkeyPatch) -> N
     host.load(autoload_third_party=False)
     # the third-party plugin is left out, the built-ins are all there, in their order
     assert host.plugin_names() == ["pod-rrsa", "static-ak", "ecs-ram-role"]
+
+
+def test_the_unknown_field_message_migration_md_quotes_is_the_providers() -> None:
+    """docs/migration.md quotes the message a typo gets with the built-in backends: keep the
+    page and the parser in step (the quoted block, unwrapped, is the whole message)."""
+    import json
+    import re
+    from pathlib import Path
+
+    from ack_secrets_provider.core.errors import InvalidArgument
+    from ack_secrets_provider.core.mount.spec import parse_mount_request
+
+    host = BackendHost(ProviderSettings())
+    host.load(autoload_third_party=False)
+    attributes = json.dumps({"objects": "- objectName: db-password\n  objectVerison: '2'\n"})
+    with pytest.raises(InvalidArgument) as refused:
+        parse_mount_request(attributes, "null", '"420"', types=host.object_types())
+    page = (Path(__file__).parents[1] / "docs" / "migration.md").read_text()
+    (quoted,) = re.findall(r"```text\n(object #1 \('db-password'\).*?)\n```", page, re.S)
+    assert " ".join(quoted.split()) == str(refused.value)
