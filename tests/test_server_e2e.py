@@ -48,7 +48,7 @@ def test_version_reports_protocol_runtime_and_package_version(provider: RunningP
 
 def test_socket_is_owner_only(provider: RunningProvider) -> None:
     mode = stat.S_IMODE(os.stat(provider.socket_path).st_mode)
-    assert mode & 0o077 == 0, oct(mode)
+    assert mode == 0o600, oct(mode)  # docs/security.md, migration.md: owner-only `0600`
     assert provider.socket_path.name == "alibabacloud.sock"
 
 
