@@ -18,7 +18,7 @@ import contextlib
 import platform
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -48,9 +48,19 @@ from ack_secrets_provider.core.errors import (
 if TYPE_CHECKING:
     import grpc
 
-    from ack_secrets_provider.core.plugins.backend import Backend
-
 PREFIX = "ack_secrets_provider"
+
+
+class Recorded(Protocol):
+    """What the metrics read of a core.plugins.backend.Backend (which imports this module's
+    users: naming Backend here would close an import cycle)."""
+
+    @property
+    def service(self) -> str: ...
+    @property
+    def api(self) -> str: ...
+    @property
+    def batch_api(self) -> str: ...
 
 # `*_created` timestamp series double the series count for no use on a node agent.
 disable_created_metrics()
@@ -184,7 +194,7 @@ class ProviderMetrics:
         if result == "throttled":
             self.throttles.labels(service).inc()
 
-    def upstream_recorder(self, backend: Backend, *, batch: bool = False) -> UpstreamCalls:
+    def upstream_recorder(self, backend: Recorded, *, batch: bool = False) -> UpstreamCalls:
         """The recorder of one fetch by `backend`: its `service` label, and its `api` (or
         `batch_api` for `fetch_batch`) as the `api` label (Backend gives the defaults)."""
         return UpstreamCalls(self, backend.service, backend.batch_api if batch else backend.api)
