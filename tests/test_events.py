@@ -14,10 +14,12 @@ from typing import Any
 import ack_test_backend
 import grpc
 import pytest
+from scraped import sample
 
 from ack_secrets_provider.core.cloud.kube import KubeClient
 from ack_secrets_provider.core.observability.events import (
     COMPONENT,
+    MAX_TRACKED,
     EventRecorder,
     PodRef,
     RateLimiter,
@@ -119,8 +121,11 @@ def mount(app: App, objects: str, pod: DriverPod | None = DEFAULT_POD) -> grpc.S
 
 
 def flush(app: App) -> None:
+    """Every event queued so far is sent: stopping the sender sends what is queued first (one
+    worker, in order); it is started again for the rest of the test."""
     assert app.events is not None
-    assert app.events.flush(5.0)
+    app.events.stop()
+    app.events.start()
 
 
 def versioned(name: str, version: str) -> str:
@@ -157,10 +162,9 @@ def test_a_failed_mount_posts_one_warning_event_on_the_pod(app: App, api: FakeAp
     flush(app)
     posts = api.posts()
     assert [p["body"]["involvedObject"]["name"] for p in posts] == [pod.name, other.name]
-    sample = app.metrics.sample
-    assert sample("ack_secrets_provider_kube_events_total",
+    assert sample(app.metrics, "ack_secrets_provider_kube_events_total",
                   {"reason": "SecretMountFailed", "outcome": "sent"}) == 2
-    assert sample("ack_secrets_provider_kube_events_total",
+    assert sample(app.metrics, "ack_secrets_provider_kube_events_total",
                   {"reason": "SecretMountFailed", "outcome": "suppressed"}) == 1
 
 
@@ -240,7 +244,7 @@ def test_a_full_queue_drops_and_counts() -> None:
     recorder = EventRecorder(client, metrics=m, queue_size=1)  # no worker: the queue fills
     recorder.mount_failed(PodRef("a", "ns", "uid-a"), "spc", "boom")
     recorder.mount_failed(PodRef("b", "ns", "uid-b"), "spc", "boom")
-    assert m.sample("ack_secrets_provider_kube_events_total",
+    assert sample(m, "ack_secrets_provider_kube_events_total",
                     {"reason": "SecretMountFailed", "outcome": "dropped"}) == 1
 
 
@@ -258,9 +262,10 @@ def test_rate_limiter_per_pod_interval_and_global_cap() -> None:
 
 
 def test_rotation_tracker_is_bounded() -> None:
-    tracker = RotationTracker(max_entries=3)
-    for i in range(10):
+    tracker = RotationTracker()
+    for i in range(MAX_TRACKED + 10):
         assert tracker.update(f"uid-{i}", "spc", {"f": "v1"}) == []
-    assert len(tracker) == 3
-    assert tracker.update("uid-9", "spc", {"f": "v2"}) == [("f", "v1", "v2")]
+    assert len(tracker) == MAX_TRACKED
+    last = f"uid-{MAX_TRACKED + 9}"
+    assert tracker.update(last, "spc", {"f": "v2"}) == [("f", "v1", "v2")]
     assert tracker.update("uid-0", "spc", {"f": "v2"}) == []  # evicted: seen as new

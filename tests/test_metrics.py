@@ -15,6 +15,7 @@ from typing import ClassVar
 import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from scraped import sample
 
 from ack_secrets_provider.core import __version__
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
@@ -53,8 +54,8 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         text = response.read().decode()
     samples = {}
     for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        for found in family.samples:
+            samples[(found.name, tuple(sorted(found.labels.items())))] = found.value
     return samples
 
 
@@ -154,9 +155,9 @@ def test_each_app_records_into_its_own_registry(tmp_path: Path) -> None:
         first.close_unstarted()
         second.close_unstarted()
     labels = {"api": "AssumeRoleWithOIDC"}
-    assert first.metrics.sample(f"{P}_sts_calls_total", {**labels, "result": "ok"}) == 1
-    assert second.metrics.sample(f"{P}_sts_calls_total", {**labels, "result": "ok"}) == 0
-    assert second.metrics.sample(f"{P}_sts_calls_total", {**labels, "result": "throttled"}) == 1
+    assert sample(first.metrics, f"{P}_sts_calls_total", {**labels, "result": "ok"}) == 1
+    assert sample(second.metrics, f"{P}_sts_calls_total", {**labels, "result": "ok"}) == 0
+    assert sample(second.metrics, f"{P}_sts_calls_total", {**labels, "result": "throttled"}) == 1
 
 
 def test_recording_for_cache_and_credential_plugins() -> None:
@@ -166,12 +167,12 @@ def test_recording_for_cache_and_credential_plugins() -> None:
     m.record_coalesced_wait("oos", 2)
     m.record_credential_refresh("pod-rrsa")
     m.record_credential_refresh("pod-rrsa", NotFound("no such role"))
-    assert m.sample(f"{P}_cache_hits_total", {"service": "kms"}) == 3
-    assert m.sample(f"{P}_cache_misses_total", {"service": "kms"}) == 1
-    assert m.sample(f"{P}_cache_coalesced_waits_total", {"service": "oos"}) == 2
-    assert m.sample(f"{P}_credential_refreshes_total",
+    assert sample(m, f"{P}_cache_hits_total", {"service": "kms"}) == 3
+    assert sample(m, f"{P}_cache_misses_total", {"service": "kms"}) == 1
+    assert sample(m, f"{P}_cache_coalesced_waits_total", {"service": "oos"}) == 2
+    assert sample(m, f"{P}_credential_refreshes_total",
                     {"mode": "pod-rrsa", "result": "ok"}) == 1
-    assert m.sample(f"{P}_credential_refreshes_total",
+    assert sample(m, f"{P}_credential_refreshes_total",
                     {"mode": "pod-rrsa", "result": "not_found"}) == 1
 
 
@@ -218,10 +219,10 @@ def test_retries_and_throttles_are_counted_through_the_fetch_path() -> None:
     values = Fetcher(settings, metrics=m).fetch(FetchUnit(backend, specs_for(["f"]), context))
     assert [v.data for v in values] == [b"value-of-flaky"]
     labels = {"service": "flakysvc", "api": "GetFlaky"}
-    assert m.sample(f"{P}_upstream_calls_total", {**labels, "result": "throttled"}) == 2
-    assert m.sample(f"{P}_upstream_calls_total", {**labels, "result": "ok"}) == 1
-    assert m.sample(f"{P}_upstream_throttled_total", {"service": "flakysvc"}) == 2
-    assert m.sample(f"{P}_upstream_retries_total",
+    assert sample(m, f"{P}_upstream_calls_total", {**labels, "result": "throttled"}) == 2
+    assert sample(m, f"{P}_upstream_calls_total", {**labels, "result": "ok"}) == 1
+    assert sample(m, f"{P}_upstream_throttled_total", {"service": "flakysvc"}) == 2
+    assert sample(m, f"{P}_upstream_retries_total",
                     {"service": "flakysvc", "reason": "throttled"}) == 2
 
 

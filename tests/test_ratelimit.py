@@ -10,7 +10,7 @@ import pytest
 from ack_secrets_provider.core.errors import DeadlineExceeded, Unavailable
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.ratelimit import ConcurrencyLimit, RateLimiter
-from ack_secrets_provider.core.resilience.retry import OutageGate, RetryBudget
+from ack_secrets_provider.core.resilience.retry import PROBE_INTERVAL, OutageGate, RetryBudget
 
 
 class FakeTime:
@@ -103,19 +103,18 @@ def test_concurrency_limit_waits_within_the_deadline() -> None:
 def test_outage_gate_admits_one_probe_per_interval_once_the_budget_is_gone() -> None:
     t = FakeTime()
     budget = RetryBudget(capacity=2, refund=0.5)
-    gate = OutageGate(budget, probe_interval=1.0, clock=t.clock)
+    gate = OutageGate(budget, clock=t.clock)  # the clock stands still until the test moves it
     gate.record_failure(Unavailable("object #1: down"))
-    assert not gate.down and gate.admit()  # budget left: failures alone do not close it
+    assert gate.admit() and gate.admit()  # budget left: failures alone do not close it
     assert budget.try_spend() and budget.try_spend()
-    gate.record_failure(Unavailable("object #1: down"))
-    assert gate.down
+    gate.record_failure(Unavailable("object #1: down"))  # the budget is gone: down
     assert [gate.admit() for _ in range(5)] == [False] * 5
     refusal = gate.refusal("object #2", "kms-vpc.cn-hangzhou.aliyuncs.com")
     assert isinstance(refusal, Unavailable) and "probe" in refusal.message
     # the last error's class is named; its message (another mount's objects) is not quoted
     assert "object #2" in refusal.message and "last error: Unavailable" in refusal.message
     assert "object #1" not in refusal.message
-    t.now += 1.0
+    t.now += PROBE_INTERVAL
     assert gate.admit() and not gate.admit()  # one probe per interval
     gate.record_success()
-    assert not gate.down and all(gate.admit() for _ in range(5))
+    assert all(gate.admit() for _ in range(5))  # up again: no probe interval

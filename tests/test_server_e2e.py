@@ -7,7 +7,6 @@ import json
 import os
 import stat
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import ack_test_backend
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from scraped import sample, wait_for
 
 from ack_secrets_provider.core import __version__
 from ack_secrets_provider.core.server.driver_client import (
@@ -191,12 +191,8 @@ def test_sigterm_style_stop_lets_in_flight_mounts_finish(tmp_path: Path) -> None
         thread.start()
         # until this provider serves the mount (its own gauge: slow fetches another test left
         # running in another provider do not count); generously: a loaded CI machine
-        deadline = time.monotonic() + 30
-        while (running.metrics.sample("ack_secrets_provider_mounts_in_flight") == 0
-               and time.monotonic() < deadline):
-            time.sleep(0.01)
-        assert running.metrics.sample("ack_secrets_provider_mounts_in_flight") == 1, \
-            "the mount never reached the provider"
+        wait_for(lambda: sample(running.metrics, "ack_secrets_provider_mounts_in_flight") == 1,
+                 "the mount reaches the provider", timeout=30)
         running.server.stop(grace=5.0)
         thread.join(timeout=10)
         assert results == [{"slow-a": b"value-of-slow-a"}]

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from scraped import sample, wait_for
 
 from ack_secrets_provider.auth import kube
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
@@ -70,31 +71,36 @@ class GatedBatchBackend(Backend):
             raise NotFound("objects (gated 'bad'): not found; check objectName")
         return [SecretValue(f"value-of-{name}".encode(), "v1") for name in names]
 
+    def unit(self, *names: str, seconds: float = WAIT) -> FetchUnit:
+        """One fetch of `names` by the same identity, with `seconds` left on its deadline."""
+        identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
+        ctx = FetchContext(identity, Deadline.after(seconds),
+                           self.endpoint(spec(0, names[0]), None), self.settings)
+        return FetchUnit(self, tuple(spec(i, n) for i, n in enumerate(names)), ctx)
+
+
+def gated() -> tuple[GatedBatchBackend, Fetcher]:
+    """A held batch backend and a caching fetcher (single-flight needs the cache)."""
+    settings = ProviderSettings(cache_ttl=60.0)
+    return GatedBatchBackend(settings), Fetcher(
+        settings, metrics=ProviderMetrics(process_collectors=False))
+
 
 def spec(index: int, name: str) -> ObjectSpec:
     return ObjectSpec(index=index, object_name=name, object_type="gated", file_name=name)
 
 
-def wait_until_a_waiter_joins(fetcher: Fetcher) -> None:
-    """Until a second caller waits on the leader's flight (polled, at most WAIT seconds)."""
-    for _ in range(int(WAIT * 100)):
-        if any(f.waiters for f in fetcher.flights._flights.values()):
-            return
-        threading.Event().wait(0.01)
-    raise AssertionError("no caller joined the leader's flight")
+def wait_until_a_waiter_joins(fetcher: Fetcher, backend: Backend) -> None:
+    """Until a second caller waits on the leader's call (the fetcher counts it as a coalesced
+    wait in its metrics as it starts waiting)."""
+    wait_for(lambda: sample(fetcher.metrics, "ack_secrets_provider_cache_coalesced_waits_total",
+                            {"service": backend.service}) >= 1,
+             "a second caller joins the leader's call", timeout=WAIT)
 
 
 def test_a_waiter_does_not_inherit_a_batch_error_caused_by_another_object() -> None:
-    settings = ProviderSettings(cache_ttl=60.0)
-    backend = GatedBatchBackend(settings)
-    fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False))
-    identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
-
-    def unit(*names: str) -> FetchUnit:
-        ctx = FetchContext(identity, Deadline.after(WAIT), backend.endpoint(spec(0, "x"), None),
-                           settings)
-        return FetchUnit(backend, tuple(spec(i, n) for i, n in enumerate(names)), ctx)
-
+    backend, fetcher = gated()
+    unit = backend.unit
     leader_error: list[BaseException] = []
     waiter_result: list[Any] = []
 
@@ -115,7 +121,7 @@ def test_a_waiter_does_not_inherit_a_batch_error_caused_by_another_object() -> N
     assert backend.started.wait(WAIT)
     waiter = threading.Thread(target=wait)
     waiter.start()
-    wait_until_a_waiter_joins(fetcher)
+    wait_until_a_waiter_joins(fetcher, backend)
     backend.release.set()
     leader.join(WAIT)
     waiter.join(WAIT)
@@ -127,11 +133,7 @@ def test_a_waiter_does_not_inherit_a_batch_error_caused_by_another_object() -> N
 
 
 def test_a_waiter_fetches_itself_when_only_the_leaders_caller_ran_out_of_time() -> None:
-    settings = ProviderSettings(cache_ttl=60.0)
-    backend = GatedBatchBackend(settings)
-    fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False))
-    identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
-    endpoint = backend.endpoint(spec(0, "x"), None)
+    backend, fetcher = gated()
     original = backend.fetch_batch
 
     def leader_times_out_first(specs: Sequence[ObjectSpec], ctx: FetchContext
@@ -145,9 +147,8 @@ def test_a_waiter_fetches_itself_when_only_the_leaders_caller_ran_out_of_time() 
     outcomes: dict[str, Any] = {}
 
     def run(role: str) -> None:
-        ctx = FetchContext(identity, Deadline.after(WAIT), endpoint, settings)
         try:
-            outcomes[role] = fetcher.fetch(FetchUnit(backend, (spec(0, "shared"),), ctx))
+            outcomes[role] = fetcher.fetch(backend.unit("shared"))
         except BaseException as exc:  # collected for the assertion
             outcomes[role] = exc
 
@@ -156,13 +157,30 @@ def test_a_waiter_fetches_itself_when_only_the_leaders_caller_ran_out_of_time() 
     assert backend.started.wait(WAIT)
     waiter = threading.Thread(target=run, args=("waiter",))
     waiter.start()
-    wait_until_a_waiter_joins(fetcher)
+    wait_until_a_waiter_joins(fetcher, backend)
     backend.release.set()
     leader.join(WAIT)
     waiter.join(WAIT)
     assert isinstance(outcomes["leader"], DeadlineExceeded)
     assert [v.data for v in outcomes["waiter"]] == [b"value-of-shared"]
     assert backend.calls == [("shared",), ("shared",)]
+
+
+def test_a_waiter_gives_up_at_its_own_deadline_without_cancelling_the_leader() -> None:
+    backend, fetcher = gated()
+    led: list[Sequence[SecretValue]] = []
+    leader = threading.Thread(target=lambda: led.append(fetcher.fetch(backend.unit("shared"))))
+    leader.start()
+    assert backend.started.wait(WAIT)  # the leader's call is in progress, held by the backend
+    with pytest.raises(DeadlineExceeded, match="object #1.*in flight"):
+        fetcher.fetch(backend.unit("shared", seconds=0.2))
+    assert leader.is_alive() and not led  # the waiter gave up alone: the leader carries on
+    backend.release.set()
+    leader.join(WAIT)
+    assert [v.data for v in led[0]] == [b"value-of-shared"]
+    # the leader's value filled the cache: the next caller needs no call of its own
+    assert [v.data for v in fetcher.fetch(backend.unit("shared"))] == [b"value-of-shared"]
+    assert backend.calls == [("shared",)]
 
 
 def test_a_retryable_batch_error_is_still_shared() -> None:

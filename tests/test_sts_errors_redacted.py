@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from scraped import sample
 
 from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
@@ -97,7 +98,7 @@ def test_a_signature_error_echoing_the_security_token_is_not_forwarded(
                          duration=3600, timeout=5, what="crossAccountRoleArn x", hint="fix it",
                          metrics=metrics)
     _assert_clean(info.value)
-    assert metrics.sample("ack_secrets_provider_sts_calls_total",
+    assert sample(metrics, "ack_secrets_provider_sts_calls_total",
                           {"api": "AssumeRole", "result": "unauthenticated"}) == 1
     assert "SignatureDoesNotMatch" in info.value.message and "REQ-1234" in info.value.message
 

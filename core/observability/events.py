@@ -10,10 +10,10 @@ did change a file. The provider therefore posts core/v1 Events on the pod:
   of the same pod returned. The last versions are kept per pod UID, SecretProviderClass and file
   in a bounded in-memory map (versions are identifiers, never secret; values are never kept).
 
-Events are rate-limited (one per pod UID and reason per `per_pod_interval`, and a global token
-bucket) and sent asynchronously: `record_*` only puts a prepared body on a bounded queue that one
-worker thread drains, so a slow or unreachable API server never slows a mount; when the queue is
-full the event is dropped and counted.
+Events are rate-limited (one per pod UID and reason per `PER_POD_INTERVAL`, and a global token
+bucket of `GLOBAL_PER_MINUTE`) and sent asynchronously: `record_*` only puts a prepared body on a
+bounded queue that one worker thread drains, so a slow or unreachable API server never slows a
+mount; when the queue is full the event is dropped and counted.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ REASON_ROTATED = "SecretRotated"
 MAX_MESSAGE = 1024
 #: files listed by name in one rotation event
 MAX_FILES_LISTED = 10
+#: seconds between two events of the same reason on the same pod
+PER_POD_INTERVAL = 300.0
+#: events per minute from the whole provider (a burst of as many is allowed)
+GLOBAL_PER_MINUTE = 60.0
+#: how many events may wait for the worker; more are dropped and counted
+QUEUE_SIZE = 256
+#: (pod UID, reason) pairs and (pod UID, SecretProviderClass, file) versions remembered
+MAX_TRACKED = 20_000
 
 Clock = Callable[[], float]
 
@@ -68,8 +76,8 @@ class PodRef:
 class RotationTracker:
     """Last version per (pod UID, SecretProviderClass, file); bounded, least recent dropped."""
 
-    def __init__(self, max_entries: int = 20_000) -> None:
-        self._versions: LRUCache[tuple[str, str, str], str] = LRUCache(max_entries)
+    def __init__(self) -> None:
+        self._versions: LRUCache[tuple[str, str, str], str] = LRUCache(MAX_TRACKED)
         self._lock = threading.Lock()
 
     def update(self, uid: str, spc: str, versions: Mapping[str, str]) -> list[tuple[str, str, str]]:
@@ -93,14 +101,14 @@ class RateLimiter:
     """One event per (pod UID, reason) per interval, and a global token bucket."""
 
     def __init__(self, per_key_interval: float, global_per_minute: float, *,
-                 max_keys: int = 20_000, clock: Clock = time.monotonic) -> None:
+                 clock: Clock = time.monotonic) -> None:
         self.per_key_interval = per_key_interval
         self.rate = global_per_minute / 60.0
         self.burst = max(1.0, global_per_minute)
         self.clock = clock
         self._tokens = self.burst
         self._filled_at = clock()
-        self._last: LRUCache[tuple[str, str], float] = LRUCache(max_keys)
+        self._last: LRUCache[tuple[str, str], float] = LRUCache(MAX_TRACKED)
         self._lock = threading.Lock()
 
     def allow(self, key: tuple[str, str]) -> bool:
@@ -131,18 +139,13 @@ class EventRecorder:
         *,
         metrics: ProviderMetrics,
         node_name: str | None = None,
-        per_pod_interval: float = 300.0,
-        global_per_minute: float = 60.0,
-        queue_size: int = 256,
-        clock: Clock = time.monotonic,
-        wall_clock: Clock = time.time,
+        queue_size: int = QUEUE_SIZE,
     ) -> None:
         self.client = client
         self.metrics = metrics
         self.node_name = node_name
-        self.limiter = RateLimiter(per_pod_interval, global_per_minute, clock=clock)
+        self.limiter = RateLimiter(PER_POD_INTERVAL, GLOBAL_PER_MINUTE)
         self.rotations = RotationTracker()
-        self.wall_clock = wall_clock
         self._queue: queue.Queue[tuple[str, str, dict[str, Any]] | None] = queue.Queue(
             maxsize=queue_size)
         self._thread: threading.Thread | None = None
@@ -184,7 +187,7 @@ class EventRecorder:
                         "Kubernetes API is slow or unreachable)", reason, pod.namespace, pod.name)
 
     def _body(self, pod: PodRef, reason: str, kind: str, message: str) -> dict[str, Any]:
-        now = self.wall_clock()
+        now = time.time()
         with self._lock:
             self._sequence += 1
             suffix = f"{int(now * 1e9):x}{self._sequence % 4096:03x}"
@@ -222,15 +225,6 @@ class EventRecorder:
             self._queue.put(None, timeout=timeout)
         self._thread.join(timeout)
         self._thread = None
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued event is sent or failed (tests); False on timeout."""
-        end = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() >= end:
-                return False
-            time.sleep(0.01)
-        return True
 
     def _run(self) -> None:
         while True:

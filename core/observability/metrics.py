@@ -173,11 +173,6 @@ class ProviderMetrics:
         """An HTTP answer (status, content type, body) with the current values."""
         return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
 
-    def sample(self, name: str, labels: dict[str, str] | None = None) -> float:
-        """The current value of one sample (0.0 when it does not exist yet)."""
-        value = self.registry.get_sample_value(name, labels or {})
-        return 0.0 if value is None else float(value)
-
     # -- recording --------------------------------------------------------------------------
 
     def record_mount(self, code: grpc.StatusCode | None, seconds: float,

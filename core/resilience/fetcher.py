@@ -86,7 +86,7 @@ class Fetcher:
                        max_bytes=max(1, settings.cache_max_bytes), clock=clock)
             if settings.cache_ttl > 0 else None
         )
-        self.flights: SingleFlight[CacheKey, SecretValue] = SingleFlight()
+        self._flights: SingleFlight[CacheKey, SecretValue] = SingleFlight()
         #: LRU-bounded: the dialled address can come from a pod's endpoint fields
         self._guards: LRUCache[tuple[str, str], _EndpointGuard] = LRUCache(MAX_ENDPOINT_GUARDS)
         self._rates: dict[str, RateLimiter] = {}
@@ -163,7 +163,7 @@ class Fetcher:
         led: list[tuple[int, Flight[SecretValue]]] = []
         waiting: list[tuple[int, Flight[SecretValue]]] = []
         for i in missing:
-            flight, leader = self.flights.begin(keys[i])
+            flight, leader = self._flights.begin(keys[i])
             (led if leader else waiting).append((i, flight))
         if led:
             # Fetch what nobody else is fetching first, so two mounts waiting on each other's
@@ -177,12 +177,12 @@ class Fetcher:
                 # it must not inherit that error, it fetches its object itself instead.
                 shared = exc if len(led) == 1 or _applies_to_all(exc) else _BatchFailed()
                 for i, flight in led:
-                    self.flights.finish(keys[i], flight, error=shared)
+                    self._flights.finish(keys[i], flight, error=shared)
                 raise
             for (i, flight), value in zip(led, got, strict=True):
                 self._store(keys[i], value)
                 values[i] = value
-                self.flights.finish(keys[i], flight, value=value)
+                self._flights.finish(keys[i], flight, value=value)
         if waiting:
             self.metrics.record_coalesced_wait(service, len(waiting))
         for i, flight in waiting:

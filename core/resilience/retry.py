@@ -18,7 +18,7 @@ else (not found, permission denied, bad credentials, invalid arguments) fails at
   already struggling.
 - An `OutageGate` (one per endpoint, next to its budget) bounds first attempts too: once a call
   failed with the budget empty, the endpoint is considered down and only one probe call per
-  `probe_interval` goes out; every other fetch fails at once (ABORTED) until a call succeeds
+  `PROBE_INTERVAL` goes out; every other fetch fails at once (ABORTED) until a call succeeds
   or the endpoint gives a considered refusal (which proves it is up).
   So the calls made during an outage are bounded by the budget plus one probe per interval,
   whatever the mount rate.
@@ -37,6 +37,9 @@ from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import RetryPolicy
 
 T = TypeVar("T")
+
+#: seconds between two probe calls to an endpoint the outage gate considers down
+PROBE_INTERVAL = 1.0
 
 __all__ = ["OutageGate", "RetryBudget", "backoff_delay", "call_with_retries"]
 
@@ -76,23 +79,16 @@ class RetryBudget:
 class OutageGate:
     """Admits first attempts to one endpoint; after a failure with the budget empty, probes only.
 
-    Thread-safe. `clock` is injectable (monotonic seconds) for tests.
+    Thread-safe. `clock`: monotonic seconds (the fetcher's clock).
     """
 
-    def __init__(self, budget: RetryBudget, *, probe_interval: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, budget: RetryBudget, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.budget = budget
-        self.probe_interval = float(probe_interval)
         self._clock = clock
         self._lock = threading.Lock()
         self._down = False
         self._next_probe = 0.0
         self._last_error = ""
-
-    @property
-    def down(self) -> bool:
-        with self._lock:
-            return self._down
 
     def admit(self) -> bool:
         """True if a first attempt may be made now (always, unless the endpoint is down)."""
@@ -101,7 +97,7 @@ class OutageGate:
                 return True
             now = self._clock()
             if now >= self._next_probe:
-                self._next_probe = now + self.probe_interval
+                self._next_probe = now + PROBE_INTERVAL
                 return True
             return False
 
@@ -113,7 +109,7 @@ class OutageGate:
         return Unavailable(
             f"{what}: not called: endpoint {endpoint} kept failing and its retry budget is "
             f"exhausted, so the provider only sends one probe call every "
-            f"{self.probe_interval:g}s until it answers again (next in {wait:.1f}s); "
+            f"{PROBE_INTERVAL:g}s until it answers again (next in {wait:.1f}s); "
             f"last error: {last}",
             retry_after=wait or None,
         )
@@ -126,7 +122,7 @@ class OutageGate:
             self._last_error = f"{error.reason} ({error.code.name})"
             if self.budget.tokens < 1.0 and not self._down:
                 self._down = True
-                self._next_probe = self._clock() + self.probe_interval
+                self._next_probe = self._clock() + PROBE_INTERVAL
 
     def record_success(self) -> None:
         with self._lock:

@@ -36,8 +36,6 @@ class Flight(Generic[V]):
         self._done = threading.Event()
         self._value: V | None = None
         self._error: BaseException | None = None
-        #: callers that waited on this flight instead of calling (leader excluded)
-        self.waiters = 0
 
     def resolve(self, value: V) -> None:
         self._value = value
@@ -76,7 +74,6 @@ class SingleFlight(Generic[K, V]):
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
-                flight.waiters += 1
                 return flight, False
             flight = Flight()
             self._flights[key] = flight
@@ -92,7 +89,3 @@ class SingleFlight(Generic[K, V]):
             flight.fail(error)
         else:
             flight.resolve(value)  # type: ignore[arg-type]
-
-    def in_flight(self) -> int:
-        with self._lock:
-            return len(self._flights)
