@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, host_allowed
+from ack_secrets_provider.core.cloud.sdk_imports import import_sdk
 from ack_secrets_provider.core.errors import (
     DeadlineExceeded,
     InternalError,
@@ -87,6 +88,7 @@ class MountService:
                 log.warning("pod %s: %s", request.pod.describe(), warning)
         if not request.objects:
             return MountOutcome(request, [])
+        import_sdk()  # once per process, before a plugin first imports the SDK (see its module)
         units = self._plan(request, deadline)
         values = self._run(units, request, deadline)
         return MountOutcome(request, build_files(request, values, self.settings.request_limits,

@@ -1,0 +1,115 @@
+"""core/cloud/sdk_imports.py: `serve` mounts without importing what the SDK imports but the
+provider never runs (aiohttp, apscheduler, cryptography), and those SDK paths still work when
+something does call them (the stand-ins import the real module on first use).
+
+Each check runs in a fresh interpreter: what matters is which modules a process has loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from ack_secrets_provider.core.cloud.sdk_imports import DEFERRED
+from ack_secrets_provider.core.emulator import testing as t
+from ack_secrets_provider.core.emulator.testing import EmulatorHandle
+
+#: what the deferred modules' first real use loads (their heavy parts)
+HEAVY = ("aiohttp.client", "apscheduler.schedulers.base", "cryptography.hazmat.bindings._rust")
+
+SERVE_AND_MOUNT = """
+import json, os, signal, sys, threading, time
+from ack_secrets_provider.core import cli
+from ack_secrets_provider.core.server.driver_client import ProviderClient, driver_attributes
+
+volume, endpoint, watched = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+socket = os.path.join(volume, "alibabacloud.sock")
+main = threading.main_thread().ident
+
+def probe():
+    try:
+        while not os.path.exists(socket):
+            time.sleep(0.01)
+        answer = ProviderClient(socket).mount(driver_attributes(
+            {"objects": "- objectName: app/config\\n  objectType: kms\\n"}), timeout=30)
+        print(json.dumps({"files": [f.path for f in answer.files],
+                          "loaded": [m for m in watched if m in sys.modules]}), flush=True)
+    finally:
+        signal.pthread_kill(main, signal.SIGTERM)  # serve waits for it in the main thread
+
+threading.Thread(target=probe, daemon=True).start()
+sys.exit(cli.main(["serve", "--provider-volume", volume, "--region", "cn-hangzhou",
+                   "--endpoint-override", f"kms={endpoint}", "--healthz-port", "0",
+                   "--metrics-port", "0"]))
+"""
+
+USE_THE_DEFERRED_PATHS = """
+import asyncio, json, sys
+from ack_secrets_provider.core.cloud.sdk_imports import import_sdk
+
+import_sdk()
+before = [m for m in json.loads(sys.argv[2]) if m in sys.modules]
+
+# the SDK's async request path (aiohttp, through Tea/darabonba's stand-in), against the emulator
+from alibabacloud_credentials.client import Client as CredentialClient
+from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
+from alibabacloud_kms20160120 import models
+from alibabacloud_kms20160120.client import Client
+from alibabacloud_tea_openapi.utils_models import Config
+credential = CredentialClient(provider=StaticAKCredentialsProvider(
+    access_key_id=sys.argv[3], access_key_secret=sys.argv[4]))
+client = Client(Config(endpoint=sys.argv[1], protocol="http", credential=credential,
+                       region_id="cn-hangzhou"))
+answer = asyncio.run(client.get_secret_value_async(
+    models.GetSecretValueRequest(secret_name="app/config")))
+
+# RSA signing (cryptography, through the signer's stand-ins)
+from alibabacloud_darabonba_signature_util.signer import Signer
+signature = Signer.sha256with_rsasign("string to sign", sys.argv[5])
+
+import aiohttp
+print(json.dumps({"before": before, "value": answer.body.secret_data,
+                  "real_aiohttp": type(aiohttp.ClientTimeout(total=1)).__module__,
+                  "signature": signature.hex()}))
+"""
+
+
+def _run(script: str, *args: str) -> dict[str, Any]:
+    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                            text=True, timeout=120,
+                            env={**os.environ, "ACCESS_KEY_ID": t.ACCESS_KEY_ID,
+                                 "SECRET_ACCESS_KEY": t.ACCESS_KEY_SECRET})
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def test_serve_mounts_without_importing_what_the_sdk_never_runs(
+        emulator: EmulatorHandle, tmp_path: Path) -> None:
+    watched = [*DEFERRED, *HEAVY, "alibabacloud_kms20160120.client"]
+    answer = _run(SERVE_AND_MOUNT, str(tmp_path), emulator.http_url, json.dumps(watched))
+    assert answer["files"] == ["app_config"]
+    # the mount went through the SDK, and none of the deferred modules was imported
+    assert answer["loaded"] == ["alibabacloud_kms20160120.client"]
+
+
+def test_the_deferred_modules_load_when_the_sdk_uses_them(emulator: EmulatorHandle) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM,
+                            serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption()).decode()
+    answer = _run(USE_THE_DEFERRED_PATHS, emulator.address, json.dumps([*DEFERRED, *HEAVY]),
+                  t.ACCESS_KEY_ID, t.ACCESS_KEY_SECRET, pem)
+    assert answer["before"] == []
+    # the async path (aiohttp) read the secret; the RSA signature (cryptography) verifies
+    assert answer["value"] == '{"user": "app", "password": "p@ss"}'
+    assert answer["real_aiohttp"].startswith("aiohttp.")
+    key.public_key().verify(bytes.fromhex(answer["signature"]), b"string to sign",
+                            padding.PKCS1v15(), hashes.SHA256())
