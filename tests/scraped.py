@@ -23,6 +23,15 @@ def sample(metrics: ProviderMetrics, name: str, labels: Mapping[str, str] | None
     return 0.0
 
 
+def total(metrics: ProviderMetrics, name: str, labels: Mapping[str, str]) -> float:
+    """The sum of the samples `name` whose labels include `labels` (any value for the others)."""
+    _, _, body = metrics.exposition()
+    wanted = dict(labels).items()
+    return sum(float(found.value) for family in text_string_to_metric_families(body.decode())
+               for found in family.samples
+               if found.name == name and wanted <= found.labels.items())
+
+
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
     """Until `condition()` holds (checked every 10 ms); AssertionError naming `what` after
     `timeout` seconds."""

@@ -7,13 +7,13 @@ the emulator's counters to prove what really went upstream.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import grpc
 import pytest
+from scraped import sample, total, wait_for
 
 from ack_secrets_provider.backends.kms.emulator import put_secret_version
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
@@ -37,6 +37,7 @@ from ack_secrets_provider.core.server.driver_client import (
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 GATEWAY = "kst-hzz-test.cryptoservice.kms.aliyuncs.com"
+P = "ack_secrets_provider"
 #: short retries keep the suite fast; tests that need more pass their own policy
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
 NESTED_JSON = '{"db": {"host": "db.internal", "port": 5432}, "user": "app", "tags": ["a", "b"]}'
@@ -463,30 +464,43 @@ def test_transient_5xx_and_dropped_connection_are_retried(
 def test_deadline_expiring_during_retries_fails_within_the_callers_timeout(
     emu: EmulatorHandle, tmp_path: Any
 ) -> None:
-    emu.set_faults(service="kms", outage_seconds=30)
     patient = RetryPolicy(max_attempts=1000, base_delay=0.05, max_delay=0.1,
                           budget_tokens=1000)
     timeout = 1.0
-    with running_provider(settings_for(emu, retry=patient), tmp_path) as provider:
+    # the value cache on: fetches go through single-flight, so a fetch still running is joined
+    settings = settings_for(emu, retry=patient, cache_ttl=60.0)
+    with running_provider(settings, tmp_path) as provider:
+        # warmed up (SDK clients built) on other objects, so the 1 s deadline is all retries
+        mount(provider, objects("- {objectName: app/config}",
+                                "- {objectName: batch-00, objectType: oos}"))
+        emu.reset_counters()
+        kms = {"service": "kms"}
+        warm_up = total(provider.metrics, f"{P}_upstream_calls_total", kms)
+        emu.set_faults(service="kms", outage_seconds=30)
         error = mount_error(provider, objects(
             "- {objectName: app-token, objectType: oos, objectAlias: good}",
             "- {objectName: app/db-password, objectAlias: down}",
         ), timeout=timeout)
-    # The provider answered within the caller's timeout: the error is in its own words (had
-    # it answered later, the client's own "Deadline Exceeded" would be here instead).
-    details = error.details()
-    assert error.code() in (grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED)
-    assert "mount" in details and "deadline" in details, details
-    if error.code() == grpc.StatusCode.ABORTED:
-        assert "app/db-password" in details
-    assert api(emu, "kms.GetSecretValue") >= 3  # it really was retrying
-    # the good object was fetched, but nothing of it is returned: no partial mount
-    assert api(emu, "oos.GetSecretParameter") == 1
-    # and the provider stopped retrying when the deadline passed (a retry loop still running
-    # would call again every <= 0.1 s)
-    calls = api(emu, "kms.GetSecretValue")
-    time.sleep(0.4)
-    assert api(emu, "kms.GetSecretValue") == calls
+        # The provider answered within the caller's timeout: the error is in its own words (had
+        # it answered later, the client's own "Deadline Exceeded" would be here instead).
+        details = error.details()
+        assert error.code() in (grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED)
+        assert "mount" in details and "deadline" in details, details
+        if error.code() == grpc.StatusCode.ABORTED:
+            assert "app/db-password" in details
+        assert api(emu, "kms.GetSecretValue") >= 3  # it really was retrying
+        # the good object was fetched, but nothing of it is returned: no partial mount
+        assert api(emu, "oos.GetSecretParameter") == 1
+
+        # And the retry loop stopped with the deadline. Once every attempt that reached the
+        # emulator is back in the provider (its last one may straddle the deadline), a loop still
+        # running would hold its single-flight: the next mount of the object would join it (a
+        # coalesced wait) instead of making its own call.
+        wait_for(lambda: total(provider.metrics, f"{P}_upstream_calls_total", kms) - warm_up
+                 == api(emu, "kms.GetSecretValue"), "every attempt is back in the provider")
+        # (The outage goes on, so no loop can end by succeeding and filling the cache.)
+        mount_error(provider, objects("- {objectName: app/db-password}"), timeout=0.3)
+        assert sample(provider.metrics, f"{P}_cache_coalesced_waits_total", kms) == 0
 
 
 def test_all_or_nothing_one_bad_object_among_good_ones(
