@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,12 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from ack_secrets_provider.core.observability.logs import SDK_LOGGERS, configure, redact
+from ack_secrets_provider.core.observability.logs import (
+    _TRIGGERS,
+    SDK_LOGGERS,
+    configure,
+    redact,
+)
 from ack_secrets_provider.core.server.driver_client import (
     PodRef,
     driver_attributes,
@@ -143,6 +149,8 @@ _PIECES = st.sampled_from([
     "Bearer ", "bearer\t", "eyJ", "abcd", ".", "SecurityToken", "security_token", "Signature",
     "AccessKeySecret", "access_secret", "secret_access_key", "password", "oidcToken", "=", ":",
     "'", '"', " ", "&", ",", "x", "7", "-", "_", "ack_secrets_provider.mount", "db-secrets",
+    # characters the patterns match case-insensitively to an ASCII letter
+    "\u017f", "\u212a", "\u0130", "\u0131", "acce\u017fs_\u017fecret", "S\u0131gnature",
 ])
 
 
@@ -153,6 +161,19 @@ def test_redact_masks_exactly_what_every_redaction_would(text: str) -> None:
     for pattern, replacement in _REFERENCE:
         expected = pattern.sub(replacement, expected)
     assert redact(text) == expected
+
+
+def test_redact_skips_only_lines_no_redaction_can_match() -> None:
+    """redact returns a line as is when its casefolded text has none of the trigger words; safe
+    only if every character a pattern matches case-insensitively to a trigger's letter casefolds
+    to that letter (Unicode has a few, such as the long s and the Kelvin sign)."""
+    everything = "".join(map(chr, range(sys.maxunicode + 1)))
+    for letter in sorted(set("".join(_TRIGGERS))):
+        for match in re.finditer(re.escape(letter), everything, re.IGNORECASE):
+            assert match.group().casefold() == letter, (letter, hex(ord(match.group())))
+    # each trigger word is in every match of its patterns, however the match is spelt
+    assert redact("X-Acs-\u017fignature: abc") == "X-Acs-\u017fignature: <redacted>"
+    assert redact("ACCESS_KEY_SECRET=abc") == "ACCESS_KEY_SECRET=<redacted>"
 
 
 def test_redact_masks_tokens_and_signed_parameters() -> None:

@@ -13,6 +13,7 @@ ever format one into a message or a traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -40,14 +41,20 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-#: any of the redactions above: a line none of them matches (nearly every line, e.g. each
-#: mount's) is returned as is after one scan instead of one scan per redaction
-_ANY_REDACTION = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _ in _REDACTIONS))
+#: words of which every match of a redaction above contains one, in its casefolded text:
+#: a line with none of them (nearly every line, e.g. each mount's) is returned as is after a
+#: casefold and a few substring tests, ~20x cheaper than scanning it with the patterns.
+#: "access", not "secret", for the AccessKey secret spellings: "secret" is in our own logger
+#: names. "gnature", not "signature": the patterns' case-insensitive "i" also matches "İ" and
+#: "ı", which casefold does not turn into "i" (every letter here casefolds exactly as the
+#: patterns match it; a test checks that over all of Unicode).
+_TRIGGERS = ("bearer", "eyj", "token", "gnature", "access", "password")
 
 
 def redact(text: str) -> str:
     """Mask credentials that look like tokens or signed-request parameters in `text`."""
-    if not _ANY_REDACTION.search(text):
+    folded = text.casefold()
+    if not any(word in folded for word in _TRIGGERS):
         return text
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
@@ -68,9 +75,14 @@ def exception_text(exc_info: ExcInfo) -> str:
             "(message withheld: exception texts may carry credentials)")
 
 
+@functools.lru_cache(maxsize=4)
+def _second(epoch_second: int) -> str:
+    """The UTC date and time of one second; lines logged in the same second reuse it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_second))
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z")
+    return f"{_second(int(record.created))}.{int(record.msecs):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
