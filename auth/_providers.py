@@ -9,6 +9,7 @@ builds a new identity instead of reusing a stale one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,9 +20,21 @@ from ack_secrets_provider.core.plugins.toolkit import (
     Issued,
     RefreshingProvider,
     refreshing_identity,
+    secret_digest,
 )
 
 __all__ = ["refreshing_identity"]  # the toolkit's, for the built-in plugins
+
+
+@functools.lru_cache(maxsize=64)
+def access_key_identity_key(
+    mode: str, access_key_id: str, access_key_secret: str, role_arn: str | None = None,
+) -> IdentityKey:
+    """The IdentityKey of an AccessKey pair (and the role it assumes, if any), built once per
+    pair: the keyed digest of the secret is computed once, not at every mount (the environment's
+    pair is fixed for the process). A rotated secret is another argument, hence another key."""
+    return IdentityKey(mode=mode, role_arn=role_arn, access_key_id=access_key_id,
+                       secret_digest=secret_digest(access_key_secret))
 
 
 def static_identity(

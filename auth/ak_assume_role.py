@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.auth._providers import (
+    access_key_identity_key,
     access_key_pair,
     check_role_arn,
     env,
@@ -15,9 +16,9 @@ from ack_secrets_provider.auth._providers import (
     role_session,
     static_credential,
 )
-from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
-from ack_secrets_provider.core.plugins.toolkit import Issued, secret_digest
+from ack_secrets_provider.core.plugins.toolkit import Issued
 
 MODE = "ak-assume-role"
 
@@ -35,8 +36,7 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
     check_role_arn(role_arn, "environment variable ALICLOUD_ROLE_ARN")
     session, duration = role_session(environ)
     settings = context.settings
-    key = IdentityKey(mode=MODE, role_arn=role_arn, access_key_id=key_id,
-                      secret_digest=secret_digest(secret))
+    key = access_key_identity_key(MODE, key_id, secret, role_arn)
     endpoint = _sts.sts_endpoint(settings, context.request.region)
     cache_key = (key, session, duration, endpoint, settings.sts_ca_file)
 

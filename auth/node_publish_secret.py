@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ack_secrets_provider.auth._providers import static_identity
+from ack_secrets_provider.auth._providers import access_key_identity_key, static_identity
 from ack_secrets_provider.core.errors import FailedPrecondition
-from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
-from ack_secrets_provider.core.plugins.toolkit import secret_digest
 
 MODE = "node-publish-secret"
 KEY_ID = "access_key"
@@ -36,7 +35,7 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
             f"the nodePublishSecretRef Secret of pod {context.request.pod.describe()} has no "
             f"non-empty key {missing!r}; it needs both {KEY_ID} and {KEY_SECRET}"
         )
-    key = IdentityKey(mode=MODE, access_key_id=key_id, secret_digest=secret_digest(secret))
+    key = access_key_identity_key(MODE, key_id, secret)
     return context.identities.get_or_create(
         key,
         lambda: static_identity(key, MODE, key_id, secret, context, provider_level=True),

@@ -4,13 +4,13 @@ without `ALICLOUD_ROLE_ARN`). Kept for compatibility; a role (modes 2-3) or RRSA
 from __future__ import annotations
 
 from ack_secrets_provider.auth._providers import (
+    access_key_identity_key,
     access_key_pair,
     env,
     static_identity,
 )
-from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
-from ack_secrets_provider.core.plugins.toolkit import secret_digest
 
 MODE = "static-ak"
 
@@ -23,7 +23,7 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
         # with a role ARN the key is only for AssumeRole (mode 3 or provider RRSA handles it)
         return None
     key_id, secret = pair
-    key = IdentityKey(mode=MODE, access_key_id=key_id, secret_digest=secret_digest(secret))
+    key = access_key_identity_key(MODE, key_id, secret)
     return context.identities.get_or_create(
         key,
         lambda: static_identity(key, MODE, key_id, secret, context, provider_level=True),

@@ -284,6 +284,17 @@ def test_same_access_key_id_with_another_secret_is_another_identity(
     assert again is first
 
 
+def test_a_rotated_static_access_key_secret_is_another_identity(host: CredentialHost) -> None:
+    """The environment's AccessKey identity is built once per pair, not once per process: a
+    settings snapshot with the rotated secret resolves to another identity."""
+    pair = {"ACCESS_KEY_ID": "LTAIsame", "SECRET_ACCESS_KEY": "before"}
+    first = host.resolve(ctx(host, pair))
+    assert host.resolve(ctx(host, pair)) is first
+    rotated = host.resolve(ctx(host, {**pair, "SECRET_ACCESS_KEY": "after"}))
+    assert rotated.key.mode == "static-ak" and rotated.key != first.key
+    assert rotated.credential is not first.credential
+
+
 def test_pod_identity_outside_a_cluster_says_so(host: CredentialHost) -> None:
     import base64
 
