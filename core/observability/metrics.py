@@ -18,7 +18,7 @@ import contextlib
 import platform
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -31,6 +31,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -95,6 +96,7 @@ class ProviderMetrics:
 
     def __init__(self, *, process_collectors: bool = True) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
         reg = self.registry
         if process_collectors:
             ProcessCollector(registry=reg)
@@ -175,11 +177,20 @@ class ProviderMetrics:
 
     # -- recording --------------------------------------------------------------------------
 
+    def _series(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once per label set: labels() checks its
+        arguments and takes a lock on every call, and every mount records the same few series.
+        Bounded like the series themselves (the cardinality rule above)."""
+        series = self._children.get((metric, labels))
+        if series is None:
+            series = self._children[(metric, labels)] = metric.labels(*labels)
+        return series
+
     def record_mount(self, code: grpc.StatusCode | None, seconds: float,
                      objects: int | None) -> None:
         result = "success" if code is None else "failure"
-        self.mounts.labels(result, "OK" if code is None else code.name).inc()
-        self.mount_duration.labels(result).observe(seconds)
+        self._series(self.mounts, result, "OK" if code is None else code.name).inc()
+        self._series(self.mount_duration, result).observe(seconds)
         if objects is not None:
             self.mount_objects.observe(objects)
 
@@ -195,10 +206,10 @@ class ProviderMetrics:
         return UpstreamCalls(self, backend.service, backend.batch_api if batch else backend.api)
 
     def record_cache_hit(self, service: str, count: int = 1) -> None:
-        self.cache_hits.labels(service).inc(count)
+        self._series(self.cache_hits, service).inc(count)
 
     def record_cache_miss(self, service: str, count: int = 1) -> None:
-        self.cache_misses.labels(service).inc(count)
+        self._series(self.cache_misses, service).inc(count)
 
     def record_coalesced_wait(self, service: str, count: int = 1) -> None:
         self.cache_coalesced.labels(service).inc(count)

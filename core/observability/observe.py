@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ack_secrets_provider.core.errors import ProviderError
@@ -31,7 +32,7 @@ _IDENTIFYING = {
 _POD_UID = "csi.storage.k8s.io/pod.uid"
 
 
-def _attributes(attributes: str) -> dict[str, object]:
+def _attributes(attributes: str) -> Mapping[str, object]:
     try:
         attrs = json.loads(attributes) if attributes else {}
     except (ValueError, RecursionError):  # the parser refuses it; the mount is still counted
@@ -39,42 +40,48 @@ def _attributes(attributes: str) -> dict[str, object]:
     return attrs if isinstance(attrs, dict) else {}
 
 
-def _pod_fields(attrs: dict[str, object]) -> dict[str, str]:
+def _pod_fields(attrs: Mapping[str, object]) -> dict[str, str]:
     return {name: str(attrs[key]) for name, key in _IDENTIFYING.items()
             if isinstance(attrs.get(key), str)}
 
 
-class MountObservation:
-    """One Mount call in progress; finish it with `succeeded` or `failed` (once)."""
+def _pod(fields: Mapping[str, str], attrs: Mapping[str, object]) -> PodRef | None:
+    uid = attrs.get(_POD_UID)
+    return PodRef.from_fields({**fields, "pod_uid": uid if isinstance(uid, str) else ""})
 
-    def __init__(self, fields: dict[str, str], pod_uid: str | None,
-                 metrics: ProviderMetrics, events: EventRecorder | None) -> None:
-        self.fields = fields
-        self.pod_uid = pod_uid
+
+class MountObservation:
+    """One Mount call in progress; finish it with `succeeded` or `failed` (once).
+
+    The attributes are not decoded here: a successful mount reads its pod from the request the
+    mount service parsed, and only a failed one decodes the text (which may not parse at all).
+    """
+
+    def __init__(self, attributes: str, metrics: ProviderMetrics,
+                 events: EventRecorder | None) -> None:
+        self._attributes = attributes
         self.metrics = metrics
         self._events = events
-        self._finished = threading.Event()
+        self._unfinished = threading.Lock()  # held once finished: a cheap thread-safe flag
         self.metrics.mounts_in_flight.inc()
 
     def _finish(self) -> bool:
-        if self._finished.is_set():
+        if not self._unfinished.acquire(blocking=False):
             return False
-        self._finished.set()
         self.metrics.mounts_in_flight.dec()
         return True
-
-    def _pod(self) -> PodRef | None:
-        return PodRef.from_fields({**self.fields, "pod_uid": self.pod_uid or ""})
 
     def succeeded(self, outcome: MountOutcome, seconds: float) -> None:
         if not self._finish():
             return
+        attrs = outcome.request.attributes
+        fields = _pod_fields(attrs)
         objects = len(outcome.request.objects)
         self.metrics.record_mount(None, seconds, objects)
         if log.isEnabledFor(logging.INFO):  # no record built when the line would be dropped
             log.info(
                 "mount succeeded",
-                extra={"mount": {**self.fields, "objects": objects, "files": len(outcome.files),
+                extra={"mount": {**fields, "objects": objects, "files": len(outcome.files),
                                  "duration_ms": round(seconds * 1000, 1), "result": "OK"}},
             )
         versions = {item.path: item.version for item in outcome.files}
@@ -82,25 +89,27 @@ class MountObservation:
             # File names and version ids are identifiers, never secret material.
             log.debug("mounted versions: %s",
                       ", ".join(f"{path}={version}" for path, version in sorted(versions.items())),
-                      extra={"mount": dict(self.fields)})
+                      extra={"mount": fields})
         if self._events is not None:
-            pod = self._pod()
+            pod = _pod(fields, attrs)
             if pod is not None:
-                self._events.mount_succeeded(pod, self.fields.get("spc"), versions)
+                self._events.mount_succeeded(pod, fields.get("spc"), versions)
 
     def failed(self, error: ProviderError, seconds: float) -> None:
         if not self._finish():
             return
+        attrs = _attributes(self._attributes)
+        fields = _pod_fields(attrs)
         self.metrics.record_mount(error.code, seconds, None)
         log.warning(
             "mount failed: %s", error.message,
-            extra={"mount": {**self.fields, "duration_ms": round(seconds * 1000, 1),
+            extra={"mount": {**fields, "duration_ms": round(seconds * 1000, 1),
                              "result": error.code.name, "reason": error.reason}},
         )
         if self._events is not None:
-            pod = self._pod()
+            pod = _pod(fields, attrs)
             if pod is not None:
-                self._events.mount_failed(pod, self.fields.get("spc"), error.message)
+                self._events.mount_failed(pod, fields.get("spc"), error.message)
 
 
 class MountObserver:
@@ -115,7 +124,4 @@ class MountObserver:
         self.events = events
 
     def start(self, attributes: str) -> MountObservation:
-        attrs = _attributes(attributes)
-        uid = attrs.get(_POD_UID)
-        return MountObservation(_pod_fields(attrs), uid if isinstance(uid, str) else None,
-                                self.metrics, self.events)
+        return MountObservation(attributes, self.metrics, self.events)

@@ -133,8 +133,10 @@ class ValueCache:
     def get(self, key: CacheKey) -> SecretValue | None:
         """The fresh value under `key`, or None."""
         with self._lock:
-            entry = self._items.get(key)
-            return None if entry is None else entry.value
+            try:  # one lookup: cachetools' get() looks the key up twice (contains, then get)
+                return self._items[key].value
+            except KeyError:  # absent or expired
+                return None
 
     def put(self, key: CacheKey, value: SecretValue, ttl: float) -> bool:
         """Store `value` for `ttl` seconds; False when not stored (ttl <= 0 or too large)."""
