@@ -139,6 +139,13 @@ def parse_file_permission(value: str) -> int:
     return mode
 
 
+def _not_a_mode(value: str) -> ValueError:
+    return ValueError(
+        f"permission {value[:40]!r} from the driver is not a decimal file mode such as "
+        "\"420\"; this is a driver/provider version mismatch"
+    )
+
+
 def parse_driver_permission(value: str) -> int:
     """Parse MountRequest.permission: JSON of a Go file mode, `420` (decimal 0644).
 
@@ -146,22 +153,18 @@ def parse_driver_permission(value: str) -> int:
     official provider refused (docs/migration.md lists the difference).
     Raises ValueError when it is not a decimal number between 0 and 511.
     """
-    problem = ValueError(
-        f"permission {value[:40]!r} from the driver is not a decimal file mode such as "
-        "\"420\"; this is a driver/provider version mismatch"
-    )
     try:
         decoded = json.loads(value)
     except (ValueError, RecursionError):
-        raise problem from None
+        raise _not_a_mode(value) from None
     if isinstance(decoded, str):
         text = decoded
     elif isinstance(decoded, int) and not isinstance(decoded, bool):
         text = value.strip(" \t\r\n")  # the number as written: 420, not 420.0, 4.2e2 or -0
     else:
-        raise problem
+        raise _not_a_mode(value)
     if not _DECIMAL.fullmatch(text):
-        raise problem
+        raise _not_a_mode(value)
     mode = int(text, 10)
     if mode > 0o777:
         raise ValueError(f"permission {value!r} from the driver is above 511 (0777)")
