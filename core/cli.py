@@ -461,8 +461,11 @@ def build_parser(
     demo.set_defaults(func=_lazy("ack_secrets_provider.core.commands.demo", "run"))
 
     for name, summary in COMMANDS:
+        subparser = sub.add_parser(name, help=summary)
+        if command not in (None, name):
+            continue  # listed in the help; its module (and what it imports) is not needed
         module = importlib.import_module(f"ack_secrets_provider.core.commands.{name}")
-        subparser = sub.add_parser(name, help=summary, description=module.__doc__)
+        subparser.description = module.__doc__
         module.add_arguments(subparser)
         subparser.set_defaults(func=_lazy(module.__name__, "run"))
     return parser

@@ -223,3 +223,17 @@ def test_every_flag_and_command_has_help(command: str) -> None:
     undocumented = [action.option_strings for action in chosen._actions
                     if action.option_strings and not action.help]
     assert not undocumented, f"{command}: flags without help: {undocumented}"
+
+
+def test_serve_does_not_import_the_other_commands() -> None:
+    """Their modules (and what they import) would only add to serve's memory; each command's
+    own parser still imports its module (test_every_flag_and_command_has_help)."""
+    script = ("import sys; from ack_secrets_provider.core.cli import COMMANDS, build_parser; "
+              "build_parser('serve'); "
+              "print([n for n, _ in COMMANDS "
+              "if f'ack_secrets_provider.core.commands.{n}' in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert _help("lint", "--help").stdout.startswith("usage: ack-secrets-provider lint")
