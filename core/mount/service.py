@@ -177,9 +177,28 @@ class MountService:
                 continue
             for spec, value in zip(unit.specs, hits, strict=True):
                 values[spec.index] = value
-        if misses:
+        if len(misses) == 1:
+            values.update(self._fetch_here(misses[0]))
+        elif misses:
             values.update(self._fetch_in_pool(misses, request, deadline))
         return values
+
+    def _fetch_here(self, unit: FetchUnit) -> dict[int, SecretValue]:
+        """One unit to fetch (a one-object mount, or one batch): this thread fetches it.
+
+        Handing it to the pool would only add a hand-off and two thread wake-ups (the caller
+        would wait for it anyway). The fetch stops at the deadline by itself (SDK timeouts,
+        retries, rate and concurrency waits and single-flight waits all follow it), as the
+        identity resolution just done on this thread does; failures are the pool path's.
+        """
+        try:
+            unit.context.deadline.check(unit.describe())
+            got = self.fetcher.fetch(unit)
+        except ProviderError:
+            raise
+        except Exception as exc:  # a bug in a backend: the pool path's answer
+            raise _unexpected(unit, exc) from None
+        return {spec.index: value for spec, value in zip(unit.specs, got, strict=True)}
 
     def _fetch_in_pool(
         self, units: Sequence[FetchUnit], request: MountRequest, deadline: Deadline
@@ -232,14 +251,19 @@ def _failures(
             continue
         unit = futures[future]
         if not isinstance(exc, ProviderError):
-            log.error("unexpected error fetching %s", unit.describe(), exc_info=exc)
-            exc = InternalError(
-                f"{unit.describe()}: the provider failed unexpectedly ({type(exc).__name__}); "
-                "see the provider's logs"
-            )
+            exc = _unexpected(unit, exc)
         failures.append((unit.specs[0].index, exc))
     if not failures:
         return None
     failures.sort(key=lambda item: item[0])
     return combined([error for _, error in failures])
 
+
+def _unexpected(unit: FetchUnit, exc: BaseException) -> InternalError:
+    """A fetch failure that is not a ProviderError (a bug): logged with its traceback, answered
+    without its text."""
+    log.error("unexpected error fetching %s", unit.describe(), exc_info=exc)
+    return InternalError(
+        f"{unit.describe()}: the provider failed unexpectedly ({type(exc).__name__}); "
+        "see the provider's logs"
+    )
