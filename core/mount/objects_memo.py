@@ -48,9 +48,10 @@ class ObjectsMemo:
             return parse_objects(text, translation, self.types, self.limits)
         key = (text, translation)
         with self._lock:
-            entry = self._parses.get(key)
-        if entry is not None:
-            return entry[1]
+            try:  # one lookup: cachetools' get() compares the text with the key's twice
+                return self._parses[key][1]
+            except KeyError:
+                pass
         objects = parse_objects(text, translation, self.types, self.limits)  # raises: not kept
         size = len(text) * BYTES_PER_CHAR + ENTRY_OVERHEAD
         if size <= self._parses.maxsize:

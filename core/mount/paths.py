@@ -35,6 +35,11 @@ class PathTranslation:
         return name.replace("/", self.replacement)
 
 
+#: the default and "keep sub-directories": what nearly every mount asks for, built once
+_REPLACE_WITH_UNDERSCORE = PathTranslation("_")
+_KEEP_DIRECTORIES = PathTranslation(None)
+
+
 def parse_path_translation(value: str | None) -> PathTranslation:
     """Parse the SecretProviderClass `pathTranslation` parameter.
 
@@ -42,9 +47,9 @@ def parse_path_translation(value: str | None) -> PathTranslation:
     replaces `/`. Raises ValueError with a user-facing explanation otherwise.
     """
     if value is None or value == "":
-        return PathTranslation("_")
+        return _REPLACE_WITH_UNDERSCORE
     if value.lower() in _KEEP_VALUES:
-        return PathTranslation(None)
+        return _KEEP_DIRECTORIES
     if len(value) != 1:
         raise ValueError(
             f"pathTranslation {value!r} must be a single character that replaces '/' in file "

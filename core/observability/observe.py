@@ -84,8 +84,11 @@ class MountObservation:
                 extra={"mount": {**fields, "objects": objects, "files": len(outcome.files),
                                  "duration_ms": round(seconds * 1000, 1), "result": "OK"}},
             )
+        debug = log.isEnabledFor(logging.DEBUG)
+        if not debug and self._events is None:
+            return
         versions = {item.path: item.version for item in outcome.files}
-        if log.isEnabledFor(logging.DEBUG) and versions:
+        if debug and versions:
             # File names and version ids are identifiers, never secret material.
             log.debug("mounted versions: %s",
                       ", ".join(f"{path}={version}" for path, version in sorted(versions.items())),

@@ -106,9 +106,10 @@ class IdentityCache:
         the node RAM role discovery, must not hold later mounts past their deadline).
         """
         with self._lock:
-            found = self._entries.get(cache_key)
-            if found is not None:
-                return found
+            try:  # one lookup: cachetools' get() looks the key up (and hashes it) twice
+                return self._entries[cache_key]
+            except KeyError:
+                pass
             building = self._building.setdefault(cache_key, _Build())
             building.users += 1
         try:
