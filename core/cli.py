@@ -23,9 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from ack_secrets_provider.core import DISTRIBUTION, RUNTIME_NAME, __version__
 from ack_secrets_provider.core import flag_values as value
 from ack_secrets_provider.core.cloud.endpoints import (
-    CREDENTIAL_SERVICES,
     DEFAULT_ALLOWED_ENDPOINT_SUFFIXES,
-    ENV_OVERRIDES,
     EndpointOverrides,
     parse_allowed_suffixes,
 )
@@ -93,7 +91,6 @@ def _add_serve_arguments(
     add("--log-format", choices=("text", "json"), default="text",
         help="log lines as text or JSON (one line per mount either way)")
     add("--endpoint-override", action="append", default=[], metavar="SVC_OR_HOST=URL",
-        type=_endpoint_override,
         help="send a service (a backend's service, sts, metadata) or one endpoint host to a "
              "base URL; repeatable; also ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES")
     add("--allowed-endpoint-suffixes", default=",".join(DEFAULT_ALLOWED_ENDPOINT_SUFFIXES),
@@ -160,6 +157,8 @@ def _add_backend_arguments(
     parser: argparse.ArgumentParser, backends: Mapping[str, type[Backend]]
 ) -> None:
     """The flags each installed backend declares (`Backend.rate_limit`, `Backend.options`)."""
+    from ack_secrets_provider.core.plugins.host import endpoint_services
+
     for name, backend in backends.items():
         flags: list[tuple[str, dict[str, Any]]] = []
         if backend.rate_limit is not None:
@@ -174,7 +173,7 @@ def _add_backend_arguments(
             except argparse.ArgumentError:
                 log.error("backend %r declares the flag %s, which is already taken; ignored",
                           name, flag)
-    parser.set_defaults(backend_services=frozenset(b.service for b in backends.values()))
+    parser.set_defaults(endpoint_services=endpoint_services(backends.values()))
 
 
 def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -219,11 +218,12 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
     namespaces = {ns.strip() for ns in args.provider_identity_namespaces.split(",") if ns.strip()}
     cache_ttl = 0.0 if args.no_cache else args.cache_ttl
     values = vars(args)
-    services = {*CREDENTIAL_SERVICES, *values.get("backend_services", ())}
     return ProviderSettings(
         # the official chart's unreplaced marketplace placeholder means "not set"
         region=None if args.region in (None, "", "__ACK_REGION_ID__") else args.region,
-        endpoint_overrides=_endpoint_overrides(args.endpoint_override, environ, services),
+        # checked here, not by argparse: the services are the installed backends'
+        endpoint_overrides=EndpointOverrides.from_sources(
+            args.endpoint_override, environ, args.endpoint_services),
         allowed_endpoint_suffixes=parse_allowed_suffixes(args.allowed_endpoint_suffixes),
         environ=MappingProxyType(dict(environ)),
         backend_options=MappingProxyType({
@@ -268,35 +268,12 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
     )
 
 
-def _endpoint_override(text: str) -> str:
-    try:
-        EndpointOverrides.parse([text])
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 def _allowed_suffixes(text: str) -> str:
     try:
         parse_allowed_suffixes(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
-
-
-def _endpoint_overrides(
-    flags: list[str], environ: Mapping[str, str], services: set[str]
-) -> EndpointOverrides:
-    """Both sources checked apart (against the installed services), so a mistake names its
-    source."""
-    sources = ((f"environment variable {ENV_OVERRIDES}", [environ.get(ENV_OVERRIDES, "")]),
-               ("argument --endpoint-override", flags))
-    for source, entries in sources:
-        try:
-            EndpointOverrides.parse(entries, services)
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from None
-    return EndpointOverrides.from_sources(flags, environ, services)
 
 
 def configure_logging(verbosity: int, log_format: str) -> None:

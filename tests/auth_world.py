@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from installed import SERVICES
 
 from ack_secrets_provider.auth import kube
 from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, StsEmulator
@@ -178,7 +179,7 @@ def running_world(scratch: Path) -> Iterator[AuthWorld]:
                 endpoint_overrides=EndpointOverrides.parse([
                     f"kms={emulator.http_url}", f"sts={emulator.https_url}",
                     f"metadata={emulator.http_url}",
-                ]),
+                ], SERVICES),
                 sts_ca_file=str(emulator.tls.root),
                 kube_api_url=kube_api.url, kube_token_file=str(kube_token), kube_ca_file=None,
                 rrsa_token_file=str(scratch / "rrsa-token"),

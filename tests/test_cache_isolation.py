@@ -19,6 +19,7 @@ import pytest
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
+from installed import SERVICES
 
 from ack_secrets_provider.backends.kms.emulator import put_secret_version
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
@@ -70,7 +71,7 @@ def env() -> Iterator[Env]:
         settings = ProviderSettings(
             region="cn-hangzhou",
             endpoint_overrides=EndpointOverrides.parse(
-                [f"kms={emulator.http_url}", f"oos={emulator.http_url}"]),
+                [f"kms={emulator.http_url}", f"oos={emulator.http_url}"], SERVICES),
             environ=MappingProxyType({}), cache_ttl=3600.0,
         )
         backends, credentials = load_plugins(settings, autoload_third_party=False)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from types import MappingProxyType
 
 import pytest
+from installed import SERVICES
 
 from ack_secrets_provider.backends.kms.emulator import put_secret_version
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
@@ -53,7 +54,7 @@ def service(emulator: EmulatorHandle, clock: Clock) -> Iterator[MountService]:
     settings = ProviderSettings(
         region="cn-hangzhou",
         endpoint_overrides=EndpointOverrides.parse(
-            [f"kms={emulator.http_url}", f"oos={emulator.http_url}"]),
+            [f"kms={emulator.http_url}", f"oos={emulator.http_url}"], SERVICES),
         environ=MappingProxyType({}), cache_ttl=TTL,
     )
     backends, credentials = load_plugins(settings, autoload_third_party=False)

@@ -159,7 +159,9 @@ def test_a_taken_health_port_is_a_clear_start_up_error(tmp_path: Path, taken_por
     ("--sts-ca-file=/no/such/sts.pem", "argument --sts-ca-file: '/no/such/sts.pem' is not a "
                                        "readable file"),
     # and what needs the installed backends: a service name in an override
-    ("--endpoint-override=kmss=http://127.0.0.1:9", "argument --endpoint-override: "),
+    ("--endpoint-override=kmss=http://127.0.0.1:9",
+     "argument --endpoint-override: endpoint override 'kmss=http://127.0.0.1:9': 'kmss' is "
+     "neither a service (kms, metadata, oos, sts, testmem)"),
 ])
 def test_bad_flag_values_stop_serve_at_start_up_naming_the_flag(
         tmp_path: Path, flag: str, message: str) -> None:

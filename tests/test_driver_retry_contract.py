@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 import grpc
 import pytest
+from installed import SERVICES
 
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
@@ -35,7 +36,7 @@ ATTRIBUTES = driver_attributes({"objects": "- {objectName: app/db-password, obje
 def _settings(emu: EmulatorHandle) -> ProviderSettings:
     return ProviderSettings(
         region="cn-hangzhou",
-        endpoint_overrides=EndpointOverrides.parse([f"kms={emu.http_url}"]),
+        endpoint_overrides=EndpointOverrides.parse([f"kms={emu.http_url}"], SERVICES),
         environ=MappingProxyType({"ACCESS_KEY_ID": ACCESS_KEY_ID,
                                   "SECRET_ACCESS_KEY": ACCESS_KEY_SECRET}),
         retry=RETRY,

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from installed import SERVICES
 from scraped import sample, total, wait_for
 
 from ack_secrets_provider.backends.kms.emulator import put_secret_version
@@ -70,7 +71,7 @@ def settings_for(
                                                        f"oos={emu.http_url}"]
     values: dict[str, Any] = {
         "region": "cn-hangzhou",
-        "endpoint_overrides": EndpointOverrides.parse(entries),
+        "endpoint_overrides": EndpointOverrides.parse(entries, SERVICES),
         "environ": MappingProxyType({"ACCESS_KEY_ID": key[0], "SECRET_ACCESS_KEY": key[1]}),
         "retry": FAST_RETRY,
         "cache_ttl": 0.0,  # no value cache: every fetch is an upstream call the counters see

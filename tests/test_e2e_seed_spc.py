@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import pytest
 import yaml
+from installed import SERVICES
 
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
@@ -102,7 +103,7 @@ def gateways(tmp_path: Path) -> Iterator[Gateways]:
         overrides.append(f"{HOSTS['cryptoservice']}={gateway.https_url}")
         settings = ProviderSettings(
             region=HANGZHOU,  # the provider's --region: the VPC object names no endpoint
-            endpoint_overrides=EndpointOverrides.parse(overrides),
+            endpoint_overrides=EndpointOverrides.parse(overrides, SERVICES),
             # only the intermediate, not the root (the KMS backend's --kms-ca-file)
             backend_options={"kms_ca_file": str(gateway.intermediate_ca)},
             environ=MappingProxyType({"ACCESS_KEY_ID": ACCESS_KEY_ID,

@@ -15,6 +15,7 @@ from dataclasses import replace
 from types import MappingProxyType
 
 import pytest
+from installed import SERVICES
 
 from ack_secrets_provider.core.cli import build_parser, build_settings
 from ack_secrets_provider.core.cloud.endpoints import (
@@ -81,7 +82,7 @@ def service_for(emulator: EmulatorHandle, **changes: object) -> MountService:
     settings = ProviderSettings(
         region="cn-hangzhou",
         endpoint_overrides=EndpointOverrides.parse(
-            [f"{REGIONAL}={emulator.http_url}", f"{OOS_REGIONAL}={emulator.http_url}"]),
+            [f"{REGIONAL}={emulator.http_url}", f"{OOS_REGIONAL}={emulator.http_url}"], SERVICES),
         environ=MappingProxyType({"ACCESS_KEY_ID": ACCESS_KEY_ID,
                                   "SECRET_ACCESS_KEY": ACCESS_KEY_SECRET}),
     )
@@ -132,8 +133,8 @@ def test_alibaba_hosts_still_work_and_an_override_allows_its_host(emulator: Emul
         service.backends.close()
     # an operator-mapped private host is allowed although it is not under aliyuncs.com
     proxy = "kms.proxy.internal"
-    service = service_for(
-        emulator, endpoint_overrides=EndpointOverrides.parse([f"{proxy}={emulator.http_url}"]))
+    overrides = EndpointOverrides.parse([f"{proxy}={emulator.http_url}"], SERVICES)
+    service = service_for(emulator, endpoint_overrides=overrides)
     try:
         outcome = mount(service, f"- objectName: app/db-password\n  kmsEndpoint: {proxy}\n")
         assert [f.contents for f in outcome.files] == [b"new-password"]
@@ -239,7 +240,7 @@ def test_core_refuses_any_backends_disallowed_host_before_credentials(
     """The core's guarantee holds even for a backend that skips Backend.regional_endpoint."""
     from ack_secrets_provider.core.plugins.host import BackendHost
 
-    settings = ProviderSettings(endpoint_overrides=EndpointOverrides.parse(overrides))
+    settings = ProviderSettings(endpoint_overrides=EndpointOverrides.parse(overrides, SERVICES))
     backend_class = _own_endpoint_backend(host)
     backends = BackendHost(settings, backends={"own": backend_class(settings)})
     credentials = _CountingCredentials()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from installed import SERVICES
 
 from ack_secrets_provider.core.cloud.endpoints import (
     ENV_OVERRIDES,
@@ -98,7 +99,7 @@ def test_service_and_host_overrides_resolve() -> None:
         [
             "kms=http://127.0.0.1:8080,sts=http://127.0.0.1:9090",
             "KMS.cn-hangzhou.aliyuncs.com=https://127.0.0.1:8443/",
-        ]
+        ], SERVICES
     )
     assert bool(overrides)
     hz = overrides.resolve("kms", "kms.cn-hangzhou.aliyuncs.com")
@@ -123,14 +124,15 @@ def test_service_and_host_overrides_resolve() -> None:
 
 
 def test_no_overrides() -> None:
-    overrides = EndpointOverrides.parse(["", " , "])
+    overrides = EndpointOverrides.parse(["", " , "], SERVICES)
     assert not overrides
     assert overrides.resolve("kms", "kms.x.aliyuncs.com").url == "https://kms.x.aliyuncs.com"
 
 
 def test_flags_win_over_environment() -> None:
     overrides = EndpointOverrides.from_sources(
-        ["kms=http://127.0.0.1:2"], {ENV_OVERRIDES: "kms=http://127.0.0.1:1,oos=http://127.0.0.1:3"}
+        ["kms=http://127.0.0.1:2"], {ENV_OVERRIDES: "kms=http://127.0.0.1:1,oos=http://127.0.0.1:3"},
+        SERVICES,
     )
     assert overrides.by_service == {"kms": "http://127.0.0.1:2", "oos": "http://127.0.0.1:3"}
 
@@ -156,10 +158,27 @@ def test_bad_override_entries(entry: str, expected: str) -> None:
     assert expected in str(caught.value)
 
 
+def test_an_unknown_service_is_refused_naming_the_source_the_name_and_the_services() -> None:
+    with pytest.raises(ValueError) as caught:
+        EndpointOverrides.parse(["kmss=http://127.0.0.1:1"], {"kms", "sts"})
+    assert str(caught.value) == (
+        "argument --endpoint-override: endpoint override 'kmss=http://127.0.0.1:1': 'kmss' is "
+        "neither a service (kms, sts) nor an endpoint host name (a host has dots)")
+    with pytest.raises(ValueError) as caught:
+        EndpointOverrides.from_sources(["kms=http://127.0.0.1:1"],
+                                       {ENV_OVERRIDES: "vault=http://127.0.0.1:2"}, {"kms"})
+    assert str(caught.value).startswith(
+        f"environment variable {ENV_OVERRIDES}: endpoint override 'vault=http://127.0.0.1:2': "
+        "'vault' is neither a service (kms)")
+    # a host needs no installed service: any name with dots is one
+    host = EndpointOverrides.parse(["vault.example.com=http://127.0.0.1:3"], {"kms"})
+    assert host.by_host == {"vault.example.com": "http://127.0.0.1:3"}
+
+
 def test_override_with_credentials_is_refused_without_echoing_them() -> None:
     with pytest.raises(ValueError) as caught:
-        EndpointOverrides.parse(["kms=http://user:s3cr3t@127.0.0.1:8080"])
+        EndpointOverrides.parse(["kms=http://user:s3cr3t@127.0.0.1:8080"], SERVICES)
     assert "s3cr3t" not in str(caught.value) and "user:password@" in str(caught.value)
     with pytest.raises(ValueError) as caught:
-        EndpointOverrides.parse(["kms=ftp://user:s3cr3t@127.0.0.1"])
+        EndpointOverrides.parse(["kms=ftp://user:s3cr3t@127.0.0.1"], SERVICES)
     assert "s3cr3t" not in str(caught.value)

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from installed import SERVICES
 from scraped import sample
 
 from ack_secrets_provider.backends.kms.emulator import put_secret_version
@@ -41,7 +42,7 @@ def settings_for(emulator: EmulatorHandle, **changes: Any) -> ProviderSettings:
     base = ProviderSettings(
         region="cn-hangzhou",
         endpoint_overrides=EndpointOverrides.parse(
-            [f"kms={emulator.http_url}", f"oos={emulator.http_url}"]),
+            [f"kms={emulator.http_url}", f"oos={emulator.http_url}"], SERVICES),
         environ=MappingProxyType({"ACCESS_KEY_ID": ACCESS_KEY_ID,
                                   "SECRET_ACCESS_KEY": ACCESS_KEY_SECRET}),
         cache_ttl=60.0,

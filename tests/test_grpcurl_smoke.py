@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from installed import SERVICES
 
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
@@ -80,7 +81,7 @@ def test_kms_mount_through_grpcurl_and_the_emulator(tmp_path: Path) -> None:
     with running_emulator(default_seed()) as emulator:
         settings = ProviderSettings(
             region="cn-hangzhou",
-            endpoint_overrides=EndpointOverrides.parse([f"kms={emulator.http_url}"]),
+            endpoint_overrides=EndpointOverrides.parse([f"kms={emulator.http_url}"], SERVICES),
             environ=MappingProxyType({"ACCESS_KEY_ID": ACCESS_KEY_ID,
                                       "SECRET_ACCESS_KEY": ACCESS_KEY_SECRET}),
             retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02),

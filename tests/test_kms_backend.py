@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
+from installed import SERVICES
 
 from ack_secrets_provider.backends.kms.backend import KmsBackend
 from ack_secrets_provider.backends.kms.emulator import put_secret_version
@@ -105,7 +106,7 @@ def test_endpoints_per_object_and_arn_region_wins() -> None:
     with pytest.raises(InvalidArgument, match="region"):
         backend.endpoint(spec(), None)
     overridden = KmsBackend(ProviderSettings(
-        endpoint_overrides=EndpointOverrides.parse(["kms=http://127.0.0.1:9"])
+        endpoint_overrides=EndpointOverrides.parse(["kms=http://127.0.0.1:9"], SERVICES)
     )).endpoint(spec(), "cn-hangzhou")
     assert overridden.address == "127.0.0.1:9" and overridden.protocol == "http"
 
@@ -119,7 +120,7 @@ def emulator() -> Iterator[EmulatorHandle]:
 
 
 def backend_for(emu: EmulatorHandle, **settings: object) -> KmsBackend:
-    overrides = EndpointOverrides.parse([f"kms={emu.http_url}"])
+    overrides = EndpointOverrides.parse([f"kms={emu.http_url}"], SERVICES)
     return KmsBackend(ProviderSettings(endpoint_overrides=overrides, **settings))  # type: ignore
 
 
@@ -255,7 +256,7 @@ def test_timeout_follows_the_deadline(emu: EmulatorHandle) -> None:
 
 def test_dedicated_gateway_over_tls_with_only_the_intermediate(emu: EmulatorHandle) -> None:
     assert emu.https_url and emu.intermediate_ca
-    overrides = EndpointOverrides.parse([f"{GATEWAY}={emu.https_url}"])
+    overrides = EndpointOverrides.parse([f"{GATEWAY}={emu.https_url}"], SERVICES)
     backend = KmsBackend(ProviderSettings(
         endpoint_overrides=overrides, backend_options={"kms_ca_file": str(emu.intermediate_ca)}))
     assert fetch(backend, spec(kms_endpoint=GATEWAY)) == (b"new-pass", "v2")

@@ -27,6 +27,7 @@ import grpc
 import pytest
 from auth_world import AK_ENV, NO_ECS, OIDC_ENV, ROLE_CROSS, ROLE_ENV, AuthWorld
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from installed import SERVICES
 
 from ack_secrets_provider.core.cli import build_parser
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
@@ -559,7 +560,7 @@ def test_sts_calls_go_to_the_regional_vpc_endpoint(env: AuthWorld, tmp_path: Pat
     sts_url = env.base.endpoint_overrides.by_service["sts"]
     kms_url = env.base.endpoint_overrides.by_service["kms"]
     only_vpc = EndpointOverrides.parse([f"kms={kms_url}",
-                                        f"sts-vpc.cn-hangzhou.aliyuncs.com={sts_url}"])
+                                        f"sts-vpc.cn-hangzhou.aliyuncs.com={sts_url}"], SERVICES)
     settings = env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS}, endpoint_overrides=only_vpc)
     with running_provider(settings, tmp_path) as provider:
         files = files_of(provider.mount(driver_attributes(kms_parameters("provider/db"))))

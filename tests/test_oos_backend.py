@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
+from installed import SERVICES
 
 from ack_secrets_provider.backends.oos.backend import MAX_NAMES_PER_CALL, OosBackend
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
@@ -84,7 +85,7 @@ def emulator() -> Iterator[EmulatorHandle]:
 
 
 def backend_for(emu: EmulatorHandle) -> OosBackend:
-    overrides = EndpointOverrides.parse([f"oos={emu.http_url}"])
+    overrides = EndpointOverrides.parse([f"oos={emu.http_url}"], SERVICES)
     return OosBackend(ProviderSettings(endpoint_overrides=overrides))
 
 

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 import pytest
+from installed import SERVICES
 
 from ack_secrets_provider.core import DISTRIBUTION
 from ack_secrets_provider.core.cli import _add_serve_arguments, build_parser, build_settings
@@ -197,7 +198,7 @@ def test_a_plugin_declares_the_tls_trust_of_its_endpoints(emulator_tls: Emulator
     from ack_secrets_provider.core.emulator.testing import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 
     # its own "gateway" host, sent to the emulator's HTTPS listener (root → intermediate → leaf)
-    overrides = EndpointOverrides.parse([f"gw.example.com={emulator_tls.https_url}"])
+    overrides = EndpointOverrides.parse([f"gw.example.com={emulator_tls.https_url}"], SERVICES)
     provider = StaticAKCredentialsProvider(access_key_id=ACCESS_KEY_ID,
                                            access_key_secret=ACCESS_KEY_SECRET)
     identity = Identity(IdentityKey(mode="static-ak", access_key_id=ACCESS_KEY_ID),
@@ -285,7 +286,7 @@ def test_sdk_backend_drops_a_client_whose_credential_was_rejected(
     from ack_secrets_provider.core.errors import Unauthenticated
 
     settings = ProviderSettings(endpoint_overrides=EndpointOverrides.parse(
-        [f"gw.example.com={emulator.http_url}"]))
+        [f"gw.example.com={emulator.http_url}"], SERVICES))
     backend = GatewayBackend(settings)
     spec = ObjectSpec(index=0, object_name="app/db-password", object_type="gateway",
                       file_name="db")

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from installed import SERVICES
 
 from ack_secrets_provider.auth.emulator import FakeKubeApi
 from ack_secrets_provider.core.cli import build_parser, build_settings
@@ -33,7 +34,7 @@ def kube() -> Iterator[FakeKubeApi]:
 
 def _settings(emulator: EmulatorHandle | None, environ: dict[str, str],
               kube_url: str | None = None) -> ProviderSettings:
-    overrides = (EndpointOverrides.parse([f"metadata={emulator.http_url}"]) if emulator
+    overrides = (EndpointOverrides.parse([f"metadata={emulator.http_url}"], SERVICES) if emulator
                  else EndpointOverrides())
     return ProviderSettings(endpoint_overrides=overrides, environ=MappingProxyType(environ),
                             kube_api_url=kube_url, kube_token_file=None, kube_ca_file=None)

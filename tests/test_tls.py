@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hostile_upstream import serving
+from installed import SERVICES
 
 from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.backends.kms.backend import KmsBackend, bundled_ca
@@ -139,7 +140,7 @@ def _fetch(settings: ProviderSettings, region: str = "cn-test") -> bytes:
 def _settings(server: http.server.HTTPServer, **options: str) -> ProviderSettings:
     """Settings dialling the gateway on loopback, with the KMS backend's flags in `options`."""
     port = server.server_address[1]
-    overrides = EndpointOverrides.parse([f"{GATEWAY}=https://127.0.0.1:{port}"])
+    overrides = EndpointOverrides.parse([f"{GATEWAY}=https://127.0.0.1:{port}"], SERVICES)
     return ProviderSettings(endpoint_overrides=overrides, backend_options=options)
 
 

@@ -18,6 +18,7 @@ import pytest
 from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
 from hostile_upstream import Answer, HostileServer, hostile_server
+from installed import SERVICES
 
 from ack_secrets_provider.auth import _sts
 from ack_secrets_provider.backends.kms.backend import KmsBackend
@@ -55,7 +56,7 @@ def _identity() -> Identity:
 
 
 def _settings(server: HostileServer, **changes: object) -> ProviderSettings:
-    overrides = EndpointOverrides.parse([f"kms={server.url}", f"oos={server.url}"])
+    overrides = EndpointOverrides.parse([f"kms={server.url}", f"oos={server.url}"], SERVICES)
     return ProviderSettings(endpoint_overrides=overrides, retry=FAST_RETRIES,
                             **changes)  # type: ignore[arg-type]
 

@@ -19,9 +19,11 @@ from urllib.parse import urlsplit
 from ack_secrets_provider.core.errors import InvalidArgument
 
 ENV_OVERRIDES = "ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES"
+#: where override entries come from, as errors name it
+FLAG_SOURCE = "argument --endpoint-override"
+ENV_SOURCE = f"environment variable {ENV_OVERRIDES}"
 #: services the credential plugins call (the backends bring theirs: `Backend.service`)
 CREDENTIAL_SERVICES = ("sts", "metadata")
-_SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 #: domains an endpoint host written in a SecretProviderClass (or a pod's volumeAttributes) may
 #: name by default: Alibaba Cloud's API domain, which also holds the dedicated KMS gateways
 #: (`<kms-instance-id>.cryptoservice.kms.aliyuncs.com`)
@@ -142,14 +144,19 @@ class EndpointOverrides:
 
     @classmethod
     def parse(
-        cls, entries: Iterable[str], services: Collection[str] | None = None
+        cls, entries: Iterable[str], services: Collection[str], *, source: str = FLAG_SOURCE,
     ) -> EndpointOverrides:
         """Parse `service=URL` or `host=URL` entries; raise ValueError with the fix.
 
-        `services`, when given, are the service names an entry may use (the installed
-        backends' and the credential services); another name is refused as a likely typo.
+        `services` are the service names an entry may use: the installed backends' and the
+        credential plugins' (`plugins.host.endpoint_services`). Another name is refused, naming
+        `source` (where the entries come from), the name and the services there are.
         """
-        known = sorted(services) if services is not None else ["<service>"]
+        known = sorted(services) or ["<service>"]
+
+        def refused(message: str) -> ValueError:
+            return ValueError(f"{source}: endpoint override {message}")
+
         by_service: dict[str, str] = {}
         by_host: dict[str, str] = {}
         for raw in entries:
@@ -168,43 +175,44 @@ class EndpointOverrides:
                     or not parts.hostname or not port_ok
                 ):
                     shown = entry if "@" not in entry else f"{key}=<URL with user info>"
-                    raise ValueError(
-                        f"endpoint override {shown!r} must look like "
-                        f"{known[0]}=http://127.0.0.1:8080 or "
+                    raise refused(
+                        f"{shown!r} must look like {known[0]}=http://127.0.0.1:8080 or "
                         "<endpoint-host>=https://proxy.internal:8443 (service is one "
                         f"of {', '.join(known)}, or a full endpoint host)"
                     )
                 if parts.username is not None or parts.password is not None:
                     # describe() logs every override at start-up: no credentials in URLs
-                    raise ValueError(
-                        f"endpoint override for {key!r} must not contain user:password@; "
-                        "credentials come from the credential chain"
+                    raise refused(
+                        f"for {key!r} must not contain user:password@; credentials come from "
+                        "the credential chain"
                     )
                 if parts.path.strip("/") or parts.query or parts.fragment:
-                    raise ValueError(
-                        f"endpoint override {entry!r} must be a base URL without a path or "
-                        f"query; write {key}={parts.scheme}://{parts.netloc}"
+                    raise refused(
+                        f"{entry!r} must be a base URL without a path or query; write "
+                        f"{key}={parts.scheme}://{parts.netloc}"
                     )
                 base = f"{parts.scheme}://{parts.netloc}"
                 if "." in key:
                     by_host[key.lower()] = base
-                elif _SERVICE_NAME.match(key) and (services is None or key in services):
+                elif key in services:
                     by_service[key] = base
                 else:
-                    raise ValueError(
-                        f"endpoint override {entry!r}: {key!r} is neither a service "
-                        f"({', '.join(known)}) nor an endpoint host name"
+                    raise refused(
+                        f"{entry!r}: {key!r} is neither a service ({', '.join(known)}) nor "
+                        "an endpoint host name (a host has dots)"
                     )
         return cls(MappingProxyType(by_service), MappingProxyType(by_host))
 
     @classmethod
     def from_sources(
-        cls, flags: Iterable[str], environ: Mapping[str, str],
-        services: Collection[str] | None = None,
+        cls, flags: Iterable[str], environ: Mapping[str, str], services: Collection[str],
     ) -> EndpointOverrides:
-        """Flags win over the environment variable for the same key."""
-        env_value = environ.get(ENV_OVERRIDES, "")
-        return cls.parse([env_value, *flags], services)
+        """The environment variable's entries, then the flags', each checked on its own so a
+        mistake names its source; a flag wins over the variable for the same key."""
+        env = cls.parse([environ.get(ENV_OVERRIDES, "")], services, source=ENV_SOURCE)
+        flag = cls.parse(flags, services)
+        return cls(MappingProxyType({**env.by_service, **flag.by_service}),
+                   MappingProxyType({**env.by_host, **flag.by_host}))
 
     def __bool__(self) -> bool:
         return bool(self.by_service or self.by_host)

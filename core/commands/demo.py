@@ -24,7 +24,11 @@ import yaml
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.commands.atomic_writer import FileToWrite, write_atomically
 from ack_secrets_provider.core.mount.spec import ObjectSpec, parse_mount_request
-from ack_secrets_provider.core.plugins.host import BackendHost, backend_classes
+from ack_secrets_provider.core.plugins.host import (
+    BackendHost,
+    backend_classes,
+    endpoint_services,
+)
 from ack_secrets_provider.core.proto import service_pb2
 from ack_secrets_provider.core.server.driver_client import (
     PodRef,
@@ -82,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
             region="cn-hangzhou",
             # every installed backend's service goes to the emulator
             endpoint_overrides=EndpointOverrides.parse(
-                sorted({f"{b.service}={emulator.http_url}" for b in backends.values()})
+                sorted({f"{b.service}={emulator.http_url}" for b in backends.values()}),
+                endpoint_services(backends.values()),
             ),
             # The demo authenticates like mode 5 (static AccessKey), with the emulator's key.
             environ=MappingProxyType({"ACCESS_KEY_ID": key["id"],

@@ -7,10 +7,12 @@ by distribution, never by name.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ack_secrets_provider.core import DISTRIBUTION
+from ack_secrets_provider.core.cloud.endpoints import CREDENTIAL_SERVICES
 from ack_secrets_provider.core.errors import InvalidArgument, PluginError
 from ack_secrets_provider.core.mount.spec import ObjectTypes
 from ack_secrets_provider.core.plugins.backend import ENTRY_POINT_GROUP, Backend
@@ -61,6 +63,12 @@ def backend_classes(*, autoload_third_party: bool = True) -> dict[str, type[Back
         if isinstance(loaded, type) and issubclass(loaded, Backend):
             classes[ep.name] = loaded
     return classes
+
+
+def endpoint_services(backends: Iterable[type[Backend]]) -> frozenset[str]:
+    """The service names `--endpoint-override` accepts with `backends` installed: each one's
+    `service` and the credential plugins' (`CREDENTIAL_SERVICES`)."""
+    return frozenset({*CREDENTIAL_SERVICES, *(backend.service for backend in backends)})
 
 
 @dataclass

@@ -14,6 +14,7 @@ import time
 import pytest
 from alibabacloud_credentials.client import Client as CredentialClient
 from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
+from installed import SERVICES
 
 from ack_secrets_provider.backends.kms.backend import KmsBackend
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
@@ -45,7 +46,7 @@ def _identity() -> Identity:
 
 def _y_failure_rate(emulator: EmulatorHandle, *, with_x: bool) -> float:
     settings = ProviderSettings(
-        endpoint_overrides=EndpointOverrides.parse([f"kms={emulator.http_url}"]),
+        endpoint_overrides=EndpointOverrides.parse([f"kms={emulator.http_url}"], SERVICES),
         retry=RetryPolicy(base_delay=0.0005, max_delay=0.001),  # the default budget and attempts
     )
     frozen = time.monotonic()

@@ -30,6 +30,9 @@ from ack_secrets_provider.core.settings import ProviderSettings
 
 AK, SECRET = "LTAI5tOosParamTest01", "oosparam-test-secret"
 LIMITED_AK, LIMITED_SECRET = "LTAI5tOosParamLimit1", "oosparam-limited-secret"
+#: the endpoint-override services this test may name: the plugin's own
+SERVICES = {OosParameterBackend.service}
+
 SEED = {
     "access_keys": [
         {"id": AK, "secret": SECRET, "principal": "app"},
@@ -85,7 +88,7 @@ def test_endpoints_follow_region_arn_and_overrides() -> None:
     with pytest.raises(InvalidArgument, match="no region"):
         backend.endpoint(spec(), None)
     overridden = OosParameterBackend(ProviderSettings(
-        endpoint_overrides=EndpointOverrides.parse(["oos=http://127.0.0.1:9"])))
+        endpoint_overrides=EndpointOverrides.parse(["oos=http://127.0.0.1:9"], SERVICES)))
     endpoint = overridden.endpoint(spec(), "cn-hangzhou")
     assert (endpoint.address, endpoint.protocol, endpoint.overridden) == \
         ("127.0.0.1:9", "http", True)
@@ -100,7 +103,7 @@ def emu() -> Iterator[EmulatorHandle]:
 def fetch(emu: EmulatorHandle, object_spec: ObjectSpec, who: Identity | None = None) -> tuple[
         bytes, str]:
     settings = ProviderSettings(endpoint_overrides=EndpointOverrides.parse(
-        [f"oos={emu.http_url}"]))
+        [f"oos={emu.http_url}"], SERVICES))
     backend = OosParameterBackend(settings)
     try:
         ctx = FetchContext(who or identity(), Deadline.after(10), backend.endpoint(
@@ -166,7 +169,7 @@ def test_mount_through_the_provider_socket(emu: EmulatorHandle) -> None:
     """The whole path: entry-point discovery, static AccessKey identity, SDK, files."""
     settings = ProviderSettings(
         region="cn-hangzhou",
-        endpoint_overrides=EndpointOverrides.parse([f"oos={emu.http_url}"]),
+        endpoint_overrides=EndpointOverrides.parse([f"oos={emu.http_url}"], SERVICES),
         environ=MappingProxyType({"ACCESS_KEY_ID": AK, "SECRET_ACCESS_KEY": SECRET}),
     )
     objects = ('- objectName: "app/feature-flags"\n  objectType: oosparam\n'
