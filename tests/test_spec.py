@@ -8,6 +8,7 @@ import json
 import pytest
 
 from ack_secrets_provider.core.errors import InvalidArgument
+from ack_secrets_provider.core.mount.paths import PathTranslation
 from ack_secrets_provider.core.mount.spec import (
     MountRequest,
     ObjectSpec,
@@ -71,6 +72,7 @@ def test_the_drivers_real_request_parses() -> None:
     assert request.use_pod_identity is True
     assert request.pod.namespace == "shop" and request.pod.name == "app-7d4b9c-xk2p"
     assert request.pod.service_account == "shop-api"
+    assert request.secret_provider_class == "app-secrets"
     assert request.secrets == {}
     assert [o.file_name for o in request.objects] == ["db-password", "api-key", "app_config"]
     assert request.objects[2].object_type == "oos" and request.objects[2].object_version == "3"
@@ -119,6 +121,7 @@ def test_attributes_that_are_not_json_are_refused() -> None:
 def test_app_db_pass_is_fine_with_translation_false() -> None:
     request = parse("- objectName: app/db/pass", pathTranslation="False")
     assert request.objects[0].file_name == "app/db/pass"
+    assert request.path_translation == PathTranslation(None)
 
 
 def test_default_translation_is_underscore() -> None:

@@ -44,6 +44,7 @@ ATTR_OBJECTS = "objects"
 ATTR_REGION = "region"
 ATTR_PATH_TRANSLATION = "pathTranslation"
 ATTR_USE_POD_TOKEN = "usePodServiceAccountToken"
+ATTR_SPC = "secretProviderClass"
 ATTR_POD_NAME = "csi.storage.k8s.io/pod.name"
 ATTR_POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
 ATTR_POD_UID = "csi.storage.k8s.io/pod.uid"
@@ -157,9 +158,11 @@ class MountRequest:
 
     objects: tuple[ObjectSpec, ...]
     region: str | None
+    path_translation: PathTranslation
     use_pod_identity: bool
     pod: PodInfo
     default_permission: int
+    secret_provider_class: str | None = None
     #: the driver's attributes as received (partly pod-controlled)
     attributes: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     #: the nodePublishSecretRef data (may hold AccessKeys and tokens)
@@ -780,9 +783,11 @@ def parse_mount_request(
     return MountRequest(
         objects=objects,
         region=region,
+        path_translation=translation,
         use_pod_identity=use_pod_identity,
         pod=pod,
         default_permission=mode,
+        secret_provider_class=attrs.get(ATTR_SPC) or None,
         attributes=MappingProxyType(attrs),
         secrets=MappingProxyType(secret_map),
     )
