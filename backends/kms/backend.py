@@ -35,7 +35,7 @@ from ack_secrets_provider.core.errors import (
 from ack_secrets_provider.core.mount.arn import Arn, object_arn
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.plugins.backend import FetchContext, Option, RateLimit, SecretValue
-from ack_secrets_provider.core.plugins.toolkit import SdkBackend
+from ack_secrets_provider.core.plugins.toolkit import SdkBackend, endpoint_example
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,8 @@ ENDPOINT_FIELD = "kmsEndpoint"
 CA_FILE = Option("--kms-ca-file", help="CA bundle for dedicated KMS gateways")
 CA_DIR = Option("--kms-ca-dir", help="directory of <region>.pem CAs for dedicated gateways")
 DEDICATED_SUFFIX = ".cryptoservice.kms.aliyuncs.com"
-_EXAMPLE_VALUES = {"region": "cn-hangzhou", "kms-instance-id": "kst-hzz62ee2a4f7ab1xxxxxx"}
-_PLACEHOLDER = re.compile(r"\{([^}]*)\}|<([^>]*)>")
+#: what the documentation's own placeholders stand for, in example messages
+_EXAMPLE_VALUES = MappingProxyType({"kms-instance-id": "kst-hzz62ee2a4f7ab1xxxxxx"})
 
 HINTS = ServiceHints(
     service="KMS",
@@ -71,19 +71,6 @@ def bundled_ca(region: str) -> Path | None:
     """The shipped CA (intermediate) of KMS instances in `region`, or None if we have none."""
     path = Path(str(resources.files(__package__).joinpath("ca", f"{region}.pem")))
     return path if path.is_file() else None
-
-
-def _example_for(text: str, region: str | None) -> str:
-    """`text` with documentation placeholders replaced by example values (for messages)."""
-
-    def fill(match: re.Match[str]) -> str:
-        name = (match.group(1) or match.group(2) or "").strip().lower()
-        if name == "region" and region:
-            return region
-        return _EXAMPLE_VALUES.get(name, "cn-hangzhou" if "region" in name else "value")
-
-    bare = text.strip().split("://", 1)[-1].split("/", 1)[0]
-    return _PLACEHOLDER.sub(fill, bare) or "kms-vpc.cn-hangzhou.aliyuncs.com"
 
 
 def _secret_arn(spec: ObjectSpec) -> Arn | None:
@@ -128,7 +115,9 @@ class KmsBackend(SdkBackend):
         if explicit:
             check_endpoint_host(
                 explicit, where=spec.describe(), field_name=ENDPOINT_FIELD,
-                example=_example_for(explicit, arn.region if arn else None),
+                example=endpoint_example(explicit, region=arn.region if arn else None,
+                                         default="kms-vpc.cn-hangzhou.aliyuncs.com",
+                                         values=_EXAMPLE_VALUES),
             )
 
     def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:

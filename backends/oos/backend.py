@@ -26,12 +26,11 @@ from ack_secrets_provider.core.errors import InvalidArgument, NotFound, Unexpect
 from ack_secrets_provider.core.mount.arn import Arn, object_arn
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.plugins.backend import FetchContext, RateLimit, SecretValue
-from ack_secrets_provider.core.plugins.toolkit import SdkBackend
+from ack_secrets_provider.core.plugins.toolkit import SdkBackend, endpoint_example
 
 #: GetSecretParameters accepts at most 10 names per call (API reference, `Names`)
 MAX_NAMES_PER_CALL = 10
 ENDPOINT_FIELD = "oosEndpoint"
-_PLACEHOLDER = re.compile(r"\{([^}]*)\}|<([^>]*)>")
 
 HINTS = ServiceHints(
     service="OOS",
@@ -52,11 +51,6 @@ BATCH_HINTS = ServiceHints(
     not_found_advice=HINTS.not_found_advice,
     permission_codes=HINTS.permission_codes,
 )
-
-
-def _example_for(text: str, region: str | None) -> str:
-    bare = text.strip().split("://", 1)[-1].split("/", 1)[0]
-    return _PLACEHOLDER.sub(lambda _m: region or "cn-hangzhou", bare)
 
 
 def _parameter_arn(spec: ObjectSpec) -> Arn | None:
@@ -115,7 +109,8 @@ class OosBackend(SdkBackend):
         if explicit:
             check_endpoint_host(
                 explicit, where=spec.describe(), field_name=ENDPOINT_FIELD,
-                example=_example_for(explicit, arn.region if arn else None),
+                example=endpoint_example(explicit, region=arn.region if arn else None,
+                                         default="oos-vpc.cn-hangzhou.aliyuncs.com"),
             )
 
     def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:

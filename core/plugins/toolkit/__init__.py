@@ -4,6 +4,8 @@ For backends:
 - `SdkBackend` (sdk_backend.py): the base class of a backend on an Alibaba Cloud SDK client
   (one client per endpoint, trust and identity; private-CA trust; every SDK failure mapped to a
   provider error and the client dropped when the credential is rejected; region from the host).
+- `endpoint_example` (endpoint_example.py): the corrected host an endpoint-field error suggests,
+  built from what the user wrote (placeholders filled, scheme and path dropped).
 
 For credential plugins:
 - `IdentityCache`, `secret_digest`, `refreshing_identity` (identities.py): identities cached per
@@ -16,6 +18,7 @@ backends, the built-in credential plugins and the example plugin in examples/plu
 use exactly these.
 """
 
+from ack_secrets_provider.core.plugins.toolkit.endpoint_example import endpoint_example
 from ack_secrets_provider.core.plugins.toolkit.identities import (
     IdentityCache,
     refreshing_identity,
@@ -30,6 +33,7 @@ __all__ = [
     "Issued",
     "RefreshingProvider",
     "SdkBackend",
+    "endpoint_example",
     "refreshing_identity",
     "secret_digest",
 ]
