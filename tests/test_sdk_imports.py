@@ -1,23 +1,32 @@
 """core/cloud/sdk_imports.py: `serve` mounts without importing what the SDK imports but the
 provider never runs (aiohttp, apscheduler, cryptography), and those SDK paths still work when
-something does call them (the stand-ins import the real module on first use).
+something does call them (the stand-ins import the real module on first use); a product SDK's
+models are imported one by one as they are used.
 
-Each check runs in a fresh interpreter: what matters is which modules a process has loaded.
+The serve checks run in a fresh interpreter: what matters is which modules a process has loaded.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ack_secrets_provider.core.cloud.sdk_imports import DEFERRED
+from ack_secrets_provider.core.cloud.sdk_imports import (
+    DEFERRED,
+    LazyModels,
+    LazyModelsFinder,
+    reexports,
+)
 from ack_secrets_provider.core.emulator import testing as t
 from ack_secrets_provider.core.emulator.testing import EmulatorHandle
 
@@ -93,11 +102,15 @@ def _run(script: str, *args: str) -> dict[str, Any]:
 
 def test_serve_mounts_without_importing_what_the_sdk_never_runs(
         emulator: EmulatorHandle, tmp_path: Path) -> None:
-    watched = [*DEFERRED, *HEAVY, "alibabacloud_kms20160120.client"]
+    used = ["alibabacloud_kms20160120.client",
+            "alibabacloud_kms20160120.models._get_secret_value_request"]
+    unused = "alibabacloud_kms20160120.models._encrypt_request"  # a model of another API
+    watched = [*DEFERRED, *HEAVY, *used, unused]
     answer = _run(SERVE_AND_MOUNT, str(tmp_path), emulator.http_url, json.dumps(watched))
     assert answer["files"] == ["app_config"]
-    # the mount went through the SDK, and none of the deferred modules was imported
-    assert answer["loaded"] == ["alibabacloud_kms20160120.client"]
+    # the mount went through the SDK, and none of the deferred modules or unused models was
+    # imported
+    assert answer["loaded"] == used
 
 
 def test_the_deferred_modules_load_when_the_sdk_uses_them(emulator: EmulatorHandle) -> None:
@@ -113,3 +126,76 @@ def test_the_deferred_modules_load_when_the_sdk_uses_them(emulator: EmulatorHand
     assert answer["real_aiohttp"].startswith("aiohttp.")
     key.public_key().verify(bytes.fromhex(answer["signature"]), b"string to sign",
                             padding.PKCS1v15(), hashes.SHA256())
+
+
+MODELS = """\
+# -*- coding: utf-8 -*-
+from __future__ import annotations
+
+from ._get_thing_request import GetThingRequest
+from ._get_thing_response import (GetThingResponse, GetThingResponseBody as Body)
+
+__all__ = [GetThingRequest, GetThingResponse]
+"""
+
+
+def _product(root: Path, name: str, init: str) -> Path:
+    """A fake product SDK `name` with a models package (`init`) of two submodules."""
+    models = root / name / "models"
+    models.mkdir(parents=True)
+    (root / name / "__init__.py").write_text("")
+    (models / "__init__.py").write_text(init)
+    (models / "_get_thing_request.py").write_text("class GetThingRequest:\n    pass\n")
+    (models / "_get_thing_response.py").write_text(
+        "class GetThingResponse:\n    pass\n\n\nclass GetThingResponseBody:\n    pass\n")
+    return models
+
+
+def _load(root: Path, name: str) -> types.ModuleType | None:
+    spec = LazyModelsFinder().find_spec(f"{name}.models", [str(root / name)])
+    if spec is None:
+        return None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)  # what the import system does
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_models_package_that_only_reexports_is_imported_name_by_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _product(tmp_path, "alibabacloud_fake20990101", MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("alibabacloud_fake20990101", "alibabacloud_fake20990101.models"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    models = _load(tmp_path, "alibabacloud_fake20990101")
+    assert isinstance(models, LazyModels)
+    monkeypatch.setitem(sys.modules, "alibabacloud_fake20990101.models", models)
+    assert {"GetThingRequest", "GetThingResponse", "Body"} <= set(dir(models))
+    assert "alibabacloud_fake20990101.models._get_thing_request" not in sys.modules
+    request = models.GetThingRequest
+    assert request.__module__ == "alibabacloud_fake20990101.models._get_thing_request"
+    assert models.Body.__name__ == "GetThingResponseBody"  # an `as` name
+    assert "alibabacloud_fake20990101.models._get_thing_request" in sys.modules
+    with pytest.raises(AttributeError, match="no attribute 'Missing'"):
+        _ = models.Missing
+    for name in [m for m in sys.modules if m.startswith("alibabacloud_fake20990101")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+@pytest.mark.parametrize("extra", [
+    "X = 1\n",  # any statement that does something
+    "from ..other import Thing\n",  # a name from outside the package
+    "from ._get_thing_request import *\n",  # names the syntax tree does not show
+    "import os\n",
+])
+def test_a_models_package_that_does_anything_else_is_imported_as_usual(
+        tmp_path: Path, extra: str) -> None:
+    models = _product(tmp_path, "alibabacloud_fake20990102", MODELS + extra)
+    assert reexports(str(models / "__init__.py")) is None
+    assert _load(tmp_path, "alibabacloud_fake20990102") is None
+
+
+def test_only_the_sdks_models_packages_are_considered(tmp_path: Path) -> None:
+    _product(tmp_path, "someone_else", MODELS)
+    assert LazyModelsFinder().find_spec("someone_else.models", [str(tmp_path / "someone_else")]) \
+        is None

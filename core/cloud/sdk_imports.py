@@ -11,7 +11,7 @@ never executes:
   `alibabacloud_darabonba_signature_util.signer`): only RSA request signing (ACS3-RSA-SHA256)
   uses it; the provider's requests are signed with HMAC.
 
-Importing them cost ~25 MB and ~0.2-0.6 s on the first mount, while every mount of the first
+Importing them cost ~17 MB and ~0.2-0.4 s on the first mount, while every mount of the first
 wave after start waited for it (docs/performance.md). `import_sdk()` (called before a mount
 first uses the SDK) imports the SDK's modules while a `DeferredModule` stands in `sys.modules`
 for each of them, then takes the stand-ins out again: the SDK modules keep a stand-in that
@@ -19,18 +19,30 @@ imports the real module the first time something from it is used (called, or an 
 it read), so the SDK's async and RSA paths still work if anything calls them, and any later
 `import` elsewhere gets the real module. A name read from a stand-in before that (an annotation,
 a `from aiohttp import ClientResponse`) is a `DeferredName` that does the same on first use.
+
+The product SDKs' `models` packages (`alibabacloud_<product><version>.models`) import every model
+of the product's API at once: KMS's 281 modules took ~55-90 ms and 3.2 MB on the first mount,
+which uses a handful. `import_sdk()` also installs `LazyModelsFinder`: such a package whose
+`__init__.py` only re-exports its submodules' names (`from ._get_secret_value_request import
+GetSecretValueRequest`, checked on its syntax tree; anything else and it is imported as usual)
+is a `LazyModels` module that imports a model's submodule the first time the name is used.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import threading
 import types
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["DEFERRED", "SDK_MODULES", "DeferredModule", "DeferredName", "import_sdk"]
+__all__ = ["DEFERRED", "SDK_MODULES", "DeferredModule", "DeferredName", "LazyModels",
+           "LazyModelsFinder", "import_sdk", "reexports"]
 
 #: modules the SDK imports at its top and the provider's serving path never runs (see above)
 DEFERRED = (
@@ -101,6 +113,7 @@ def import_sdk() -> None:
     with _lock:
         if _imported:
             return
+        sys.meta_path.insert(0, LazyModelsFinder())
         stand_ins = {}
         for name in DEFERRED:
             # Already imported by something else, or not installed: nothing to defer.
@@ -120,3 +133,73 @@ def import_sdk() -> None:
 def _installed(package: str) -> bool:
     """Whether a top-level package can be imported (without importing it)."""
     return importlib.util.find_spec(package) is not None
+
+
+class LazyModels(types.ModuleType):
+    """A product SDK's `models` package whose models are imported one by one, on first use."""
+
+    def __getattr__(self, name: str) -> Any:  # only called for names not imported yet
+        where = self._submodules().get(name)
+        if where is None:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        submodule, original = where
+        value = getattr(importlib.import_module(f"{self.__name__}.{submodule}"), original)
+        setattr(self, name, value)  # later uses are a plain attribute lookup
+        return value
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *self._submodules()})
+
+    def _submodules(self) -> dict[str, tuple[str, str]]:
+        """{name: (submodule, its name there)}, kept by the finder in the module's spec."""
+        spec = self.__dict__.get("__spec__")
+        return spec.loader_state if spec is not None else {}
+
+
+class LazyModelsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds `alibabacloud_*.models` packages that only re-export their submodules' names and
+    loads them as `LazyModels` (the names and their submodules are the spec's loader_state)."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if not (fullname.startswith("alibabacloud_") and fullname.endswith(".models")):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.origin is None or spec.submodule_search_locations is None:
+            return None
+        names = reexports(spec.origin)
+        if not names:
+            return None
+        spec.loader = self
+        spec.loader_state = names
+        return spec
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return LazyModels(spec.name)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        """Nothing to run: the names are imported when used."""
+
+
+def reexports(path: str) -> dict[str, tuple[str, str]] | None:
+    """{name: (submodule, its name there)} when the package `__init__.py` at `path` does nothing but
+    `from .submodule import names` (besides a docstring, `from __future__` and `__all__`);
+    None otherwise."""
+    try:
+        with open(path, encoding="utf-8") as source:
+            tree = ast.parse(source.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    names: dict[str, tuple[str, str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            if any(alias.name == "*" for alias in node.names):
+                return None
+            names.update((alias.asname or alias.name, (node.module, alias.name))
+                         for alias in node.names)
+        elif not (isinstance(node, ast.ImportFrom) and node.module == "__future__"
+                  or isinstance(node, ast.Assign)
+                  and [getattr(t, "id", None) for t in node.targets] == ["__all__"]
+                  or isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+            return None
+    return names
