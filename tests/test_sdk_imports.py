@@ -46,8 +46,9 @@ def probe():
     try:
         while not os.path.exists(socket):
             time.sleep(0.01)
-        answer = ProviderClient(socket).mount(driver_attributes(
-            {"objects": "- objectName: app/config\\n  objectType: kms\\n"}), timeout=30)
+        answer = ProviderClient(socket).mount(driver_attributes({"objects": (
+            "- objectName: app/config\\n  objectType: kms\\n"
+            "- objectName: app-smtp\\n  objectType: oos\\n")}), timeout=30)
         print(json.dumps({"files": [f.path for f in answer.files],
                           "loaded": [m for m in watched if m in sys.modules]}), flush=True)
     finally:
@@ -55,7 +56,8 @@ def probe():
 
 threading.Thread(target=probe, daemon=True).start()
 sys.exit(cli.main(["serve", "--provider-volume", volume, "--region", "cn-hangzhou",
-                   "--endpoint-override", f"kms={endpoint}", "--healthz-port", "0",
+                   "--endpoint-override", f"kms={endpoint}",
+                   "--endpoint-override", f"oos={endpoint}", "--healthz-port", "0",
                    "--metrics-port", "0"]))
 """
 
@@ -103,11 +105,14 @@ def _run(script: str, *args: str) -> dict[str, Any]:
 def test_serve_mounts_without_importing_what_the_sdk_never_runs(
         emulator: EmulatorHandle, tmp_path: Path) -> None:
     used = ["alibabacloud_kms20160120.client",
-            "alibabacloud_kms20160120.models._get_secret_value_request"]
-    unused = "alibabacloud_kms20160120.models._encrypt_request"  # a model of another API
-    watched = [*DEFERRED, *HEAVY, *used, unused]
+            "alibabacloud_kms20160120.models._get_secret_value_request",
+            "alibabacloud_oos20190601.client"]
+    unused = [  # models of other APIs
+        "alibabacloud_kms20160120.models._encrypt_request",
+        "alibabacloud_oos20190601.models._create_template_request"]
+    watched = [*DEFERRED, *HEAVY, *used, *unused]
     answer = _run(SERVE_AND_MOUNT, str(tmp_path), emulator.http_url, json.dumps(watched))
-    assert answer["files"] == ["app_config"]
+    assert sorted(answer["files"]) == ["app-smtp", "app_config"]
     # the mount went through the SDK, and none of the deferred modules or unused models was
     # imported
     assert answer["loaded"] == used
