@@ -137,6 +137,37 @@ def _fetch(settings: ProviderSettings, region: str = "cn-test") -> bytes:
     return value.data
 
 
+class _Connections(http.server.ThreadingHTTPServer):
+    """Counts the TCP connections it accepts."""
+
+    connections = 0
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        self.connections += 1
+        return super().get_request()
+
+
+class _KeepAliveHandler(_Handler):
+    protocol_version = "HTTP/1.1"  # keeps the connection open, as KMS does
+
+
+def test_a_gateway_connection_and_its_trust_are_set_up_once(chain: dict[str, Path]) -> None:
+    """Five fetches, each through a new backend (so a new SDK client), make one TLS connection:
+    the trust context is built once per CA set and the session's keep-alive pool reuses the
+    connection (a context rebuilt per call would be a new pool, a new connection and handshake)."""
+    server = _Connections(("127.0.0.1", 0), _KeepAliveHandler)
+    server.requests = 0  # type: ignore[attr-defined]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chain["server_chain"], chain["server_key"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    with serving(server):
+        settings = _settings(server, kms_ca_file=str(chain["intermediate"]))
+        for _ in range(5):
+            assert _fetch(settings) == b"from-gateway"
+    assert server.requests == 5  # type: ignore[attr-defined]
+    assert server.connections == 1
+
+
 def _settings(server: http.server.HTTPServer, **options: str) -> ProviderSettings:
     """Settings dialling the gateway on loopback, with the KMS backend's flags in `options`."""
     port = server.server_address[1]
