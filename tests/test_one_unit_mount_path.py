@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 import ack_test_backend
 import pytest
+from installed import SERVICES
 
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
@@ -34,7 +35,7 @@ def service(emulator: EmulatorHandle) -> Iterator[MountService]:
     """Cache off: every mount fetches (a cold mount)."""
     settings = ProviderSettings(
         region="cn-hangzhou",
-        endpoint_overrides=EndpointOverrides.parse([f"kms={emulator.http_url}"]),
+        endpoint_overrides=EndpointOverrides.parse([f"kms={emulator.http_url}"], SERVICES),
         environ=MappingProxyType({}), cache_ttl=0,
     )
     backends, credentials = load_plugins(settings)
