@@ -13,12 +13,13 @@ never executes:
 
 Importing them cost ~17 MB and ~0.2-0.4 s on the first mount, while every mount of the first
 wave after start waited for it (docs/performance.md). `import_sdk()` (called before a mount
-first uses the SDK) imports the SDK's modules while a `DeferredModule` stands in `sys.modules`
-for each of them, then takes the stand-ins out again: the SDK modules keep a stand-in that
-imports the real module the first time something from it is used (called, or an attribute of
-it read), so the SDK's async and RSA paths still work if anything calls them, and any later
-`import` elsewhere gets the real module. A name read from a stand-in before that (an annotation,
-a `from aiohttp import ClientResponse`) is a `DeferredName` that does the same on first use.
+resolves its first credential, which is an SDK client) imports the SDK's modules while a
+`DeferredModule` stands in `sys.modules` for each of them, then takes the stand-ins out
+again: the SDK modules keep a stand-in that imports the real module the first time something
+from it is used (called, or an attribute of it read), so the SDK's async and RSA paths still
+work if anything calls them, and any later `import` elsewhere gets the real module. A name
+read from a stand-in before that (an annotation, a `from aiohttp import ClientResponse`) is a
+`DeferredName` that does the same on first use.
 
 The product SDKs' `models` packages (`alibabacloud_<product><version>.models`) import every model
 of the product's API at once: KMS's 281 modules took ~55-90 ms and 3.2 MB on the first mount,

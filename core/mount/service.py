@@ -88,7 +88,6 @@ class MountService:
                 log.warning("pod %s: %s", request.pod.describe(), warning)
         if not request.objects:
             return MountOutcome(request, [])
-        import_sdk()  # once per process, before a plugin first imports the SDK (see its module)
         units = self._plan(request, deadline)
         values = self._run(units, request, deadline)
         return MountOutcome(request, build_files(request, values, self.settings.request_limits,
@@ -102,6 +101,8 @@ class MountService:
                  if self.backends.get(spec.object_type).needs_credentials]
         if not needs:
             return {None: ANONYMOUS}
+        # A credential is an SDK client: the first one imports the SDK (once; see the module)
+        import_sdk()
         context = self.credentials.context(request, deadline)
         base = self.credentials.resolve(context)
         identities: dict[str | None, Identity] = {None: base}
