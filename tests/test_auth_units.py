@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ack_secrets_provider.auth import kube
+from ack_secrets_provider.auth import _providers, kube
 from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, StsEmulator
 from ack_secrets_provider.core.cloud.kube import KubeClient
 from ack_secrets_provider.core.emulator import Emulator
@@ -293,6 +293,20 @@ def test_a_rotated_static_access_key_secret_is_another_identity(host: Credential
     rotated = host.resolve(ctx(host, {**pair, "SECRET_ACCESS_KEY": "after"}))
     assert rotated.key.mode == "static-ak" and rotated.key != first.key
     assert rotated.credential is not first.credential
+
+
+def test_the_access_key_digest_is_computed_once_per_pair_not_per_mount(
+    host: CredentialHost, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    digested: list[str] = []
+    digest = _providers.secret_digest
+    monkeypatch.setattr(_providers, "secret_digest",
+                        lambda secret: digested.append(secret) or digest(secret))
+    pair = {"ACCESS_KEY_ID": "LTAIdigestonce", "SECRET_ACCESS_KEY": "digest-once-secret"}
+    first = host.resolve(ctx(host, pair))
+    for _ in range(3):
+        assert host.resolve(ctx(host, pair)) is first
+    assert digested == ["digest-once-secret"]
 
 
 def test_pod_identity_outside_a_cluster_says_so(host: CredentialHost) -> None:

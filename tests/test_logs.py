@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import ack_test_backend
 import grpc
@@ -122,6 +123,31 @@ def test_json_mount_line_has_the_identifying_fields(
     assert not any(line["level"] == "debug" for line in lines)  # -v=0: no debug lines
     crashed = [line for line in lines if line.get("exception") == "RuntimeError"]
     assert crashed and "message withheld" in crashed[0]["stack"]
+
+
+def test_a_successful_mount_decodes_its_attributes_once(
+    tmp_path: Path, restore_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mount line takes the pod from the request the mount service parsed: the observer
+    does not decode the attributes JSON a second time (a failed mount still does)."""
+    configure(0, "text", io.StringIO())
+    attributes = driver_attributes(
+        {"objects": "- {objectName: api-key, objectType: testmem}\n"}, pod=POD)
+    decoded: list[str] = []
+    loads = json.loads
+
+    def counting(text: str, *args: Any, **kwargs: Any) -> Any:
+        if text == attributes:
+            decoded.append(text)
+        return loads(text, *args, **kwargs)
+
+    ack_test_backend.reset()
+    with running_provider(ProviderSettings(), tmp_path) as provider:
+        monkeypatch.setattr(json, "loads", counting)
+        provider.mount(attributes, secrets=json.dumps(
+            {"access_key": "LTAIfakeid", "access_secret": FAKE_AK_SECRET}))
+        monkeypatch.undo()
+    assert len(decoded) == 1
 
 
 def test_text_mount_line_is_logfmt(tmp_path: Path, restore_logging: None) -> None:
