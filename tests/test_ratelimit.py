@@ -50,7 +50,7 @@ def test_waiting_is_bounded_by_the_deadline_and_reserves_nothing() -> None:
 
 def test_real_time_rate_limit_refuses_at_once_instead_of_queueing() -> None:
     slept: list[float] = []
-    limiter = RateLimiter(0.2, burst=1, sleep=slept.append)  # the real clock: next slot in 5 s
+    limiter = RateLimiter(0.2, sleep=slept.append)  # a burst of 1, the real clock: next in 5 s
     limiter.acquire(Deadline.after(5), "object #1")
     with pytest.raises(DeadlineExceeded, match="object #2"):
         limiter.acquire(Deadline.after(2), "object #2")

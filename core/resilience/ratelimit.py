@@ -28,7 +28,8 @@ __all__ = ["ConcurrencyLimit", "RateLimiter"]
 
 
 class RateLimiter:
-    """Token bucket: `rate` calls per second on average, bursts of up to `burst` calls.
+    """Token bucket: `rate` calls per second on average, bursts of up to `burst` calls (the rate
+    rounded up, at least 1: one second's worth).
 
     The bucket starts full. `clock`/`sleep` are injectable so tests need no real waiting.
     """
@@ -36,7 +37,6 @@ class RateLimiter:
     def __init__(
         self,
         rate: float,
-        burst: float | None = None,
         *,
         name: str = "upstream calls",
         flag: str | None = None,
@@ -44,7 +44,7 @@ class RateLimiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.rate = max(0.0, float(rate))
-        self.burst = float(burst) if burst is not None else float(max(1, math.ceil(self.rate)))
+        self.burst = float(max(1, math.ceil(self.rate)))
         self.name = name
         self.flag = flag
         self._clock = clock
