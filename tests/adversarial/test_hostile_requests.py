@@ -91,7 +91,10 @@ def test_a_request_above_grpcs_4_mib_is_refused_before_the_provider_sees_it(
     before = parser_target.mounts("INVALID_ARGUMENT"), parser_target.log().count("mount failed")
     error, seconds = mount(parser_target, attributes, timeout=10)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert seconds < 1.0
+    # The client itself encodes and sends 4 MiB here: on a loaded 2-core machine that alone took
+    # ~1 s once, so the bound is looser than the other refusals'; the counters below prove the
+    # handler never ran.
+    assert seconds < 3.0
     after = parser_target.mounts("INVALID_ARGUMENT"), parser_target.log().count("mount failed")
     assert after == before  # the provider's handler never ran
 
