@@ -1,5 +1,6 @@
 """core/cloud/sdk_imports.py: `serve` mounts without importing what the SDK imports but the
-provider never runs (aiohttp, apscheduler, cryptography), and those SDK paths still work when
+provider never runs (aiohttp, apscheduler, cryptography, websocket, aiofiles, configparser), and
+those SDK paths still work when
 something does call them (the stand-ins import the real module on first use); a product SDK's
 models are imported one by one as they are used.
 
@@ -31,7 +32,8 @@ from ack_secrets_provider.core.emulator import testing as t
 from ack_secrets_provider.core.emulator.testing import EmulatorHandle
 
 #: what the deferred modules' first real use loads (their heavy parts)
-HEAVY = ("aiohttp.client", "apscheduler.schedulers.base", "cryptography.hazmat.bindings._rust")
+HEAVY = ("aiohttp.client", "apscheduler.schedulers.base", "cryptography.hazmat.bindings._rust",
+         "websocket._app", "aiofiles.threadpool")
 
 SERVE_AND_MOUNT = """
 import json, os, signal, sys, threading, time
@@ -85,10 +87,20 @@ answer = asyncio.run(client.get_secret_value_async(
 from alibabacloud_darabonba_signature_util.signer import Signer
 signature = Signer.sha256with_rsasign("string to sign", sys.argv[5])
 
+# the credentials library's async profile-file read (aiofiles and configparser stand-ins)
+from alibabacloud_credentials.provider import profile
+ini = asyncio.run(profile._load_ini_async(sys.argv[6]))
+
+# the SDK's WebSocket module (websocket-client through its stand-ins)
+from darabonba import websocket as dara_websocket
+opcode = dara_websocket.ABNF.OPCODE_BINARY
+app_class = dara_websocket.websocket.WebSocketApp
+
 import aiohttp
 print(json.dumps({"before": before, "value": answer.body.secret_data,
                   "real_aiohttp": type(aiohttp.ClientTimeout(total=1)).__module__,
-                  "signature": signature.hex()}))
+                  "signature": signature.hex(), "ini": ini, "opcode": opcode,
+                  "websocket_app": f"{app_class.__module__}.{app_class.__name__}"}))
 """
 
 
@@ -118,14 +130,21 @@ def test_serve_mounts_without_importing_what_the_sdk_never_runs(
     assert answer["loaded"] == used
 
 
-def test_the_deferred_modules_load_when_the_sdk_uses_them(emulator: EmulatorHandle) -> None:
+def test_the_deferred_modules_load_when_the_sdk_uses_them(
+        emulator: EmulatorHandle, tmp_path: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM,
                             serialization.PrivateFormat.TraditionalOpenSSL,
                             serialization.NoEncryption()).decode()
+    ini = tmp_path / "credentials.ini"
+    ini.write_text("[default]\ntype = access_key\n")
     answer = _run(USE_THE_DEFERRED_PATHS, emulator.address, json.dumps([*DEFERRED, *HEAVY]),
-                  t.ACCESS_KEY_ID, t.ACCESS_KEY_SECRET, pem)
+                  t.ACCESS_KEY_ID, t.ACCESS_KEY_SECRET, pem, str(ini))
     assert answer["before"] == []
+    # the profile file was read (aiofiles, configparser); websocket-client's names are its own
+    assert answer["ini"] == {"default": {"type": "access_key"}}
+    assert answer["opcode"] == 0x2
+    assert answer["websocket_app"] == "websocket._app.WebSocketApp"
     # the async path (aiohttp) read the secret; the RSA signature (cryptography) verifies
     assert answer["value"] == '{"user": "app", "password": "p@ss"}'
     assert answer["real_aiohttp"].startswith("aiohttp.")

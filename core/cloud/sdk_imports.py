@@ -9,10 +9,16 @@ never executes:
   role provider starts a scheduler; the provider's `ecs_ram_role` credential plugin is its own;
 - `cryptography` (`alibabacloud_tea_openapi.utils`, `alibabacloud_openapi_util.client`,
   `alibabacloud_darabonba_signature_util.signer`): only RSA request signing (ACS3-RSA-SHA256)
-  uses it; the provider's requests are signed with HMAC.
+  uses it; the provider's requests are signed with HMAC;
+- `websocket` (websocket-client, `darabonba.websocket`): only the SDK's WebSocket APIs use it;
+  KMS, OOS and STS are plain HTTPS calls;
+- `aiofiles` and `configparser` (`alibabacloud_credentials.provider`'s OIDC, profile and CLI
+  profile providers): only the async file reads and the credentials library's own
+  profile-file providers use them; the provider's credential plugins are its own.
 
 Importing them cost ~17 MB and ~0.2-0.4 s on the first mount, while every mount of the first
-wave after start waited for it (docs/performance.md). `import_sdk()` (called before a mount
+wave after start waited for it (docs/performance.md); websocket, aiofiles and configparser were
+another ~20 ms of the ~110 ms left and 0.6 MB. `import_sdk()` (called before a mount
 resolves its first credential, which is an SDK client) imports the SDK's modules while a
 `DeferredModule` stands in `sys.modules` for each of them, then takes the stand-ins out
 again: the SDK modules keep a stand-in that imports the real module the first time something
@@ -53,6 +59,10 @@ DEFERRED = (
     "cryptography.hazmat.primitives.asymmetric.padding",
     "cryptography.hazmat.primitives.hashes",
     "cryptography.hazmat.primitives.serialization",
+    "websocket",
+    "websocket._abnf",
+    "aiofiles",
+    "configparser",
 )
 #: the SDK modules imported with those deferred: between them they import every SDK module that
 #: imports one of DEFERRED (tests/test_sdk_imports.py checks it after a real mount)
