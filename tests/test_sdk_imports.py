@@ -152,6 +152,86 @@ def test_the_deferred_modules_load_when_the_sdk_uses_them(
                             padding.PKCS1v15(), hashes.SHA256())
 
 
+#: a class each deferred module has (a deferred module not listed is only imported)
+A_CLASS = {"aiohttp": "ClientError", "apscheduler.schedulers.background": "BackgroundScheduler",
+           "cryptography.hazmat.primitives.hashes": "SHA256",
+           "cryptography.hazmat.primitives.asymmetric.padding": "PKCS1v15",
+           "cryptography.hazmat.primitives.serialization": "BestAvailableEncryption",
+           "configparser": "Error", "websocket": "WebSocketException"}
+
+IMPORT_ELSEWHERE_DURING_THE_SDK_IMPORT = """
+import importlib, importlib.machinery, json, sys, threading
+from ack_secrets_provider.core.cloud.sdk_imports import DEFERRED, import_sdk
+
+classes = json.loads(sys.argv[1])
+SDK = ("alibabacloud_", "darabonba", "Tea")
+in_window, used = threading.Event(), threading.Event()
+
+class HoldTheSdkImport:
+    # Holds import_sdk() inside its window (stand-ins in sys.modules) until the other thread is
+    # done: in the first SDK module's execution (find_spec runs under the global import lock).
+    def find_spec(self, fullname, path=None, target=None):
+        if threading.current_thread().name != "sdk" or not fullname.startswith(SDK):
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            in_window.set()
+            used.wait(30)
+            run(module)
+        spec.loader.exec_module = exec_module
+        return spec
+
+def elsewhere(seen):
+    in_window.wait(30)
+    try:
+        for name in DEFERRED:
+            module = importlib.import_module(name)
+            entry = seen[name] = {"stand_in": type(module).__name__ == "DeferredModule"}
+            if name in classes:
+                cls = getattr(module, classes[name])
+                entry["class"] = isinstance(cls, type)
+                try:
+                    entry["isinstance"] = isinstance(None, cls)
+                    entry["subclass"] = type("Mine", (cls,), {}).__mro__[1] is cls
+                    try:
+                        raise ValueError("not it")
+                    except cls if issubclass(cls, BaseException) else ():
+                        pass
+                except ValueError:
+                    entry["except"] = "passes it on"
+                except TypeError as exc:
+                    entry["error"] = str(exc)
+    finally:
+        used.set()
+
+sys.meta_path.insert(0, HoldTheSdkImport())
+seen = {}
+threads = [threading.Thread(target=import_sdk, name="sdk"),
+           threading.Thread(target=elsewhere, args=(seen,))]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join(60)
+print(json.dumps(seen))
+"""
+
+
+def test_an_import_elsewhere_during_the_sdk_import_gets_the_real_names() -> None:
+    """sys.modules is the process's: another thread (a plugin, the kube client, a scrape)
+    importing a deferred module while import_sdk() runs gets the stand-in, and every name it
+    reads from it is the real module's: a class it can name in an `except` clause (which
+    passes other errors on), subclass and pass to isinstance."""
+    seen = _run(IMPORT_ELSEWHERE_DURING_THE_SDK_IMPORT, json.dumps(A_CLASS))
+    assert set(seen) == set(DEFERRED)
+    assert seen["aiohttp"]["stand_in"]  # the window was hit
+    for name in set(DEFERRED) & set(A_CLASS):
+        assert seen[name] == {"stand_in": seen[name]["stand_in"], "class": True,
+                              "isinstance": False, "subclass": True,
+                              "except": "passes it on"}, name
+
+
 MODELS = """\
 # -*- coding: utf-8 -*-
 from __future__ import annotations

@@ -24,8 +24,11 @@ resolves its first credential, which is an SDK client) imports the SDK's modules
 again: the SDK modules keep a stand-in that imports the real module the first time something
 from it is used (called, or an attribute of it read), so the SDK's async and RSA paths still
 work if anything calls them, and any later `import` elsewhere gets the real module. A name
-read from a stand-in before that (an annotation, a `from aiohttp import ClientResponse`) is a
-`DeferredName` that does the same on first use.
+the SDK's import reads from a stand-in (an annotation, a `from aiohttp import ClientResponse`)
+is a `DeferredName` that does the same on first use. Only that import, on the thread running
+it, gets DeferredNames: `sys.modules` is the process's, so another thread importing one of
+these modules meanwhile gets the stand-in too, and every name it reads from it is the real
+module's (a class it can subclass, name in an `except` clause or pass to `isinstance`).
 
 The product SDKs' `models` packages (`alibabacloud_<product><version>.models`) import every model
 of the product's API at once: KMS's 281 modules took ~55-90 ms and 3.2 MB on the first mount,
@@ -74,13 +77,16 @@ class DeferredModule(types.ModuleType):
     """Stands for a module until something from it is used; then that use imports the module."""
 
     def __getattr__(self, name: str) -> Any:  # only called for names the stand-in does not have
-        if name.startswith("__"):
-            # The import system's probes (`__path__` for a `from m import x`) must not import it.
-            raise AttributeError(name)
-        real = sys.modules.get(self.__name__)
-        if real is None or real is self:
+        if _importer == threading.get_ident() and sys.modules.get(self.__name__) is self:
+            # The SDK's import reading a name: it gets one that imports the module when used.
+            if name.startswith("__"):
+                # The import system's probes (`__path__` for a `from m import x`) must not
+                # import it.
+                raise AttributeError(name)
             return DeferredName(self, name)
-        return getattr(real, name)
+        # The SDK's code at run time, or another thread that imported the module while the
+        # stand-in was in sys.modules: the real module's name.
+        return getattr(self.load(), name)
 
     def load(self) -> types.ModuleType:
         """The real module, imported now if it was not yet."""
@@ -114,22 +120,26 @@ class DeferredName:
 
 _lock = threading.Lock()
 _imported = False
+#: the thread running import_sdk()'s imports, while it does (the only one given DeferredNames)
+_importer: int | None = None
 
 
 def import_sdk() -> None:
     """Import SDK_MODULES with DEFERRED standing in (once per process; cheap afterwards)."""
-    global _imported
+    global _imported, _importer
     if _imported:
         return
     with _lock:
         if _imported:
             return
-        sys.meta_path.insert(0, LazyModelsFinder())
+        if not any(isinstance(finder, LazyModelsFinder) for finder in sys.meta_path):
+            sys.meta_path.insert(0, LazyModelsFinder())  # once, even if an import failed
         stand_ins = {}
         for name in DEFERRED:
             # Already imported by something else, or not installed: nothing to defer.
             if name not in sys.modules and _installed(name.partition(".")[0]):
                 stand_ins[name] = DeferredModule(name)
+        _importer = threading.get_ident()
         sys.modules.update(stand_ins)
         try:
             for module in SDK_MODULES:
@@ -138,6 +148,7 @@ def import_sdk() -> None:
             for name, stand_in in stand_ins.items():
                 if sys.modules.get(name) is stand_in:
                     del sys.modules[name]
+            _importer = None
         _imported = True
 
 
