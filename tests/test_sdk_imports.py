@@ -68,6 +68,7 @@ import asyncio, json, sys
 from ack_secrets_provider.core.cloud.sdk_imports import import_sdk
 
 import_sdk()
+repr(sys.modules["Tea.core"].aiohttp)  # a probe of a stand-in (a repr, a debugger) is no use
 before = [m for m in json.loads(sys.argv[2]) if m in sys.modules]
 
 # the SDK's async request path (aiohttp, through Tea/darabonba's stand-in), against the emulator

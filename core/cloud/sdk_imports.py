@@ -77,15 +77,23 @@ class DeferredModule(types.ModuleType):
     """Stands for a module until something from it is used; then that use imports the module."""
 
     def __getattr__(self, name: str) -> Any:  # only called for names the stand-in does not have
-        if _importer == threading.get_ident() and sys.modules.get(self.__name__) is self:
+        standing_in = sys.modules.get(self.__name__) is self
+        if standing_in and _importer == threading.get_ident():
             # The SDK's import reading a name: it gets one that imports the module when used.
             if name.startswith("__"):
                 # The import system's probes (`__path__` for a `from m import x`) must not
                 # import it.
                 raise AttributeError(name)
             return DeferredName(self, name)
-        # The SDK's code at run time, or another thread that imported the module while the
-        # stand-in was in sys.modules: the real module's name.
+        if name.startswith("__") and not standing_in:
+            # A probe of an SDK module's global after the import (a repr, a debugger) does not
+            # import the module either.
+            real = sys.modules.get(self.__name__)
+            if real is None:
+                raise AttributeError(name)
+            return getattr(real, name)
+        # A use by the SDK's code at run time, or anything another thread does with the
+        # stand-in it imported while it was in sys.modules: the real module's.
         return getattr(self.load(), name)
 
     def load(self) -> types.ModuleType:
