@@ -283,6 +283,9 @@ def test_a_models_package_that_only_reexports_is_imported_name_by_name(
     assert "alibabacloud_fake20990101.models._get_thing_request" in sys.modules
     with pytest.raises(AttributeError, match="no attribute 'Missing'"):
         _ = models.Missing
+    star: dict[str, Any] = {}
+    exec("from alibabacloud_fake20990101.models import *", star)  # noqa: S102 - a fixed text
+    assert {"GetThingRequest", "GetThingResponse", "Body"} <= set(star)
     for name in [m for m in sys.modules if m.startswith("alibabacloud_fake20990101")]:
         monkeypatch.delitem(sys.modules, name)
 

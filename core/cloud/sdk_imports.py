@@ -208,7 +208,9 @@ class LazyModelsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return LazyModels(spec.name)
 
     def exec_module(self, module: types.ModuleType) -> None:
-        """Nothing to run: the names are imported when used."""
+        """Nothing to run: the names are imported when used (`import *` uses them all)."""
+        spec = module.__spec__
+        module.__dict__["__all__"] = sorted(spec.loader_state if spec is not None else ())
 
 
 def reexports(path: str) -> dict[str, tuple[str, str]] | None:
