@@ -131,6 +131,20 @@ def test_serve_mounts_without_importing_what_the_sdk_never_runs(
     assert answer["loaded"] == used
 
 
+def test_the_sdk_import_leaves_its_objects_out_of_later_collections() -> None:
+    """performance.md: after import_sdk() the SDK's objects are in the permanent generation, so
+    a full collection during a mount does not walk them."""
+    answer = _run("""
+import gc, json
+from ack_secrets_provider.core.cloud.sdk_imports import import_sdk
+before = gc.get_freeze_count()
+import_sdk()
+print(json.dumps({"before": before, "after": gc.get_freeze_count()}))
+""")
+    assert answer["before"] == 0
+    assert answer["after"] > 10_000  # the SDK's objects, and the provider's own before them
+
+
 def test_the_deferred_modules_load_when_the_sdk_uses_them(
         emulator: EmulatorHandle, tmp_path: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
