@@ -101,6 +101,23 @@ def test_a_crashing_backend_gets_the_same_answer_on_both_paths(
                and r.exc_info for r in caplog.records)
 
 
+@pytest.mark.parametrize("names", [("a",), ("a", "b")],
+                         ids=["on the caller's thread", "in the pool"])
+def test_a_backend_raising_a_base_exception_gets_an_answer_on_both_paths(
+    service: MountService, monkeypatch: pytest.MonkeyPatch, names: tuple[str, ...]
+) -> None:
+    """Not only Exception: a SystemExit raised by a plugin is an INTERNAL answer on both paths
+    (the pool path's futures hold any BaseException)."""
+    def exits(unit: object) -> None:
+        raise SystemExit("secret-material-must-not-leak")
+
+    monkeypatch.setattr(service.fetcher, "fetch", exits)
+    with pytest.raises(InternalError) as info:
+        mount(service, attributes(*names))
+    assert "(SystemExit)" in info.value.message
+    assert "secret-material-must-not-leak" not in info.value.message
+
+
 def test_a_one_object_mount_still_stops_at_its_deadline(
     emulator: EmulatorHandle, service: MountService
 ) -> None:

@@ -197,7 +197,9 @@ class MountService:
             got = self.fetcher.fetch(unit)
         except ProviderError:
             raise
-        except Exception as exc:  # a bug in a backend: the pool path's answer
+        except BaseException as exc:  # a bug in a backend: the pool path's answer
+            # (the pool path's futures hold any BaseException, e.g. a plugin's SystemExit: the
+            # answer must not depend on the path)
             raise _unexpected(unit, exc) from None
         return {spec.index: value for spec, value in zip(unit.specs, got, strict=True)}
 
