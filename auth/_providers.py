@@ -9,9 +9,10 @@ builds a new identity instead of reusing a stale one.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
+
+import cachetools.func
 
 from ack_secrets_provider.core.errors import FailedPrecondition, ProviderError
 from ack_secrets_provider.core.mount.arn import parse_arn
@@ -26,7 +27,7 @@ from ack_secrets_provider.core.plugins.toolkit import (
 __all__ = ["refreshing_identity"]  # the toolkit's, for the built-in plugins
 
 
-@functools.lru_cache(maxsize=64)
+@cachetools.func.lru_cache(maxsize=64)  # the provider's bounded caches are cachetools'
 def access_key_identity_key(
     mode: str, access_key_id: str, access_key_secret: str, role_arn: str | None = None,
 ) -> IdentityKey:
