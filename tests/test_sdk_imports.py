@@ -1,6 +1,6 @@
 """core/cloud/sdk_imports.py: `serve` mounts without importing what the SDK imports but the
-provider never runs (aiohttp, apscheduler, cryptography, websocket, aiofiles, configparser), and
-those SDK paths still work when
+provider never runs (aiohttp, apscheduler, cryptography, websocket, aiofiles, configparser,
+charset_normalizer, idna), and those SDK paths still work when
 something does call them (the stand-ins import the real module on first use); a product SDK's
 models are imported one by one as they are used.
 
@@ -33,7 +33,7 @@ from ack_secrets_provider.core.emulator.testing import EmulatorHandle
 
 #: what the deferred modules' first real use loads (their heavy parts)
 HEAVY = ("aiohttp.client", "apscheduler.schedulers.base", "cryptography.hazmat.bindings._rust",
-         "websocket._app", "aiofiles.threadpool")
+         "websocket._app", "aiofiles.threadpool", "charset_normalizer.api", "idna.core")
 
 SERVE_AND_MOUNT = """
 import json, os, signal, sys, threading, time
@@ -67,7 +67,10 @@ USE_THE_DEFERRED_PATHS = """
 import asyncio, json, sys
 from ack_secrets_provider.core.cloud.sdk_imports import import_sdk
 
-import_sdk()
+import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import_sdk()  # requests checks charset_normalizer's version: the stand-in has it
 repr(sys.modules["Tea.core"].aiohttp)  # a probe of a stand-in (a repr, a debugger) is no use
 before = [m for m in json.loads(sys.argv[2]) if m in sys.modules]
 
@@ -97,8 +100,19 @@ from darabonba import websocket as dara_websocket
 opcode = dara_websocket.ABNF.OPCODE_BINARY
 app_class = dara_websocket.websocket.WebSocketApp
 
+# requests' charset detection (charset_normalizer) and international host names (idna)
+import requests
+from requests.models import PreparedRequest
+response = requests.Response()
+response._content = "Grüße aus Köln, ça va très bien: déjà vu".encode("cp1252")
+detected = response.apparent_encoding
+host = PreparedRequest._get_idna_encoded_host("bücher.example")
+aliased = requests.packages.idna.encode("köln").decode()
+
 import aiohttp
 print(json.dumps({"before": before, "value": answer.body.secret_data,
+                  "warnings": [str(w.message) for w in caught], "detected": detected,
+                  "host": host, "aliased": aliased,
                   "real_aiohttp": type(aiohttp.ClientTimeout(total=1)).__module__,
                   "signature": signature.hex(), "ini": ini, "opcode": opcode,
                   "websocket_app": f"{app_class.__module__}.{app_class.__name__}"}))
@@ -132,17 +146,52 @@ def test_serve_mounts_without_importing_what_the_sdk_never_runs(
 
 
 def test_the_sdk_import_leaves_its_objects_out_of_later_collections() -> None:
-    """performance.md: after import_sdk() the SDK's objects are in the permanent generation, so
-    a full collection during a mount does not walk them."""
+    """performance.md: no collection runs while the SDK is imported (its objects live as long as
+    the process), and afterwards they are in the permanent generation, so a full collection
+    during a mount does not walk them; collection is back on."""
     answer = _run("""
 import gc, json
 from ack_secrets_provider.core.cloud.sdk_imports import import_sdk
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info))
 before = gc.get_freeze_count()
 import_sdk()
-print(json.dumps({"before": before, "after": gc.get_freeze_count()}))
+print(json.dumps({"before": before, "after": gc.get_freeze_count(),
+                  "collections": len(collections), "enabled": gc.isenabled()}))
 """)
     assert answer["before"] == 0
     assert answer["after"] > 10_000  # the SDK's objects, and the provider's own before them
+    assert answer["collections"] == 0  # ~26 with collection on during the import
+    assert answer["enabled"]
+
+
+def test_the_sdk_import_leaves_collection_off_when_it_was_off() -> None:
+    answer = _run("""
+import gc, json
+from ack_secrets_provider.core.cloud.sdk_imports import import_sdk
+gc.disable()
+import_sdk()
+print(json.dumps({"enabled": gc.isenabled()}))
+""")
+    assert answer == {"enabled": False}
+
+
+def test_a_deferred_module_whose_version_cannot_be_read_is_imported_as_usual() -> None:
+    """requests reads charset_normalizer's `__version__` at import and warns without it: when
+    the distribution's metadata cannot give it, the module is imported, not stood in for."""
+    answer = _run("""
+import json, sys, warnings
+from ack_secrets_provider.core.cloud import sdk_imports
+sdk_imports.VERSIONED["charset_normalizer"] = "no-such-distribution"
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    sdk_imports.import_sdk()
+import requests
+print(json.dumps({"chardet": type(requests.compat.chardet).__name__,
+                  "idna": type(requests.packages.idna).__name__,
+                  "warnings": [str(w.message) for w in caught]}))
+""")
+    assert answer == {"chardet": "module", "idna": "DeferredModule", "warnings": []}
 
 
 def test_the_deferred_modules_load_when_the_sdk_uses_them(
@@ -156,6 +205,11 @@ def test_the_deferred_modules_load_when_the_sdk_uses_them(
     answer = _run(USE_THE_DEFERRED_PATHS, emulator.address, json.dumps([*DEFERRED, *HEAVY]),
                   t.ACCESS_KEY_ID, t.ACCESS_KEY_SECRET, pem, str(ini))
     assert answer["before"] == []
+    assert answer["warnings"] == []
+    # requests detected a charset and encoded international names with the real modules
+    assert answer["detected"] and answer["detected"] != "ascii"
+    assert answer["host"] == "xn--bcher-kva.example"
+    assert answer["aliased"] == "xn--kln-sna"
     # the profile file was read (aiofiles, configparser); websocket-client's names are its own
     assert answer["ini"] == {"default": {"type": "access_key"}}
     assert answer["opcode"] == 0x2
@@ -172,7 +226,8 @@ A_CLASS = {"aiohttp": "ClientError", "apscheduler.schedulers.background": "Backg
            "cryptography.hazmat.primitives.hashes": "SHA256",
            "cryptography.hazmat.primitives.asymmetric.padding": "PKCS1v15",
            "cryptography.hazmat.primitives.serialization": "BestAvailableEncryption",
-           "configparser": "Error", "websocket": "WebSocketException"}
+           "configparser": "Error", "websocket": "WebSocketException",
+           "charset_normalizer": "CharsetMatch", "idna": "IDNAError"}
 
 IMPORT_ELSEWHERE_DURING_THE_SDK_IMPORT = """
 import importlib, importlib.machinery, json, sys, threading

@@ -14,11 +14,19 @@ never executes:
   KMS, OOS and STS are plain HTTPS calls;
 - `aiofiles` and `configparser` (`alibabacloud_credentials.provider`'s OIDC, profile and CLI
   profile providers): only the async file reads and the credentials library's own
-  profile-file providers use them; the provider's credential plugins are its own.
+  profile-file providers use them; the provider's credential plugins are its own;
+- `charset_normalizer` (`requests`: only `Response.text` without a declared charset and
+  `Response.apparent_encoding` use it; the SDK reads `Response.content`) and `idna` (aliased by
+  `requests.packages`; requests and urllib3 import it again where they encode a non-ASCII host
+  name). requests reads charset_normalizer's `__version__` at import to check it: the stand-in
+  carries it, read from the installed distribution's metadata (`VERSIONED`).
 
 Importing them cost ~17 MB and ~0.2-0.4 s on the first mount, while every mount of the first
 wave after start waited for it (docs/performance.md); websocket, aiofiles and configparser were
-another ~20 ms of the ~110 ms left and 0.6 MB. `import_sdk()` (called before a mount
+another ~20 ms of the ~110 ms left and 0.6 MB, charset_normalizer and idna ~15 ms and ~3 MB.
+Garbage collection is off while the SDK is imported (the import only creates objects that live
+as long as the process; the ~26 collections it triggered cost 6-11 ms), and the result is frozen
+out of later collections. `import_sdk()` (called before a mount
 resolves its first credential, which is an SDK client) imports the SDK's modules while a
 `DeferredModule` stands in `sys.modules` for each of them, then takes the stand-ins out
 again: the SDK modules keep a stand-in that imports the real module the first time something
@@ -45,6 +53,7 @@ import gc
 import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.metadata
 import importlib.util
 import sys
 import threading
@@ -52,7 +61,7 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["DEFERRED", "SDK_MODULES", "DeferredModule", "DeferredName", "LazyModels",
+__all__ = ["DEFERRED", "SDK_MODULES", "VERSIONED", "DeferredModule", "DeferredName", "LazyModels",
            "LazyModelsFinder", "import_sdk", "reexports"]
 
 #: modules the SDK imports at its top and the provider's serving path never runs (see above)
@@ -67,7 +76,11 @@ DEFERRED = (
     "websocket._abnf",
     "aiofiles",
     "configparser",
+    "charset_normalizer",
+    "idna",
 )
+#: deferred modules whose `__version__` is read at import (by requests), with their distribution
+VERSIONED = {"charset_normalizer": "charset-normalizer"}
 #: the SDK modules imported with those deferred: between them they import every SDK module that
 #: imports one of DEFERRED (tests/test_sdk_imports.py checks it after a real mount)
 SDK_MODULES = ("alibabacloud_credentials.client", "alibabacloud_tea_openapi.client",
@@ -135,29 +148,19 @@ _importer: int | None = None
 
 def import_sdk() -> None:
     """Import SDK_MODULES with DEFERRED standing in (once per process; cheap afterwards)."""
-    global _imported, _importer
+    global _imported
     if _imported:
         return
     with _lock:
         if _imported:
             return
-        if not any(isinstance(finder, LazyModelsFinder) for finder in sys.meta_path):
-            sys.meta_path.insert(0, LazyModelsFinder())  # once, even if an import failed
-        stand_ins = {}
-        for name in DEFERRED:
-            # Already imported by something else, or not installed: nothing to defer.
-            if name not in sys.modules and _installed(name.partition(".")[0]):
-                stand_ins[name] = DeferredModule(name)
-        _importer = threading.get_ident()
-        sys.modules.update(stand_ins)
+        collecting = gc.isenabled()
+        gc.disable()  # what the import creates lives as long as the process: nothing to collect
         try:
-            for module in SDK_MODULES:
-                importlib.import_module(module)
+            _import_with_stand_ins()
         finally:
-            for name, stand_in in stand_ins.items():
-                if sys.modules.get(name) is stand_in:
-                    del sys.modules[name]
-            _importer = None
+            if collecting:
+                gc.enable()
         # The SDK's modules, classes and functions live as long as the process: moved to the
         # permanent generation, no later full collection walks them again. Without it the first
         # full collection after start (~25-30 ms with the SDK loaded) fell inside the mounts
@@ -166,6 +169,43 @@ def import_sdk() -> None:
         # one-time, bounded amount.
         gc.freeze()
         _imported = True
+
+
+def _import_with_stand_ins() -> None:
+    """Import SDK_MODULES while the stand-ins are in sys.modules, then take them out."""
+    global _importer
+    if not any(isinstance(finder, LazyModelsFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, LazyModelsFinder())  # once, even if an import failed
+    stand_ins = {}
+    for name in DEFERRED:
+        # Already imported by something else, or not installed: nothing to defer.
+        if name not in sys.modules and _installed(name.partition(".")[0]):
+            stand_in = _stand_in(name)
+            if stand_in is not None:
+                stand_ins[name] = stand_in
+    _importer = threading.get_ident()
+    sys.modules.update(stand_ins)
+    try:
+        for module in SDK_MODULES:
+            importlib.import_module(module)
+    finally:
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
+        _importer = None
+
+
+def _stand_in(name: str) -> DeferredModule | None:
+    """The stand-in for `name`; None when its version is read at import and cannot be known
+    without importing it (then it is imported as usual)."""
+    stand_in = DeferredModule(name)
+    distribution = VERSIONED.get(name)
+    if distribution is not None:
+        try:
+            stand_in.__dict__["__version__"] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    return stand_in
 
 
 def _installed(package: str) -> bool:
