@@ -19,14 +19,17 @@ never executes:
   `Response.apparent_encoding` use it; the SDK reads `Response.content`) and `idna` (aliased by
   `requests.packages`; requests and urllib3 import it again where they encode a non-ASCII host
   name). requests reads charset_normalizer's `__version__` at import to check it: the stand-in
-  carries it, read from the installed distribution's metadata (`VERSIONED`).
+  carries it, read from the installed distribution's metadata (`VERSIONED`). requests aliases
+  under `requests.packages` only the modules loaded when it is imported, so the legacy paths of
+  their submodules (`requests.packages.idna.core`, `requests.packages.chardet.api`) are not
+  aliases any more; nothing in the SDK stack uses them.
 
 Importing them cost ~17 MB and ~0.2-0.4 s on the first mount, while every mount of the first
 wave after start waited for it (docs/performance.md); websocket, aiofiles and configparser were
 another ~20 ms of the ~110 ms left and 0.6 MB, charset_normalizer and idna ~15 ms and ~3 MB.
-Garbage collection is off while the SDK is imported (the import only creates objects that live
-as long as the process; the ~26 collections it triggered cost 6-11 ms), and the result is frozen
-out of later collections. `import_sdk()` (called before a mount
+Garbage collection is off while the SDK is imported: nearly everything the import creates lives
+as long as the process, and the ~19 collections it triggered (6-7 ms, with `serve`'s modules
+loaded) found almost nothing to free. `import_sdk()` (called before a mount
 resolves its first credential, which is an SDK client) imports the SDK's modules while a
 `DeferredModule` stands in `sys.modules` for each of them, then takes the stand-ins out
 again: the SDK modules keep a stand-in that imports the real module the first time something
@@ -154,8 +157,12 @@ def import_sdk() -> None:
     with _lock:
         if _imported:
             return
+        if not any(isinstance(finder, LazyModelsFinder) for finder in sys.meta_path):
+            sys.meta_path.insert(0, LazyModelsFinder())  # once, even if an import failed
         collecting = gc.isenabled()
-        gc.disable()  # what the import creates lives as long as the process: nothing to collect
+        # Nearly all the import creates lives as long as the process: collections during it
+        # (~19, 6-7 ms) would walk it and free almost nothing.
+        gc.disable()
         try:
             _import_with_stand_ins()
         finally:
@@ -165,8 +172,9 @@ def import_sdk() -> None:
         # permanent generation, no later full collection walks them again. Without it the first
         # full collection after start (~25-30 ms with the SDK loaded) fell inside the mounts
         # that followed: one of ten cold 10-object mounts took ~65 ms instead of ~37 ms
-        # (docs/performance.md). What other threads had in flight is frozen with them: a
-        # one-time, bounded amount.
+        # (docs/performance.md). The few reference cycles the import leaves behind (~200
+        # objects, ~55 kB: enum classes `ssl` and `signal` build) and what other threads had in
+        # flight are frozen with them: a one-time, bounded amount, never collected.
         gc.freeze()
         _imported = True
 
@@ -174,8 +182,6 @@ def import_sdk() -> None:
 def _import_with_stand_ins() -> None:
     """Import SDK_MODULES while the stand-ins are in sys.modules, then take them out."""
     global _importer
-    if not any(isinstance(finder, LazyModelsFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, LazyModelsFinder())  # once, even if an import failed
     stand_ins = {}
     for name in DEFERRED:
         # Already imported by something else, or not installed: nothing to defer.
@@ -202,9 +208,12 @@ def _stand_in(name: str) -> DeferredModule | None:
     distribution = VERSIONED.get(name)
     if distribution is not None:
         try:
-            stand_in.__dict__["__version__"] = importlib.metadata.version(distribution)
+            version = importlib.metadata.version(distribution)
         except importlib.metadata.PackageNotFoundError:
             return None
+        if not version:  # metadata without a Version field: requests would warn
+            return None
+        stand_in.__dict__["__version__"] = version
     return stand_in
 
 
