@@ -312,6 +312,68 @@ def test_ak_assume_role_wrong_secret_is_unauthenticated_and_secret_not_shown(
     assert "wrong-secret-xyz" not in str(err.value)
 
 
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_the_most_verbose_logs_of_real_credentials_hold_none_of_them(
+    env: AuthWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_format: str
+) -> None:
+    """tests/test_logs.py mounts with a backend that needs no credential; here every credential
+    really travels: the pod token to STS, the temporary credential STS issues and the
+    nodePublishSecretRef AccessKey to the KMS SDK, which signs with them; refused ones too (a
+    forged token, a wrong secret). At -v=10 (the SDK loggers' most verbose) none of them, nor a
+    part of the token, reaches the log output."""
+    import io
+    import logging
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from ack_secrets_provider.core.observability.logs import SDK_LOGGERS, configure
+
+    issued: list[str] = []
+    store = env.emulator.credentials
+    issue = store.issue_temporary
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        cred = issue(*args, **kwargs)
+        issued.extend((cred.access_key_secret, cred.security_token))
+        return cred
+
+    monkeypatch.setattr(store, "issue_temporary", recorded)
+    token = env.token("team-a", "app-a")
+    forged = env.token("team-a", "app-a",
+                       key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    wrong_secret = "wrong-nps-secret-value-2"
+    root, names = logging.getLogger(), ("ack_secrets_provider", *SDK_LOGGERS)
+    saved = (root.handlers[:], root.level,
+             {name: (logging.getLogger(name).level, logging.getLogger(name).propagate)
+              for name in names})
+    stream = io.StringIO()
+    try:
+        configure(10, log_format, stream)
+        with running_provider(env.settings({**OIDC_ENV, **NO_ECS}), tmp_path) as provider:
+            mount_ok(provider, "app-a/db", pod_identity=True, token=token)
+            mount_error(provider, "provider/db", pod_identity=True, token=token)  # denied
+            mount_error(provider, "app-a/db", pod_identity=True, token=forged)
+            mount_ok(provider, "shared/db", secrets=NPS)
+            mount_error(provider, "shared/db",
+                        secrets={"access_key": NPS_KEY, "access_secret": wrong_secret})
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        for name, (level, propagate) in saved[2].items():
+            logging.getLogger(name).setLevel(level)
+            logging.getLogger(name).propagate = propagate
+    output = stream.getvalue()
+    assert output.count("mount succeeded") == 2 and output.count("mount failed") == 3
+    assert "mounted versions" in output  # the debug level is really on
+    assert len(issued) == 2  # STS issued one temporary credential (cached for the 2nd mount)
+    header, payload, signature = token.split(".")
+    credentials = {"the pod token's payload": payload, "its signature": signature,
+                   "the forged token's signature": forged.split(".")[2],
+                   "the nodePublishSecretRef secret": NPS_SECRET, "a wrong secret": wrong_secret,
+                   "STS's AccessKeySecret": issued[0], "STS's SecurityToken": issued[1]}
+    for what, value in credentials.items():
+        assert value not in output, f"{what} leaked into the {log_format} logs"
+
+
 # --- nodePublishSecretRef -------------------------------------------------------------------------
 
 def test_node_publish_secret_ref_keys_in_any_case(env: AuthWorld, tmp_path: Path) -> None:

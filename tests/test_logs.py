@@ -2,7 +2,9 @@
 
 Mounts go through the real socket (test backend `testmem`, whose values are `value-of-<name>`)
 with a fake service-account token and nodePublishSecret in the request; the captured output at
-the most verbose level must contain none of them.
+the most verbose level must contain none of them. `testmem` needs no credential, so these never
+reach a credential plugin here: tests/test_auth_e2e.py mounts with real credentials (a pod token
+to STS, the temporary credential it issues, a nodePublishSecretRef AccessKey) at that level.
 """
 
 from __future__ import annotations
