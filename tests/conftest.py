@@ -4,18 +4,20 @@
    the environment at import time): no proxies, no SDK debug output, no ALIBABA_CLOUD_* keys,
    no metadata service, HOME in a temporary directory.
 2. An audit hook makes every connection to a non-loopback address fail loudly, so no test can
-   reach *.aliyuncs.com or the metadata address 100.100.100.200.
+   reach *.aliyuncs.com or the metadata address 100.100.100.200 (tests/loopback_guard.py, which
+   also guards the processes a test starts with its `child_environment`).
 3. The same hook refuses to open anything in a `shared/` folder beside the repository: the suite
    passes in a plain clone, so the facts a test needs live in the repository (tests/data/).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import sys
 import tempfile
+
+from loopback_guard import NetworkGuardError, refusal
 
 for _name in list(os.environ):
     if _name.startswith(("ALIBABA_CLOUD_", "ALICLOUD_")) or _name in {
@@ -32,10 +34,6 @@ os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, ".cache")
 os.environ["XDG_CONFIG_HOME"] = os.path.join(_HOME, ".config")
 
 
-class NetworkGuardError(RuntimeError):
-    """A test tried to reach a non-loopback address."""
-
-
 class OutsideRepositoryError(RuntimeError):
     """A test tried to read the reference folder beside the repository."""
 
@@ -44,33 +42,11 @@ _SIBLING_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "shared") + os.sep
 
 
-def _is_loopback_host(host: object) -> bool:
-    if host is None:
-        return True
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    if not isinstance(host, str):
-        return False
-    if host in ("", "localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
 def _audit(event: str, args: tuple[object, ...]) -> None:
-    if event == "socket.connect":
-        sock, address = args[0], args[1]
-        family = getattr(sock, "family", None)
-        if (family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple)
-                and not _is_loopback_host(address[0])):
-            raise NetworkGuardError(f"test tried to connect to non-loopback {address!r}")
-    elif event == "socket.getaddrinfo":
-        host = args[0]
-        if not _is_loopback_host(host):
-            raise NetworkGuardError(f"test tried to resolve non-loopback host {host!r}")
-    elif event in ("open", "os.listdir", "os.scandir") and isinstance(
+    reason = refusal(event, args)
+    if reason is not None:
+        raise NetworkGuardError(f"test {reason}")
+    if event in ("open", "os.listdir", "os.scandir") and isinstance(
             args[0], str | bytes | os.PathLike):
         path = os.path.abspath(os.fsdecode(args[0]))
         if path.startswith(_SIBLING_SHARED):

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import psutil
+from loopback_guard import child_environment
 
 from ack_secrets_provider.core.commands import demo
 
@@ -22,10 +23,16 @@ def test_demo_mounts_rotates_and_exits_cleanly_from_any_folder(tmp_path: Path) -
     elsewhere = tmp_path / "elsewhere"  # not the repository: no examples/ here
     elsewhere.mkdir()
     before = {p.pid for p in psutil.Process().children(recursive=True)}
+    # "Nothing leaves 127.0.0.1", in a user's environment: the metadata service is not disabled
+    # as the suite disables it, and every address the demo tries outside loopback is logged.
+    environ = {k: v for k, v in os.environ.items() if k != "ALIBABA_CLOUD_ECS_METADATA_DISABLED"}
+    outside = tmp_path / "non-loopback.log"
     result = subprocess.run(
         [sys.executable, "-m", "ack_secrets_provider.core.cli", "demo"],
-        cwd=elsewhere, capture_output=True, text=True, timeout=120, env={**os.environ},
+        cwd=elsewhere, capture_output=True, text=True, timeout=120,
+        env=child_environment(environ, outside),
     )
+    assert not outside.exists(), outside.read_text()
     assert result.returncode == 0, result.stderr
     out = elsewhere / "demo-mount"  # the default --output, relative to where it runs
     assert "app_db-password" in result.stdout

@@ -27,3 +27,40 @@ def test_loopback_is_allowed() -> None:
             with accepted:
                 client.sendall(b"ping")
                 assert accepted.recv(4) == b"ping"  # a real connection, not just no error
+
+
+def test_a_child_process_is_guarded_and_a_hidden_refusal_is_still_logged(tmp_path) -> None:
+    """What the demo and walkthrough tests rely on: a child started with `child_environment`
+    is refused a non-loopback address, and the refusal is logged even when its code swallows
+    the error (as a credential chain or region discovery falling back would)."""
+    import os
+    import subprocess
+    import sys
+
+    from loopback_guard import child_environment
+
+    log = tmp_path / "non-loopback.log"
+    swallow = (
+        "import socket\n"
+        "try:\n"
+        "    with socket.socket() as sock:\n"
+        "        sock.connect(('100.100.100.200', 80))\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n"
+        "try:\n"
+        "    socket.getaddrinfo('kms.cn-hangzhou.aliyuncs.com', 443)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n"
+        "with socket.socket() as server:\n"  # loopback stays allowed and unlogged
+        "    server.bind(('127.0.0.1', 0)); server.listen(1)\n"
+        "    socket.create_connection(server.getsockname(), timeout=5).close()\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", swallow], capture_output=True, text=True,
+                            timeout=60, env=child_environment(environ, log))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["NetworkGuardError", "NetworkGuardError"]
+    logged = log.read_text().splitlines()
+    assert len(logged) == 2
+    assert "non-loopback ('100.100.100.200', 80)" in logged[0]
+    assert "'kms.cn-hangzhou.aliyuncs.com'" in logged[1]

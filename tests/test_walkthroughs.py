@@ -5,8 +5,9 @@ directory laid out like the repository root (its `examples/`), with the installe
 `ack-secrets-provider` on PATH. A block the page says to leave running is started in the
 background and waited for; the output a page shows is compared with the real output. The
 environment is a user's: nothing disables the metadata service, so a walkthrough that forgot to
-point a service at the emulator would try the real address (and the suite's loopback-only
-network namespace would make it fail).
+point a service at the emulator would try the real address. Every process a walkthrough starts
+runs under tests/loopback_guard.py: an address outside loopback is refused and logged, and each
+test fails when the log is not empty (a caller that catches the refusal cannot hide it).
 
 Not run here, because they need a cluster, a registry or the network: the cluster steps of
 docs/quickstart.md (docker, helm install, kubectl) and docs/installation.md. The quick start's
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from loopback_guard import child_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -49,18 +51,27 @@ def shell_blocks(page: Path, heading: str) -> list[str]:
     return [body for language, body in blocks(page, heading) if language == "sh"]
 
 
+#: what the walkthroughs' processes tried outside loopback (tests/loopback_guard.py)
+OUTSIDE_LOG = "non-loopback.log"
+
+
 @pytest.fixture()
-def workdir(tmp_path: Path) -> Path:
-    """A directory laid out like the repository root, as the pages assume."""
-    (tmp_path / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
-    return tmp_path
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    """A directory laid out like the repository root, as the pages assume; the test fails if a
+    process it ran tried an address outside loopback."""
+    root = tmp_path / "repository"
+    root.mkdir()
+    (root / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
+    yield root
+    outside = tmp_path / OUTSIDE_LOG
+    assert not outside.exists(), outside.read_text()
 
 
-def user_environment() -> dict[str, str]:
+def user_environment(workdir: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if key not in ("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "NO_COLOR", "FORCE_COLOR")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    return child_environment(env, workdir.parent / OUTSIDE_LOG)
 
 
 class Background:
@@ -74,7 +85,7 @@ class Background:
         log = self.cwd / f"terminal-{len(self.processes) + 1}.log"
         with log.open("w") as out:
             process = subprocess.Popen(["bash", "-c", script], cwd=self.cwd,
-                                       env=user_environment(), stdout=out,
+                                       env=user_environment(self.cwd), stdout=out,
                                        stderr=subprocess.STDOUT, text=True,
                                        start_new_session=True)
         self.processes.append((process, log))
@@ -139,8 +150,9 @@ def test_the_mount_walkthrough_runs_verbatim(workdir: Path, terminals: Backgroun
     provider = terminals.start(serve_block)
     terminals.wait_until(lambda: (workdir / socket_dir / "alibabacloud.sock").exists(), provider)
 
-    result = subprocess.run(["bash", "-c", mount_block], cwd=workdir, env=user_environment(),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(["bash", "-c", mount_block], cwd=workdir,
+                            env=user_environment(workdir), capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr + terminals.output(provider)
     table, last = result.stdout.splitlines()[:-1], result.stdout.splitlines()[-1]
     *shown_table, shown_last = shown.splitlines()
@@ -171,7 +183,7 @@ def test_the_emulator_command_runs_verbatim(workdir: Path, terminals: Background
 # -- README.md and docs/quickstart.md ------------------------------------------------------------
 
 
-def test_the_quick_start_demo_line_runs_verbatim() -> None:
+def test_the_quick_start_demo_line_runs_verbatim(workdir: Path) -> None:
     """`python3 tasks.py demo`, from the repository root, as README and the quick start say.
 
     (The other line, `python3 tasks.py test`, is what CI runs.)"""
@@ -182,7 +194,8 @@ def test_the_quick_start_demo_line_runs_verbatim() -> None:
     output = ROOT / "demo-mount"
     existed = output.exists()
     try:
-        result = subprocess.run(["bash", "-c", line], cwd=ROOT, env=user_environment(),
+        # from the repository root, as the pages say (`workdir` only checks the loopback log)
+        result = subprocess.run(["bash", "-c", line], cwd=ROOT, env=user_environment(workdir),
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "(rotated)" in result.stdout
@@ -201,7 +214,8 @@ def test_the_quick_start_manifest_passes_its_own_lint_line(workdir: Path) -> Non
     (workdir / name).write_text(manifest)
     (commands,) = shell_blocks(DOCS / "quickstart.md", section)
     (lint_line,) = [line for line in commands.splitlines() if " lint " in line]
-    result = subprocess.run(["bash", "-c", lint_line], cwd=workdir, env=user_environment(),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(["bash", "-c", lint_line], cwd=workdir,
+                            env=user_environment(workdir), capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "checked 1 SecretProviderClass: 0 errors" in result.stdout
