@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -262,6 +263,7 @@ def test_rate_limiter_per_pod_interval_and_global_cap() -> None:
 
 
 def test_rotation_tracker_is_bounded() -> None:
+    assert MAX_TRACKED == 20_000  # docs/operations.md: "bounded at 20,000 entries"
     tracker = RotationTracker()
     for i in range(MAX_TRACKED + 10):
         assert tracker.update(f"uid-{i}", "spc", {"f": "v1"}) == []
@@ -269,3 +271,43 @@ def test_rotation_tracker_is_bounded() -> None:
     last = f"uid-{MAX_TRACKED + 9}"
     assert tracker.update(last, "spc", {"f": "v2"}) == [("f", "v1", "v2")]
     assert tracker.update("uid-0", "spc", {"f": "v2"}) == []  # evicted: seen as new
+
+
+def test_the_default_limits_operations_md_states() -> None:
+    """docs/operations.md, Events: at most one per pod and reason every 5 minutes, at most 60 per
+    minute per provider, and a queue of 256 (then dropped), with the recorder's own defaults."""
+    client = KubeClient("http://127.0.0.1:9", token_file=None, ca_file=None)
+    m = ProviderMetrics(process_collectors=False)
+    recorder = EventRecorder(client, metrics=m)  # no worker: the queue keeps what passes
+    start, elapsed = time.monotonic(), [0.0]
+    recorder.limiter.clock = lambda: start + elapsed[0]
+
+    def fail(uid: str) -> None:
+        recorder.mount_failed(PodRef(f"pod-{uid}", "ns", uid), "spc", "boom")
+
+    def count(outcome: str) -> float:
+        return sample(m, "ack_secrets_provider_kube_events_total",
+                      {"reason": "SecretMountFailed", "outcome": outcome})
+
+    for n in range(61):  # a burst of 60 distinct pods passes, the 61st does not
+        fail(f"burst-{n}")
+    assert count("suppressed") == 1
+    elapsed[0] += 1.0  # one event per second comes back
+    fail("late-1")
+    fail("late-2")
+    assert count("suppressed") == 2
+    elapsed[0] = 299.0  # the bucket is full again; the first pod's 5 minutes are not over
+    fail("burst-0")
+    assert count("suppressed") == 3
+    elapsed[0] = 300.0
+    fail("burst-0")
+    assert count("suppressed") == 3
+    queued = 60 + 1 + 1
+    while queued < 256:  # one distinct pod per second: the rate limit lets each one through
+        elapsed[0] += 1.0
+        fail(f"fill-{queued}")
+        queued += 1
+    assert count("dropped") == 0
+    elapsed[0] += 1.0
+    fail("one-too-many")
+    assert count("dropped") == 1 and count("suppressed") == 3
