@@ -1,6 +1,7 @@
 """One Mount, end to end: parse, resolve identities, fetch concurrently, build the files.
 
-All-or-nothing: if any object fails, the mount fails with that object's error and no files.
+All-or-nothing: if any object fails, the mount fails with no files, and its error names every
+object that failed (each one is fetched, so one attempt shows all there is to fix).
 """
 
 from __future__ import annotations
