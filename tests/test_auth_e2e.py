@@ -313,14 +313,14 @@ def test_ak_assume_role_wrong_secret_is_unauthenticated_and_secret_not_shown(
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
-def test_the_most_verbose_logs_of_real_credentials_hold_none_of_them(
+def test_the_most_verbose_logs_and_the_metrics_of_real_credentials_hold_none_of_them(
     env: AuthWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_format: str
 ) -> None:
     """tests/test_logs.py mounts with a backend that needs no credential; here every credential
     really travels: the pod token to STS, the temporary credential STS issues and the
     nodePublishSecretRef AccessKey to the KMS SDK, which signs with them; refused ones too (a
     forged token, a wrong secret). At -v=10 (the SDK loggers' most verbose) none of them, nor a
-    part of the token, reaches the log output."""
+    part of the token, reaches the log output or a metric (labels included)."""
     import io
     import logging
 
@@ -356,6 +356,7 @@ def test_the_most_verbose_logs_of_real_credentials_hold_none_of_them(
             mount_ok(provider, "shared/db", secrets=NPS)
             mount_error(provider, "shared/db",
                         secrets={"access_key": NPS_KEY, "access_secret": wrong_secret})
+            scraped = provider.app.metrics.exposition()[2].decode()
     finally:
         root.handlers[:], root.level = saved[0], saved[1]
         for name, (level, propagate) in saved[2].items():
@@ -370,8 +371,10 @@ def test_the_most_verbose_logs_of_real_credentials_hold_none_of_them(
                    "the forged token's signature": forged.split(".")[2],
                    "the nodePublishSecretRef secret": NPS_SECRET, "a wrong secret": wrong_secret,
                    "STS's AccessKeySecret": issued[0], "STS's SecurityToken": issued[1]}
+    assert 'mode="pod-rrsa"' in scraped  # the credential paths did record metrics
     for what, value in credentials.items():
         assert value not in output, f"{what} leaked into the {log_format} logs"
+        assert value not in scraped, f"{what} leaked into the metrics"
 
 
 # --- nodePublishSecretRef -------------------------------------------------------------------------
