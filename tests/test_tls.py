@@ -40,7 +40,7 @@ GATEWAY = "kst-test0001.cryptoservice.kms.aliyuncs.com"
 
 
 def _cert(subject: str, issuer_key: ec.EllipticCurvePrivateKey, key: ec.EllipticCurvePrivateKey,
-          issuer: str, *, ca: bool, san_ip: bool = False) -> x509.Certificate:
+          issuer: str, *, ca: bool, san_ip: str | None = None) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
@@ -62,7 +62,7 @@ def _cert(subject: str, issuer_key: ec.EllipticCurvePrivateKey, key: ec.Elliptic
         import ipaddress
 
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(san_ip))]),
             critical=False,
         )
     return builder.sign(issuer_key, hashes.SHA256())
@@ -75,17 +75,24 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = _cert("Test KMS Root CA", root_key, root_key, "Test KMS Root CA", ca=True)
     inter = _cert("Test KMS cn-test Second CA", root_key, inter_key, "Test KMS Root CA", ca=True)
     leaf = _cert("127.0.0.1", inter_key, leaf_key, "Test KMS cn-test Second CA", ca=False,
-                 san_ip=True)
+                 san_ip="127.0.0.1")
+    # issued by the same intermediate, for another address than the one the gateway is dialled at
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    other_host = _cert("127.0.0.2", inter_key, other_key, "Test KMS cn-test Second CA", ca=False,
+                       san_ip="127.0.0.2")
     pem = serialization.Encoding.PEM
     paths = {
         "root": out / "root.pem", "intermediate": out / "intermediate.pem",
         "server_chain": out / "server-chain.pem", "server_key": out / "server-key.pem",
+        "other_host_chain": out / "other-host-chain.pem", "other_host_key": out / "other-key.pem",
     }
     paths["root"].write_bytes(root.public_bytes(pem))
     paths["intermediate"].write_bytes(inter.public_bytes(pem))
     paths["server_chain"].write_bytes(leaf.public_bytes(pem) + inter.public_bytes(pem))
-    paths["server_key"].write_bytes(leaf_key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    paths["other_host_chain"].write_bytes(other_host.public_bytes(pem) + inter.public_bytes(pem))
+    for name, private in (("server_key", leaf_key), ("other_host_key", other_key)):
+        paths[name].write_bytes(private.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return paths
 
 
@@ -108,14 +115,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def _https(server: http.server.HTTPServer, cert_chain: Path,
+           key: Path) -> http.server.HTTPServer:
+    """`server` answering over TLS with `cert_chain`, its requests counted."""
+    server.requests = 0  # type: ignore[attr-defined]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_chain, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return server
+
+
 @pytest.fixture()
 def gateway(chain: dict[str, Path]) -> Iterator[http.server.HTTPServer]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.requests = 0  # type: ignore[attr-defined]
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(chain["server_chain"], chain["server_key"])
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    with serving(server):
+    with serving(_https(server, chain["server_chain"], chain["server_key"])):
         yield server
 
 
@@ -156,11 +169,7 @@ def test_a_gateway_connection_and_its_trust_are_set_up_once(chain: dict[str, Pat
     the trust context is built once per CA set and the session's keep-alive pool reuses the
     connection (a context rebuilt per call would be a new pool, a new connection and handshake)."""
     server = _Connections(("127.0.0.1", 0), _KeepAliveHandler)
-    server.requests = 0  # type: ignore[attr-defined]
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(chain["server_chain"], chain["server_key"])
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    with serving(server):
+    with serving(_https(server, chain["server_chain"], chain["server_key"])):
         settings = _settings(server, kms_ca_file=str(chain["intermediate"]))
         for _ in range(5):
             assert _fetch(settings) == b"from-gateway"
@@ -191,6 +200,20 @@ def test_plain_openssl_refuses_an_intermediate_as_anchor(
         _handshake(strict, gateway)
     _handshake(partial, gateway)  # the same anchor, with the flag: the gateway is trusted
     assert partial.verify_mode == ssl.CERT_REQUIRED and partial.check_hostname
+
+
+def test_a_certificate_of_the_pinned_ca_for_another_host_is_refused(
+    chain: dict[str, Path],
+) -> None:
+    """The pin is the CA *and* the host name: a certificate the configured intermediate issued
+    for another address than the one dialled (another gateway's, say) is refused, unread."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    with (serving(_https(server, chain["other_host_chain"], chain["other_host_key"])),
+          pytest.raises(FailedPrecondition, match="TLS verification") as info):
+        _fetch(_settings(server, kms_ca_file=str(chain["intermediate"])))
+    assert "does not match the host name" in info.value.message
+    assert not info.value.retryable
+    assert server.requests == 0  # type: ignore[attr-defined]
 
 
 def test_sdk_trusts_gateway_with_only_the_intermediate(
@@ -254,7 +277,7 @@ def foreign_gateway(tmp_path: Path) -> Iterator[tuple[http.server.HTTPServer, Pa
     """A gateway whose certificate comes from another CA ("a public root"), not the instance CA."""
     key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     root = _cert("Some Public Root CA", key, key, "Some Public Root CA", ca=True)
-    leaf = _cert("127.0.0.1", key, leaf_key, "Some Public Root CA", ca=False, san_ip=True)
+    leaf = _cert("127.0.0.1", key, leaf_key, "Some Public Root CA", ca=False, san_ip="127.0.0.1")
     pem = serialization.Encoding.PEM
     bundle, chain_file, key_file = (tmp_path / n for n in ("public.pem", "chain.pem", "key.pem"))
     bundle.write_bytes(root.public_bytes(pem))
@@ -262,11 +285,7 @@ def foreign_gateway(tmp_path: Path) -> Iterator[tuple[http.server.HTTPServer, Pa
     key_file.write_bytes(leaf_key.private_bytes(
         pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.requests = 0  # type: ignore[attr-defined]
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(chain_file, key_file)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    with serving(server):
+    with serving(_https(server, chain_file, key_file)):
         yield server, bundle
 
 
