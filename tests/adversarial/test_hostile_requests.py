@@ -83,17 +83,23 @@ def test_a_request_of_250000_volume_attributes_is_refused_before_it_is_decoded(
     assert parser_target.mounts("INVALID_ARGUMENT") == before + 1
 
 
+@pytest.mark.parametrize("size", [4 * MiB + 1, 64 * MiB], ids=["just-above", "64-MiB"])
 def test_a_request_above_grpcs_4_mib_is_refused_before_the_provider_sees_it(
-    parser_target: ProviderProcess,
+    parser_target: ProviderProcess, size: int,
 ) -> None:
     """docs/security.md, fixed bounds: gRPC's default receive limit, not a provider flag."""
-    attributes = driver_attributes({"objects": "x" * (4 * MiB + 1)})
+    attributes = driver_attributes({"objects": "x" * size})
+    parser_target.client.mount(driver_attributes({"objects": ""}))  # warm: everything imported
     before = parser_target.mounts("INVALID_ARGUMENT"), parser_target.log().count("mount failed")
-    error, seconds = mount(parser_target, attributes, timeout=10)
+    with PeakRss(parser_target.process) as memory:
+        error, seconds = mount(parser_target, attributes, timeout=10)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    # The client itself encodes and sends 4 MiB here: on a loaded 2-core machine that alone took
-    # ~1 s once, so the bound is looser than the other refusals'; the counters below prove the
-    # handler never ran.
+    # not read in: 64 MiB is refused for ~1-3 MiB of RSS (with gRPC's limit lifted, the provider
+    # grew 185-305 MiB receiving it, and refused it only afterwards, as too large)
+    assert memory.growth < 20 * MiB, f"RSS grew {memory.growth / MiB:.1f} MiB"
+    # The client itself encodes and sends the request here: on a loaded 2-core machine 4 MiB
+    # alone took ~1 s once, so the bound is looser than the other refusals'; the counters below
+    # prove the handler never ran.
     assert seconds < 3.0
     after = parser_target.mounts("INVALID_ARGUMENT"), parser_target.log().count("mount failed")
     assert after == before  # the provider's handler never ran
