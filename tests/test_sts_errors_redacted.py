@@ -99,7 +99,7 @@ def test_a_signature_error_echoing_the_security_token_is_not_forwarded(
                          metrics=metrics)
     _assert_clean(info.value)
     assert sample(metrics, "ack_secrets_provider_sts_calls_total",
-                          {"api": "AssumeRole", "result": "unauthenticated"}) == 1
+                  {"api": "AssumeRole", "result": "unauthenticated"}) == 1
     assert "SignatureDoesNotMatch" in info.value.message and "REQ-1234" in info.value.message
 
 
