@@ -10,7 +10,7 @@ import pytest
 from ack_secrets_provider.core.errors import DeadlineExceeded, Unavailable
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.ratelimit import ConcurrencyLimit, RateLimiter
-from ack_secrets_provider.core.resilience.retry import PROBE_INTERVAL, OutageGate, RetryBudget
+from ack_secrets_provider.core.resilience.retry import OutageGate, RetryBudget
 
 
 class FakeTime:
@@ -114,7 +114,9 @@ def test_outage_gate_admits_one_probe_per_interval_once_the_budget_is_gone() -> 
     # the last error's class is named; its message (another mount's objects) is not quoted
     assert "object #2" in refusal.message and "last error: Unavailable" in refusal.message
     assert "object #1" not in refusal.message
-    t.now += PROBE_INTERVAL
+    t.now = 0.999
+    assert not gate.admit()
+    t.now = 1.0  # docs/rotation-and-caching.md: "only one probe call per second goes out"
     assert gate.admit() and not gate.admit()  # one probe per interval
     gate.record_success()
     assert all(gate.admit() for _ in range(5))  # up again: no probe interval
