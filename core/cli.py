@@ -77,7 +77,7 @@ def _add_serve_arguments(
              "start-up from the instance metadata, else the node's topology.kubernetes.io/region "
              "label)")
     add("--healthz-port", type=value.port, default=8989, help="HTTP health port (0 disables)")
-    add("--healthz-path", default="/healthz", help="HTTP liveness path")
+    add("--healthz-path", type=value.url_path, default="/healthz", help="HTTP liveness path")
     add("--healthz-timeout", type=value.duration, default="5s",
         help="timeout of the health check over the socket")
     add("--healthz-addr", type=value.listen_address, default="0.0.0.0",
@@ -86,7 +86,7 @@ def _add_serve_arguments(
         help="Prometheus metrics port (0 disables)")
     add("--metrics-addr", type=value.listen_address, default="0.0.0.0",
         help="address the metrics server binds")
-    add("-v", "--v", dest="verbosity", type=int, default=0,
+    add("-v", "--v", dest="verbosity", type=value.zero_or_more, default=0,
         help="log verbosity (klog levels: 0 info, 4 debug, 5+ trace)")
     add("--log-format", choices=("text", "json"), default="text",
         help="log lines as text or JSON (one line per mount either way)")
@@ -94,7 +94,7 @@ def _add_serve_arguments(
         help="send a service (a backend's service, sts, metadata) or one endpoint host to a "
              "base URL; repeatable; also ACK_SECRETS_PROVIDER_ENDPOINT_OVERRIDES")
     add("--allowed-endpoint-suffixes", default=",".join(DEFAULT_ALLOWED_ENDPOINT_SUFFIXES),
-        metavar="DOMAINS", type=_allowed_suffixes,
+        metavar="DOMAINS", type=value.allowed_suffixes,
         help="comma-separated domains an object's endpoint field may name (a "
              "domain allows the hosts below it); other hosts are refused unless an "
              "--endpoint-override maps them; * allows any host")
@@ -220,7 +220,7 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
     values = vars(args)
     return ProviderSettings(
         # the official chart's unreplaced marketplace placeholder means "not set"
-        region=None if args.region in (None, "", "__ACK_REGION_ID__") else args.region,
+        region=None if args.region in (None, "", value.REGION_PLACEHOLDER) else args.region,
         # checked here, not by argparse: the services are the installed backends'
         endpoint_overrides=EndpointOverrides.from_sources(
             args.endpoint_override, environ, args.endpoint_services),
@@ -266,14 +266,6 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
         max_upstream_response_bytes=args.max_upstream_response_bytes,
         max_response_bytes=args.max_call_recv_msg_size,
     )
-
-
-def _allowed_suffixes(text: str) -> str:
-    try:
-        parse_allowed_suffixes(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def configure_logging(verbosity: int, log_format: str) -> None:
@@ -381,8 +373,6 @@ package (the same as examples/ in the repository), so it runs from any folder.""
 
 def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        import importlib
-
         result: int = getattr(importlib.import_module(module), function)(args)
         return result
 

@@ -13,14 +13,20 @@ import argparse
 import ipaddress
 import os
 import re
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
+from ack_secrets_provider.core.cloud.endpoints import parse_allowed_suffixes
 from ack_secrets_provider.core.durations import parse_duration
 from ack_secrets_provider.core.mount.arn import REGION_PATTERN
 
 _HOST = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
                    r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\Z")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
+#: a path the health server matches exactly (it drops the query): no query, fragment or space
+_URL_PATH = re.compile(r"^/[^?#\s]*\Z")
+T = TypeVar("T")
 
 
 #: what the official chart passes when its marketplace placeholder was not replaced: "not set"
@@ -34,12 +40,23 @@ def region_id(text: str) -> str:
     return text
 
 
-def duration(text: str) -> float:
-    """A Go duration (`30s`, `1m30s`, `250ms`) or plain seconds, never negative."""
+def _checked_by(parse: Callable[[str], T], text: str) -> T:
+    """`parse(text)`, its ValueError (which says what is wrong and the form) made argparse's."""
     try:
-        return parse_duration(text)
+        return parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def duration(text: str) -> float:
+    """A Go duration (`30s`, `1m30s`, `250ms`) or plain seconds, never negative."""
+    return _checked_by(parse_duration, text)
+
+
+def allowed_suffixes(text: str) -> str:
+    """Comma-separated domains (`core.cloud.endpoints.parse_allowed_suffixes`), kept as text."""
+    _checked_by(parse_allowed_suffixes, text)
+    return text
 
 
 def positive_duration(text: str) -> float:
@@ -95,6 +112,15 @@ def host_name(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a host name; write the host alone, such as "
             "sts-vpc.cn-hangzhou.aliyuncs.com (no scheme, port or path)")
+    return text
+
+
+def url_path(text: str) -> str:
+    """An HTTP path to serve, such as /healthz: what the kubelet's probe requests."""
+    if not _URL_PATH.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an HTTP path; write it with its leading slash and nothing else, "
+            "such as /healthz (no scheme, host, query or spaces)")
     return text
 
 

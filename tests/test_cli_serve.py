@@ -144,6 +144,12 @@ def test_a_taken_health_port_is_a_clear_start_up_error(tmp_path: Path, taken_por
     ("--metrics-port=70000", "argument --metrics-port: '70000' is not a TCP port"),
     ("--healthz-port=http", "argument --healthz-port: 'http' is not a TCP port"),
     ("--healthz-addr=everywhere", "argument --healthz-addr: 'everywhere' is not an IP address"),
+    # the probe asks for /healthz: a path without its slash would fail liveness forever
+    ("--healthz-path=healthz", "argument --healthz-path: 'healthz' is not an HTTP path; write "
+                               "it with its leading slash"),
+    ("--healthz-path=/healthz?full=1", "argument --healthz-path: '/healthz?full=1' is not an "
+                                       "HTTP path"),
+    ("-v=loud", "argument -v/--v: 'loud' is not a whole number of 0 or more"),
     ("--fetch-concurrency=0", "argument --fetch-concurrency: '0' is not a whole number of 1"),
     ("--endpoint-concurrency=-2", "argument --endpoint-concurrency: '-2' is not a whole number"),
     ("--cache-max-bytes=64MB", "argument --cache-max-bytes: '64MB' is not a whole number"),
