@@ -158,7 +158,8 @@ def test_request_is_built_as_the_driver_builds_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("flag", "value", "message"), [
     ("--permission", "999", "octal file mode"),
     ("--volume-attribute", "novalue", "KEY=VALUE"),
-    ("--timeout", "soon", "--timeout"),
+    ("--timeout", "soon", "--timeout: duration 'soon' is not like 30s"),
+    ("--timeout", "0", "--timeout: '0' must be longer than 0s"),
 ])
 def test_bad_flags_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
                              value: str, message: str) -> None:

@@ -195,16 +195,16 @@ def _permission(text: str) -> str:
 
 
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
-    from ack_secrets_provider.core.durations import parse_duration
+    from ack_secrets_provider.core.flag_values import positive_duration
     from ack_secrets_provider.core.server.driver_client import PodRef, driver_attributes
 
     spc_name, parameters = _parameters(args)
     tokens, expiration = _tokens(args)
     pod = PodRef(name=args.pod_name, namespace=args.pod_namespace,
                  uid=args.pod_uid or str(uuid.uuid4()), service_account=args.service_account)
-    try:
-        timeout = parse_duration(args.timeout)
-    except ValueError as exc:
+    try:  # 0 would fail the call at once with a bare DEADLINE_EXCEEDED
+        timeout = positive_duration(args.timeout)
+    except argparse.ArgumentTypeError as exc:
         raise UsageError(f"--timeout: {exc}") from None
     extra = {"token_expiration": expiration} if expiration else {}
     return {
