@@ -288,6 +288,19 @@ def http_listeners(
     return health, metrics
 
 
+def _flag_error(message: str) -> int:
+    """A flag's value refused once `serve` runs (a file, or what needs the installed backends),
+    worded and exited as argparse refuses the others."""
+    print(f"{PROG} serve: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _cannot_start(problem: Exception) -> int:
+    """A start-up problem is the operator's to fix: one clear line, no traceback."""
+    print(f"{PROG}: cannot start: {problem}", file=sys.stderr)
+    return 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from ack_secrets_provider.core.errors import PluginError
     from ack_secrets_provider.core.observability.health import BindError
@@ -301,13 +314,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     unreadable = value.unreadable_files({"--sts-ca-file": args.sts_ca_file}, {})
     if unreadable:
-        print(f"{PROG} serve: error: {unreadable}", file=sys.stderr)
-        return 2
+        return _flag_error(unreadable)
     try:
         settings = build_settings(args, dict(os.environ))
     except ValueError as exc:  # the form was checked by argparse; these need the backends
-        print(f"{PROG} serve: error: {exc}", file=sys.stderr)
-        return 2
+        return _flag_error(str(exc))
     health, metrics = http_listeners(args, args.healthz_timeout)
     if settings.region is None:
         from ack_secrets_provider.core.cloud.region import RegionUnknown, discover_region
@@ -315,8 +326,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             found = discover_region(settings)
         except RegionUnknown as exc:
-            print(f"ack-secrets-provider: cannot start: {exc}", file=sys.stderr)
-            return 1
+            return _cannot_start(exc)
         log.info("default region %s, from %s (no --region given)", found.region, found.source)
         settings = dataclasses.replace(settings, region=found.region)
     try:
@@ -330,9 +340,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         app.start()
     except (BindError, PluginError, RuntimeError, OSError) as exc:
-        # Start-up problems are the operator's to fix: one clear line, no traceback.
-        print(f"ack-secrets-provider: cannot start: {exc}", file=sys.stderr)
-        return 1
+        return _cannot_start(exc)
     try:
         received = signal.sigwait(stop_signals)
         log.info("received %s: shutting down", signal.Signals(received).name)
