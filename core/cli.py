@@ -312,7 +312,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # in the middle of a lock acquisition.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    unreadable = value.unreadable_files({"--sts-ca-file": args.sts_ca_file}, {})
+    unreadable = value.unreadable_file("--sts-ca-file", args.sts_ca_file)
     if unreadable:
         return _flag_error(unreadable)
     try:

@@ -1,7 +1,7 @@
 """Values of command-line flags, checked when the command starts (argparse `type=` functions).
 
 Each function parses one kind of value or raises `argparse.ArgumentTypeError` with the form it
-expects (files are checked when `serve` starts: `unreadable_files`); argparse adds the flag's
+expects (files are checked when `serve` starts: `unreadable_file`); argparse adds the flag's
 name, so a mistake such as `--region cn_hangzhou` stops
 `serve` at start-up with "argument --region: ..." instead of failing every mount later with a
 message that blames the SecretProviderClass.
@@ -143,18 +143,12 @@ def namespaces(text: str) -> str:
     return text
 
 
-def unreadable_files(
-    files: dict[str, str | None], directories: dict[str, str | None]
-) -> str | None:
-    """The first flag naming a file or directory that cannot be read, as argparse words it.
+def unreadable_file(flag: str, path: str | None) -> str | None:
+    """Why the file `flag` names cannot be read, as argparse words it (None: it can, or none).
 
     Checked when `serve` starts rather than when the flags are parsed: parsing stays a pure
     function of the text (the chart's tests parse rendered arguments on another machine).
     """
-    for flag, path in files.items():
-        if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
-            return f"argument {flag}: {path!r} is not a readable file"
-    for flag, path in directories.items():
-        if path and not (os.path.isdir(path) and os.access(path, os.R_OK | os.X_OK)):
-            return f"argument {flag}: {path!r} is not a readable directory"
+    if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+        return f"argument {flag}: {path!r} is not a readable file"
     return None
