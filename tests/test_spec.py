@@ -601,3 +601,22 @@ def test_a_combined_message_stays_bounded() -> None:
     assert "[10] object #10 " in message and "[11]" not in message
     assert message.endswith("; and 30 more")
     assert len(message) < 40 * len(caught.value.problems[0]) / 3
+
+
+@pytest.mark.parametrize(("objects", "field"), [
+    ("- objectName: [a, b]\n  objectType: kms\n", "objectName"),
+    ("- objectName: a\n  objectType: [kms]\n", "objectType"),
+    ("- objectName: a\n  objectType: kms\n  jmesPath:\n    - {path: [u], objectAlias: user}\n",
+     "path"),
+    ("- objectName: a\n  objectType: kms\n  jmesPath:\n    - {path: u, objectAlias: {x: 1}}\n",
+     "objectAlias"),
+])
+def test_a_required_field_refused_for_its_form_is_not_also_reported_missing(
+    objects: str, field: str
+) -> None:
+    """One mistake, one problem: a list where a required field needs one value is reported as
+    such, not a second time as a missing field."""
+    with pytest.raises(InvalidArgument) as caught:
+        parse(objects)
+    (problem,) = caught.value.problems
+    assert f"field {field} must be a single value" in problem

@@ -527,7 +527,7 @@ def _parse_object(
         reported.add(_unknown_field(problems, where, key, valid,
                                     f" (objectType {object_type})" if known_type else ""))
     values = {key: problems.check(_scalar, where, key, item.get(key))
-              for key in OBJECT_FIELDS if key != "jmesPath"}
+              for key in OBJECT_FIELDS if key not in ("objectType", "jmesPath")}  # read above
     own_values = ({key: problems.check(_scalar, where, key, item.get(key)) for key in sorted(own)}
                   if known_type else {})
     reported |= _failed_fields(problems, where)
