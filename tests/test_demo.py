@@ -22,16 +22,22 @@ REPO = Path(__file__).resolve().parent.parent
 def test_demo_mounts_rotates_and_exits_cleanly_from_any_folder(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"  # not the repository: no examples/ here
     elsewhere.mkdir()
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
     # "Nothing leaves 127.0.0.1", in a user's environment: the metadata service is not disabled
     # as the suite disables it, and every address the demo tries outside loopback is logged.
     environ = {k: v for k, v in os.environ.items() if k != "ALIBABA_CLOUD_ECS_METADATA_DISABLED"}
     outside = tmp_path / "non-loopback.log"
-    result = subprocess.run(
+    # a session of its own: a process the demo left behind is reparented when it exits, but
+    # keeps the session id (the demo's pid)
+    demo_run = subprocess.Popen(
         [sys.executable, "-m", "ack_secrets_provider.core.cli", "demo"],
-        cwd=elsewhere, capture_output=True, text=True, timeout=120,
-        env=child_environment(environ, outside),
+        cwd=elsewhere, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=child_environment(environ, outside), start_new_session=True,
     )
+    stdout, stderr = demo_run.communicate(timeout=120)
+    result = subprocess.CompletedProcess(demo_run.args, demo_run.returncode, stdout, stderr)
+    left = [p.info for p in psutil.process_iter(["pid", "cmdline", "status"])
+            if _session(p.pid) == demo_run.pid and p.info["status"] != psutil.STATUS_ZOMBIE]
+    assert not left, f"the demo left processes behind: {left}"
     assert not outside.exists(), outside.read_text()
     assert result.returncode == 0, result.stderr
     out = elsewhere / "demo-mount"  # the default --output, relative to where it runs
@@ -44,8 +50,13 @@ def test_demo_mounts_rotates_and_exits_cleanly_from_any_folder(tmp_path: Path) -
     assert (out / "config.json").stat().st_mode & 0o777 == 0o440
     # no secret value is printed, only names, sizes, modes and versions
     assert "db-password-v3" not in result.stdout and "p@ss" not in result.stdout
-    after = {p.pid for p in psutil.Process().children(recursive=True)}
-    assert after <= before
+
+
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:  # gone meanwhile
+        return None
 
 
 def test_examples_are_the_files_the_demo_ships() -> None:
