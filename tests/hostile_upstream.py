@@ -39,6 +39,10 @@ class HostileServer(http.server.ThreadingHTTPServer):
         #: the write ends, `huge_done` then set): a bounded reader leaves most of it unsent
         self.huge_sent: list[int] = []
         self.huge_done = threading.Event()
+        #: monotonic times at which each `drip` answer's writing ended (appended when it ends,
+        #: `drip_done` then set): a client that gives up closes the connection and ends it
+        self.drip_ended: list[float] = []
+        self.drip_done = threading.Event()
         self._lock = threading.Lock()
 
     @property
@@ -69,10 +73,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         try:
             if answer.drip:
-                for byte in answer.body:
-                    self.wfile.write(bytes([byte]))
-                    self.wfile.flush()
-                    time.sleep(answer.drip)
+                try:
+                    for byte in answer.body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(answer.drip)
+                finally:
+                    self.server.drip_ended.append(time.monotonic())
+                    self.server.drip_done.set()
                 return
             if not answer.huge:
                 self.wfile.write(answer.body)

@@ -4,8 +4,9 @@ KMS is replaced by tests/hostile_upstream.py's server (`--endpoint-override kms=
 answer, fields of the wrong type, HTML. Each is refused as an unexpected answer from that endpoint
 (INTERNAL, reason UnexpectedAnswer), made once, never written to a file; the 100 MB answer within
 a few seconds and a few MB of the provider's memory (measured with psutil from outside; reading
-it whole costs the provider 200 MB or more). The in-process tests of every service and field are
-in tests/test_upstream_answers.py.
+it whole costs the provider 200 MB or more). An answer dripped a byte at a time is given up at
+the Mount's deadline. The in-process tests of every service and field are in
+tests/test_upstream_answers.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from hostile_provider import MiB, PeakRss, ProviderProcess, provider_process
+from hostile_provider import MiB, PeakRss, ProviderProcess, cpu_after, provider_process
 from hostile_upstream import Answer, HostileServer, hostile_server
 
 from ack_secrets_provider.core.server.driver_client import driver_attributes
@@ -61,6 +62,28 @@ def test_a_hundred_megabyte_answer_is_refused_while_reading(
     assert f"endpoint {upstream.url} answered with a body larger than 1,048,576 bytes" in message
     assert "--max-upstream-response-bytes" in message
     assert upstream.requests == before + 1
+
+
+def test_a_dripping_answer_is_given_up_at_the_mounts_deadline(
+    upstream: HostileServer, target: ProviderProcess
+) -> None:
+    """Each byte comes well within any socket read timeout, the whole answer in ~11 s: the
+    provider hangs up on the upstream at the Mount's 2 s deadline (the server's writes fail then,
+    not ~11 s later), and nothing keeps running after the answer."""
+    upstream.answer = Answer(body=b'{"SecretData": "' + b"s" * 200 + b'", "VersionId": "v1"}',
+                             drip=0.05)
+    upstream.drip_ended.clear()
+    upstream.drip_done.clear()
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as info:
+        target.client.mount(MOUNT, timeout=2)
+    # the provider's answer (ABORTED, naming what held it) or, when it comes a read later than
+    # its 50 ms of room to answer, the client's own DEADLINE_EXCEEDED: either way not a value
+    assert info.value.code() in (grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert upstream.drip_done.wait(10), "the server is still dripping: nobody closed the answer"
+    assert upstream.drip_ended[0] - started < 3.0
+    assert cpu_after(target) < 0.2
+    assert "still sending its answer" in target.log()
 
 
 @pytest.mark.parametrize(("answer", "expected"), [
