@@ -29,7 +29,8 @@ _URL_PATH = re.compile(r"^/[^?#\s]*\Z")
 T = TypeVar("T")
 
 
-#: what the official chart passes when its marketplace placeholder was not replaced: "not set"
+#: what the official chart passes when the ACK marketplace did not replace its placeholder with
+#: the cluster's region: "not set" (serve then discovers the region, core/cloud/region.py)
 REGION_PLACEHOLDER = "__ACK_REGION_ID__"
 
 

@@ -25,8 +25,6 @@ from ack_secrets_provider.core.settings import ProviderSettings
 
 log = logging.getLogger(__name__)
 
-#: what the ACK marketplace replaces with the cluster's region; unreplaced, it means "not set"
-REGION_PLACEHOLDER = "__ACK_REGION_ID__"
 REGION_ID_PATH = "/latest/meta-data/region-id"
 NODE_REGION_LABELS = ("topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region")
 #: each source gets this long: start-up must not hang on a node without metadata access
