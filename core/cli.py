@@ -25,7 +25,6 @@ from ack_secrets_provider.core import flag_values as value
 from ack_secrets_provider.core.cloud.endpoints import (
     DEFAULT_ALLOWED_ENDPOINT_SUFFIXES,
     EndpointOverrides,
-    parse_allowed_suffixes,
 )
 from ack_secrets_provider.core.mount.limits import RequestLimits
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
@@ -224,7 +223,7 @@ def build_settings(args: argparse.Namespace, environ: dict[str, str]) -> Provide
         # checked here, not by argparse: the services are the installed backends'
         endpoint_overrides=EndpointOverrides.from_sources(
             args.endpoint_override, environ, args.endpoint_services),
-        allowed_endpoint_suffixes=parse_allowed_suffixes(args.allowed_endpoint_suffixes),
+        allowed_endpoint_suffixes=args.allowed_endpoint_suffixes,
         environ=MappingProxyType(dict(environ)),
         backend_options=MappingProxyType({
             key.removeprefix("option:"): value for key, value in values.items()

@@ -54,10 +54,9 @@ def duration(text: str) -> float:
     return _checked_by(parse_duration, text)
 
 
-def allowed_suffixes(text: str) -> str:
-    """Comma-separated domains (`core.cloud.endpoints.parse_allowed_suffixes`), kept as text."""
-    _checked_by(parse_allowed_suffixes, text)
-    return text
+def allowed_suffixes(text: str) -> tuple[str, ...]:
+    """Comma-separated domains, or * (`core.cloud.endpoints.parse_allowed_suffixes`)."""
+    return _checked_by(parse_allowed_suffixes, text)
 
 
 def positive_duration(text: str) -> float:

@@ -140,7 +140,11 @@ def test_a_taken_health_port_is_a_clear_start_up_error(tmp_path: Path, taken_por
     ("--cache-ttl=forever", "argument --cache-ttl: duration 'forever'"),
     ("--cache-ttl=-1s", "argument --cache-ttl: duration '-1s'"),
     ("--endpoint-override=kms", "argument --endpoint-override: endpoint override 'kms'"),
-    ("--allowed-endpoint-suffixes=https://x", "argument --allowed-endpoint-suffixes: "),
+    ("--allowed-endpoint-suffixes=https://x", "argument --allowed-endpoint-suffixes: "
+                                              "allowed endpoint suffix 'https://x' must be a "
+                                              "domain such as aliyuncs.com"),
+    ("--allowed-endpoint-suffixes= , ", "argument --allowed-endpoint-suffixes: no domain given; "
+                                        "give at least one (default aliyuncs.com), or *"),
     ("--metrics-port=70000", "argument --metrics-port: '70000' is not a TCP port"),
     ("--healthz-port=http", "argument --healthz-port: 'http' is not a TCP port"),
     ("--healthz-addr=everywhere", "argument --healthz-addr: 'everywhere' is not an IP address"),

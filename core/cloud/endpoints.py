@@ -120,8 +120,7 @@ def parse_allowed_suffixes(text: str) -> tuple[str, ...]:
         suffixes.append(entry)
     if not suffixes:
         raise ValueError(
-            "--allowed-endpoint-suffixes is empty; give at least one domain (default "
-            "aliyuncs.com), or * to allow any host"
+            "no domain given; give at least one (default aliyuncs.com), or * to allow any host"
         )
     return tuple(suffixes)
 
