@@ -228,6 +228,12 @@ def _grpc_failure(exc: Any) -> tuple[str, str]:
     return (code.name if code is not None else "UNKNOWN"), (details or str(exc))
 
 
+def _failed(err: Output, problem: str) -> int:
+    """The provider or the files refused the mount (not the command line: that is UsageError)."""
+    err.line(f"{err.style('mount failed', 'bold', 'red')}: {problem}")
+    return EXIT_FAILED
+
+
 def mount(args: argparse.Namespace, out: Output, err: Output) -> int:
     import grpc
 
@@ -248,8 +254,7 @@ def mount(args: argparse.Namespace, out: Output, err: Output) -> int:
         raise UsageError(f"--target: {exc}") from None
     problem = unreachable(path)
     if problem is not None:
-        err.line(f"{err.style('mount failed', 'bold', 'red')}: {problem}")
-        return EXIT_FAILED
+        return _failed(err, problem)
     if err.colour:  # progress belongs on an interactive terminal only
         err.line(err.style(f"mounting {request['spc_name']} through {path} ...", "dim"))
     client = ProviderClient(path)
@@ -259,24 +264,18 @@ def mount(args: argparse.Namespace, out: Output, err: Output) -> int:
                                 timeout=request["timeout"])
     except grpc.RpcError as exc:
         code, message = _grpc_failure(exc)
-        err.line(f"{err.style('mount failed', 'bold', 'red')}: {err.style(code, 'bold')}: "
-                 f"{message}")
-        return EXIT_FAILED
+        return _failed(err, f"{err.style(code, 'bold')}: {message}")
     finally:
         client.close()
     if response.error.code:
-        err.line(f"{err.style('mount failed', 'bold', 'red')}: {response.error.code}")
-        return EXIT_FAILED
+        return _failed(err, response.error.code)
     files = [FileToWrite(item.path, item.mode & 0o777, item.contents) for item in response.files]
     try:
         changed = write_atomically(target, files, force=args.force)
     except UnsafeTarget as exc:
-        err.line(f"{err.style('mount failed', 'bold', 'red')}: {exc}")
-        return EXIT_FAILED
+        return _failed(err, str(exc))
     except OSError as exc:
-        err.line(f"{err.style('mount failed', 'bold', 'red')}: cannot write into {target}: "
-                 f"{exc.strerror or exc}")
-        return EXIT_FAILED
+        return _failed(err, f"cannot write into {target}: {exc.strerror or exc}")
     versions = {item.id: item.version for item in response.object_version}
     rows = [{"path": f.path, "size": len(f.contents), "mode": f"{f.mode:04o}",
              "version": versions.get(f.path, "")} for f in files]
