@@ -162,7 +162,7 @@ def _add_backend_arguments(
         flags: list[tuple[str, dict[str, Any]]] = []
         if backend.rate_limit is not None:
             limit = backend.rate_limit
-            flags.append((limit.flag, {"type": float, "default": limit.default,
+            flags.append((limit.flag, {"type": value.rate, "default": limit.default,
                                        "dest": f"rate_limit:{name}", "help": limit.help}))
         flags += [(option.flag, {"default": option.default, "help": option.help,
                                  "dest": f"option:{option.dest}"}) for option in backend.options]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Callable
@@ -93,6 +94,18 @@ def at_least_one(text: str) -> int:
 
 def zero_or_more(text: str) -> int:
     return _integer(text, 0, "a whole number of 0 or more")
+
+
+def rate(text: str) -> float:
+    """Calls per second: a finite number of 0 (no limit) or more."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a rate; use calls per second such as 10 or 2.5, or 0 for no limit")
+    return number
 
 
 def listen_address(text: str) -> str:

@@ -164,6 +164,11 @@ def test_a_taken_health_port_is_a_clear_start_up_error(tmp_path: Path, taken_por
     ("--provider-identity-namespaces=kube-system,Team_A",
      "argument --provider-identity-namespaces: 'Team_A' is not a namespace name"),
     ("--max-objects=0", "argument --max-objects: '0' is not a whole number of 1 or more"),
+    # a backend's rate flag: a negative rate meant "no limit", infinity failed every mount
+    ("--max-concurrent-kms-secret-pulls=-1", "argument --max-concurrent-kms-secret-pulls: '-1' "
+                                             "is not a rate; use calls per second"),
+    ("--max-concurrent-kms-secret-pulls=inf", "argument --max-concurrent-kms-secret-pulls: "
+                                              "'inf' is not a rate"),
     ("--grpc-keepalive-time=0s", "argument --grpc-keepalive-time: '0s' must be longer than 0s"),
     # files: checked when serve starts (parsing stays a pure function of the text)
     ("--sts-ca-file=/no/such/sts.pem", "argument --sts-ca-file: '/no/such/sts.pem' is not a "
