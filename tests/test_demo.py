@@ -12,8 +12,10 @@ import zipfile
 from pathlib import Path
 
 import psutil
+import pytest
 from loopback_guard import child_environment
 
+from ack_secrets_provider.core.cli import main
 from ack_secrets_provider.core.commands import demo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,6 +52,25 @@ def test_demo_mounts_rotates_and_exits_cleanly_from_any_folder(tmp_path: Path) -
     assert (out / "config.json").stat().st_mode & 0o777 == 0o440
     # no secret value is printed, only names, sizes, modes and versions
     assert "db-password-v3" not in result.stdout and "p@ss" not in result.stdout
+
+
+@pytest.mark.parametrize("taken", ["a file", "a directory of the user's"])
+def test_an_output_the_demo_may_not_write_is_refused_before_anything_starts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], taken: str) -> None:
+    output = tmp_path / "out"
+    if taken == "a file":
+        output.write_text("mine")
+    else:
+        output.mkdir()
+        (output / "notes.txt").write_text("mine")
+    assert main(["demo", "--output", str(output)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        f"ack-secrets-provider demo: error: --output {output} is not a new or empty directory, "
+        "nor one an earlier demo wrote; choose another")
+    assert captured.out == ""  # refused before the emulator started
+    assert sorted(p.name for p in tmp_path.rglob("*")) == (
+        ["out"] if taken == "a file" else ["notes.txt", "out"])  # nothing written or removed
 
 
 def _session(pid: int) -> int | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from importlib.resources import files
 from pathlib import Path
@@ -22,7 +23,12 @@ from types import MappingProxyType
 import yaml
 
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
-from ack_secrets_provider.core.commands.atomic_writer import FileToWrite, write_atomically
+from ack_secrets_provider.core.commands.atomic_writer import (
+    FileToWrite,
+    UnsafeTarget,
+    check_target,
+    write_atomically,
+)
 from ack_secrets_provider.core.mount.spec import ObjectSpec, parse_mount_request
 from ack_secrets_provider.core.plugins.host import (
     BackendHost,
@@ -75,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
     from ack_secrets_provider.core.emulator.testing import running_emulator
 
     target = Path(args.output)
+    try:  # before anything starts: the demo never writes beside files it did not write
+        check_target(target)
+    except UnsafeTarget:
+        print(f"ack-secrets-provider demo: error: --output {target} is not a new or empty "
+              "directory, nor one an earlier demo wrote; choose another (the default "
+              "demo-mount, or a new name)", file=sys.stderr)
+        return 2
     seed = yaml.safe_load((DATA / EMULATOR_DATA_FILE).read_text(encoding="utf-8"))
     key = seed["access_keys"][0]
     spc_name, parameters = _load_spc((DATA / SPC_FILE).read_text(encoding="utf-8"))
