@@ -60,6 +60,10 @@ def test_validate() -> None:
     with pytest.raises(InvalidArgument) as placeholder:
         backend.validate(spec(oos_endpoint="oos-vpc.{region}.aliyuncs.com"))
     assert "oos-vpc.cn-hangzhou.aliyuncs.com" in placeholder.value.message
+    for nothing_left in ("https://", "/"):  # CHANGELOG: the default host, not ''
+        with pytest.raises(InvalidArgument) as bare:
+            backend.validate(spec(oos_endpoint=nothing_left))
+        assert bare.value.message.endswith("; write 'oos-vpc.cn-hangzhou.aliyuncs.com'")
     with pytest.raises(InvalidArgument, match="ARN of the kms service"):
         backend.validate(spec("acs:kms:cn-hangzhou:123:secret/s"))
     backend.validate(spec("acs:oos:cn-hangzhou:123:secretparameter/api-token",

@@ -79,15 +79,16 @@ def check_endpoint_host(host: str, *, where: str, field_name: str, example: str)
             f"example {example!r}"
         )
     if "://" in text:
-        bare = urlsplit(text).netloc or text.split("://", 1)[1]
+        # nothing left after the scheme (`https://`): the example is the host to write
+        bare = (urlsplit(text).netloc or text.split("://", 1)[1]).rstrip("/")
         raise InvalidArgument(
             f"{where}: field {field_name} {host!r} must be a host name without a scheme; "
-            f"write {bare.rstrip('/')!r}"
+            f"write {bare or example!r}"
         )
     if "/" in text:
         raise InvalidArgument(
             f"{where}: field {field_name} {host!r} must be a host name without a path; "
-            f"write {text.split('/', 1)[0]!r}"
+            f"write {text.split('/', 1)[0] or example!r}"
         )
     match = _HOST.fullmatch(text)
     if not match:
