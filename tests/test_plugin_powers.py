@@ -389,8 +389,9 @@ def test_serve_refuses_a_default_object_type_that_is_not_installed(tmp_path: Pat
 #: docs/plugin-authors.md "Stable in 0.x": each public module and the names it promises there
 STABLE_SURFACE = {
     "core.plugins.backend": ("Backend", "RateLimit", "Option", "SecretValue", "FetchContext"),
-    "core.plugins.toolkit": ("SdkBackend", "IdentityCache", "secret_digest", "RefreshingProvider",
-                             "Issued", "Fetch", "refreshing_identity"),
+    "core.plugins.toolkit": ("SdkBackend", "endpoint_example", "IdentityCache", "secret_digest",
+                             "RefreshingProvider", "Issued", "Fetch", "refreshing_identity"),
+    "core.plugins.host": ("endpoint_services",),
     "core.mount.spec": ("ObjectSpec", "MountRequest", "ObjectTypes", "PARAMETERS",
                         "OBJECT_FIELDS"),
     "core.plugins.hookspecs": ("hookimpl",),
