@@ -7,7 +7,9 @@ background and waited for; the output a page shows is compared with the real out
 environment is a user's: nothing disables the metadata service, so a walkthrough that forgot to
 point a service at the emulator would try the real address. Every process a walkthrough starts
 runs under tests/loopback_guard.py: an address outside loopback is refused and logged, and each
-test fails when the log is not empty (a caller that catches the refusal cannot hide it).
+test fails when the log is not empty (a caller that catches the refusal cannot hide it). The
+mount walkthrough's overrides are also read before it runs: every service goes to the emulator,
+including those a given run happens not to call.
 
 Not run here, because they need a cluster, a registry or the network: the cluster steps of
 docs/quickstart.md (docker, helm install, kubectl) and docs/installation.md. The quick start's
@@ -30,6 +32,8 @@ from pathlib import Path
 
 import pytest
 from loopback_guard import child_environment
+
+from ack_secrets_provider.core.cloud.endpoints import CREDENTIAL_SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -144,6 +148,12 @@ def test_the_mount_walkthrough_runs_verbatim(workdir: Path, terminals: Backgroun
     volume = re.search(r"--provider-volume (\S+)", serve_block)
     assert listen and volume, "the walkthrough changed shape: update this test"
     port, socket_dir = int(listen.group(1)), volume.group(1)
+    # The page says every service goes to the emulator: the built-in backends' and the
+    # credential plugins', also those this run does not call (metadata, with an AccessKey and
+    # --region), which the loopback guard alone would never see.
+    overrides = dict(re.findall(r"--endpoint-override (\w+)=(\S+)", serve_block))
+    assert overrides == {service: f"http://127.0.0.1:{port}"
+                         for service in ("kms", "oos", *CREDENTIAL_SERVICES)}, overrides
 
     emulator = terminals.start(emulator_block)
     terminals.wait_until(lambda: accepts(("127.0.0.1", port)), emulator)
