@@ -54,8 +54,7 @@ def refusal(event: str, args: tuple[object, ...]) -> str | None:
 
 def child_environment(environ: dict[str, str], log: Path) -> dict[str, str]:
     """`environ` for a child process that must stay on loopback; refusals are written to `log`."""
-    path = os.pathsep.join(p for p in (str(SITE_DIR), str(SITE_DIR.parent),
-                                       environ.get("PYTHONPATH")) if p)
+    path = os.pathsep.join(p for p in (str(SITE_DIR), environ.get("PYTHONPATH")) if p)
     return {**environ, "PYTHONPATH": path, LOG_VARIABLE: str(log)}
 
 
