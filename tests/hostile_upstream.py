@@ -26,6 +26,8 @@ class Answer:
     declare_length: bool = True
     #: seconds between bytes of `body` (a server dripping its answer)
     drip: float = 0.0
+    #: seconds between bytes of the status line and headers (a server dripping those)
+    drip_head: float = 0.0
 
 
 class HostileServer(http.server.ThreadingHTTPServer):
@@ -63,6 +65,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         answer = self.server.answer
         size = answer.huge or len(answer.body)
+        if answer.drip_head:
+            self._drip_head(answer, size)
+            return
         self.send_response(answer.status)
         self.send_header("content-type", answer.content_type)
         if answer.declare_length:
@@ -99,6 +104,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pass  # the client stopped reading: what a bounded reader does
 
     do_GET = do_POST  # noqa: N815
+
+    def _drip_head(self, answer: Answer, size: int) -> None:
+        head = (f"HTTP/1.1 {answer.status} OK\r\ncontent-type: {answer.content_type}\r\n"
+                + "".join(f"x-padding-{n}: {'p' * 40}\r\n" for n in range(20))
+                + f"content-length: {size}\r\n\r\n").encode()
+        try:
+            for byte in head:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(answer.drip_head)
+            self.wfile.write(answer.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client hung up: what a bounded reader does
+        finally:
+            self.server.drip_ended.append(time.monotonic())
+            self.server.drip_done.set()
 
     def log_message(self, *args: object) -> None:
         pass

@@ -10,6 +10,7 @@ with its memory and time measured from outside: tests/adversarial/test_hostile_u
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 
@@ -25,6 +26,7 @@ from ack_secrets_provider.backends.kms.backend import KmsBackend
 from ack_secrets_provider.backends.oos.backend import OosBackend
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
 from ack_secrets_provider.core.cloud.kube import KubeClient
+from ack_secrets_provider.core.cloud.transport import ExchangeWatchdog
 from ack_secrets_provider.core.errors import (
     ProviderError,
     Unavailable,
@@ -124,6 +126,26 @@ def test_a_dripping_answer_cannot_hold_a_mount_past_its_deadline(server: Hostile
     with pytest.raises(Unavailable, match="still sending its answer"):
         backend.fetch(spec, ctx)
     assert time.monotonic() - started < 3.5
+
+
+def test_dripped_headers_cannot_hold_a_mount_past_its_deadline(server: HostileServer) -> None:
+    """The status line and headers are read inside http.client, a byte at a time here, each
+    well within the socket read timeout: the watchdog ends the exchange at its read timeout
+    (before it, a 1.5 s fetch was held ~36 s by such a server)."""
+    body = json.dumps({"SecretData": "s", "VersionId": "v1"}).encode()
+    server.answer = Answer(body=body, drip_head=0.05)  # ~1,200 bytes of head: about 60 s
+    settings = _settings(server)
+    backend = KmsBackend(settings)
+    spec = ObjectSpec(index=0, object_name="s", object_type="kms", file_name="f")
+    ctx = FetchContext(_identity(), Deadline.after(1.5), backend.endpoint(spec, "cn-hangzhou"),
+                       settings, region="cn-hangzhou")
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="still sending its answer"):
+        backend.fetch(spec, ctx)
+    assert time.monotonic() - started < 3.5
+    # the provider hung up: the server's writing ended, right after the fetch gave up
+    assert server.drip_done.wait(5)
+    assert server.drip_ended[0] - started < 4.0
 
 
 @pytest.mark.parametrize(("object_type", "body", "problem"), [
@@ -258,3 +280,27 @@ def test_metadata_and_kubernetes_api_answers_are_bounded_and_checked(
         kube.role_arn(client, "ns", "sa", Deadline.after(10))
     server.answer = Answer(body=b'{"metadata": ["not", "an", "object"]}')
     assert kube.role_arn(client, "ns", "other", Deadline.after(10)) is None
+
+
+def test_the_watchdog_ends_a_blocked_read_at_the_deadline_and_leaves_finished_ones_alone(
+) -> None:
+    watchdog = ExchangeWatchdog()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        finished = watchdog.start(time.monotonic() + 0.2)
+        watchdog.finish(finished)  # answered in time
+        exchange = watchdog.start(time.monotonic() + 0.2)
+        exchange.attach(ours)
+        started = time.monotonic()
+        assert ours.recv(1) == b""  # blocked until the watchdog shut the socket down
+        assert 0.15 < time.monotonic() - started < 1.0
+        assert exchange.expired
+        time.sleep(0.3)
+        assert not finished.expired
+        # attached after its time was up: shut down at once
+        late = watchdog.start(time.monotonic() - 1)
+        time.sleep(0.3)
+        other, peer = socket.socketpair()
+        with other, peer:
+            late.attach(other)
+            assert other.recv(1) == b""

@@ -10,7 +10,11 @@ SDK call) therefore goes through `SdkAdapter`, which:
   bytes): a larger Content-Length is refused before reading, a longer body as soon as the bound is
   crossed; the connection is closed, so memory stays bounded whatever the upstream sends;
 - reads it within the call's read timeout in total (the timeouts follow the mount deadline), not
-  per socket read: a server dripping bytes cannot hold a mount past its deadline;
+  per socket read: a server dripping bytes, of its body or of its status line and headers,
+  cannot hold a mount past its deadline. The body is read here, a chunk at a time, against the
+  clock; the status line and headers are read inside http.client, so `ExchangeWatchdog` shuts
+  the connection's socket down when the exchange's time is up (within `WATCHDOG_TICK`), which
+  ends any read blocked on it;
 - refuses an answer that is not a JSON object (every KMS, OOS and STS answer is one): an HTML page
   or broken JSON is an `UnexpectedAnswer` from that endpoint, not a network failure; a 5xx or 429
   page that is not JSON (a load balancer's) stays a retryable `Unavailable`;
@@ -28,8 +32,10 @@ calls go through the bound.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import ssl
 import threading
 import time
@@ -41,12 +47,15 @@ from urllib.parse import urlsplit
 from cachetools import LRUCache
 from requests import PreparedRequest, Response, Session
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ack_secrets_provider.core.cloud.tls import partial_chain_context
 from ack_secrets_provider.core.errors import PluginError, Unavailable, UnexpectedAnswer
 from ack_secrets_provider.core.settings import ProviderSettings
 
 __all__ = [
+    "ExchangeWatchdog",
     "SdkAdapter",
     "ca_option",
     "install",
@@ -59,6 +68,108 @@ POOL_ENDPOINTS = 64
 MAX_CONTEXTS = 64
 _CHUNK = 64 * 1024
 _FLAG = "--max-upstream-response-bytes"
+#: how often the watchdog looks at the exchanges in flight (it sleeps while there are none)
+WATCHDOG_TICK = 0.1
+
+
+class Exchange:
+    """One request and its answer on one thread, which must end by `deadline` (monotonic)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        """The socket the answer is read from (shut down at once if the time is already up)."""
+        with self._lock:
+            self._socket = sock
+            if self.expired:
+                _shut(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            _shut(self._socket)
+
+
+def _shut(sock: socket.socket | None) -> None:
+    """End every read blocked on `sock` (the plain socket call: ssl's would drop its state
+    under the reading thread)."""
+    if sock is not None:
+        # already closed or disconnected: nothing left to end
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class ExchangeWatchdog:
+    """Expires exchanges that outlive their deadline: one thread for the process, started on
+    first use, waking every WATCHDOG_TICK only while an exchange is in flight."""
+
+    def __init__(self) -> None:
+        self._live: set[Exchange] = set()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def start(self, deadline: float) -> Exchange:
+        exchange = Exchange(deadline)
+        with self._wake:
+            self._live.add(exchange)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="exchange-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            elif len(self._live) == 1:
+                self._wake.notify()
+        return exchange
+
+    def finish(self, exchange: Exchange) -> None:
+        with self._wake:
+            self._live.discard(exchange)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._live:
+                    self._wake.wait()
+                self._wake.wait(WATCHDOG_TICK)
+                now = time.monotonic()
+                due = [exchange for exchange in self._live if exchange.deadline <= now]
+                self._live.difference_update(due)
+            for exchange in due:
+                exchange.expire()
+
+
+#: the exchange the current thread is reading an SDK answer for (set by SdkAdapter.send)
+_current = threading.local()
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self) -> Any:
+        exchange = getattr(_current, "exchange", None)
+        if exchange is not None:
+            exchange.attach(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> Any:
+        exchange = getattr(_current, "exchange", None)
+        if exchange is not None:
+            exchange.attach(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 def ca_option(ca_files: Sequence[str | Path]) -> str | None:
@@ -91,6 +202,16 @@ class SdkAdapter(HTTPAdapter):
         self._default: ssl.SSLContext | None = None
         self._contexts: LRUCache[str, ssl.SSLContext] = LRUCache(MAX_CONTEXTS)
         self._lock = threading.Lock()
+        self.watchdog = ExchangeWatchdog()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
 
     # -- trust --------------------------------------------------------------------------------
 
@@ -142,18 +263,29 @@ class SdkAdapter(HTTPAdapter):
         verify: bool | str = True, cert: Any = None, proxies: Mapping[str, str] | None = None,
     ) -> Response:
         started = time.monotonic()
-        response = super().send(request, stream=True, timeout=timeout, verify=verify,
-                                cert=cert, proxies=proxies)
         # the whole exchange, not each socket read, within the read timeout (which the backends
         # derive from the mount's deadline)
         read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
+        exchange = (self.watchdog.start(started + read_timeout) if read_timeout is not None
+                    else None)
+        _current.exchange = exchange
+        response: Response | None = None
         try:
+            response = super().send(request, stream=True, timeout=timeout, verify=verify,
+                                    cert=cert, proxies=proxies)
             body = self._read(response, started, read_timeout)
             _check_json(response.status_code, response.headers.get("content-type", ""), body,
                         _endpoint(request.url or ""))
         except BaseException:
-            response.close()
+            if response is not None:
+                response.close()
+            if exchange is not None and exchange.expired:  # the watchdog ended a blocked read
+                raise _too_slow(_endpoint(request.url or ""), read_timeout) from None
             raise
+        finally:
+            _current.exchange = None
+            if exchange is not None:
+                self.watchdog.finish(exchange)
         response._content = body  # what `response.content` returns; the SDK reads that
         response._content_consumed = True  # type: ignore[attr-defined]
         return response
@@ -174,12 +306,15 @@ class SdkAdapter(HTTPAdapter):
                 raise _too_large(where, "sent more", limit)
             chunks.append(chunk)
             if read_timeout is not None and time.monotonic() - started > read_timeout:
-                raise Unavailable(
-                    f"endpoint {where} was still sending its answer after {read_timeout:g}s "
-                    "(the read timeout, which follows the mount deadline); retried while the "
-                    "deadline allows"
-                )
+                raise _too_slow(where, read_timeout)
         return b"".join(chunks)
+
+
+def _too_slow(where: str, read_timeout: float | None) -> Unavailable:
+    return Unavailable(
+        f"endpoint {where} was still sending its answer after {read_timeout or 0:g}s (the read "
+        "timeout, which follows the mount deadline); retried while the deadline allows"
+    )
 
 
 def _too_large(where: str, what: str, limit: int) -> UnexpectedAnswer:
