@@ -163,9 +163,11 @@ def _add_backend_arguments(
         if backend.rate_limit is not None:
             limit = backend.rate_limit
             flags.append((limit.flag, {"type": value.rate, "default": limit.default,
-                                       "dest": f"rate_limit:{name}", "help": limit.help}))
+                                       "dest": f"rate_limit:{name}", "metavar": "PER_SECOND",
+                                       "help": limit.help}))
         flags += [(option.flag, {"default": option.default, "help": option.help,
-                                 "dest": f"option:{option.dest}"}) for option in backend.options]
+                                 "dest": f"option:{option.dest}",
+                                 "metavar": option.dest.upper()}) for option in backend.options]
         for flag, kwargs in flags:
             try:
                 parser.add_argument(flag, **kwargs)
@@ -353,8 +355,9 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if ("%(default)" in text or not action.option_strings
-                or action.default in (None, False, [], "", argparse.SUPPRESS)):
+        # `is False`: a default of 0 (-v, a rate) equals False, and is worth showing
+        if ("%(default)" in text or not action.option_strings or action.default is False
+                or action.default in (None, [], "", argparse.SUPPRESS)):
             return text
         return f"{text} (default: %(default)s)"
 

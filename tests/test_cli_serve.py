@@ -247,6 +247,11 @@ def test_serve_help_shows_defaults_and_the_three_names() -> None:
     assert "(default: /var/run/secrets-store-csi-providers)" in text
     assert "(default: 60s)" in text and "(default: 8989)" in text
     assert "(default: None)" not in text and "(default: False)" not in text
+    assert "5+ trace) (default: 0)" in text  # 0 is a default too, though it equals False
+    # a backend's flags read like the others (not the internal dest rate_limit:kms)
+    assert "--max-concurrent-kms-secret-pulls PER_SECOND" in text
+    assert "--kms-ca-file KMS_CA_FILE" in text
+    assert "RATE_LIMIT:" not in text and "OPTION:" not in text
     for name in ("`ack-secrets-provider` is this command",
                  "`csi-secrets-store-provider-alibabacloud` is the Python distribution",
                  "`secrets-store-csi-driver-provider-alibabacloud` is the runtime name"):
