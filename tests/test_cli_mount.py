@@ -8,6 +8,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,3 +243,19 @@ def test_every_failing_object_is_reported(
     assert err.startswith("mount failed: INVALID_ARGUMENT: 2 problems: [1] object #1 "
                           "('db-password'): field objectType 'nope'")
     assert "[2] object #2 ('conf/app'): field filePermission '999'" in err
+
+
+def test_the_problems_and_the_code_follow_object_order(
+        provider: RunningProvider, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/troubleshooting.md: the problems are listed, and the gRPC code chosen, in object
+    order, whatever order the concurrent fetches fail in (#1 is denied, #2 to #8 are missing)."""
+    names = ["denied-1", *(f"missing-{number}" for number in range(2, 9))]
+    objects = "".join(f"      - {{objectName: {name}, objectType: testmem}}\n" for name in names)
+    spc = write_spc(tmp_path, SPC.split("      - objectName")[0] + objects)
+    assert main(["mount", "--socket", str(provider.socket_path), "--spc", spc,
+                 "--target", str(tmp_path / "mnt")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mount failed: PERMISSION_DENIED: 8 problems: [1] object #1 "
+                          "(testmem 'denied-1')"), err
+    listed = [(int(n), int(i)) for n, i in re.findall(r"\[(\d+)\] object #(\d+) ", err)]
+    assert listed == [(number, number) for number in range(1, 9)]
