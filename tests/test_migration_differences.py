@@ -347,6 +347,17 @@ def test_scalars_keep_their_text(mem: RunningProvider) -> None:
     assert "read as '493'" in warnings[0] and "read as '1.1'" in warnings[2]
 
 
+def test_the_unknown_field_message_the_page_shows_is_the_real_one() -> None:
+    """The page quotes the whole message for a KMS object (the default type): the valid fields
+    it lists are the ones the parser lists."""
+    shown = re.search(r"```text\n(object #1 \('db-password'\): unknown field .*?)\n```",
+                      DOC.read_text(encoding="utf-8"), re.DOTALL)
+    assert shown, "docs/migration.md no longer shows the unknown-field message"
+    report = lint_report({"objects": '- objectName: "db-password"\n  objectVerison: "2"\n'})
+    (problem,) = report.problems
+    assert " ".join(shown.group(1).split()) == problem.message
+
+
 @row("unknown-field")
 def test_an_unknown_field_is_refused(mem: RunningProvider) -> None:
     error = refused(mem, driver_attributes(
