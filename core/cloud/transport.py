@@ -145,20 +145,24 @@ class ExchangeWatchdog:
 _current = threading.local()
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Hands the connection's socket to the current thread's exchange before reading the head."""
+
+    sock: socket.socket | None
+
     def getresponse(self) -> Any:
         exchange = getattr(_current, "exchange", None)
         if exchange is not None:
             exchange.attach(self.sock)
-        return super().getresponse()
+        return super().getresponse()  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def getresponse(self) -> Any:
-        exchange = getattr(_current, "exchange", None)
-        if exchange is not None:
-            exchange.attach(self.sock)
-        return super().getresponse()
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
