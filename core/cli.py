@@ -350,14 +350,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def shows_default(action: argparse.Action) -> bool:
+    """Whether `--help` and docs/cli.md state a flag's default: not when there is none (None,
+    empty, a switch's False); a default of 0 (-v) is stated, though 0 == False."""
+    return action.default is not False and action.default not in (None, [], "",
+                                                                  argparse.SUPPRESS)
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions as written (paragraphs, lists), and each flag's default after its help."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        # `is False`: a default of 0 (-v, a rate) equals False, and is worth showing
-        if ("%(default)" in text or not action.option_strings or action.default is False
-                or action.default in (None, [], "", argparse.SUPPRESS)):
+        if "%(default)" in text or not action.option_strings or not shows_default(action):
             return text
         return f"{text} (default: %(default)s)"
 

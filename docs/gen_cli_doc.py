@@ -16,7 +16,7 @@ END = "<!-- serve-flags:end -->"
 
 
 def serve_table() -> str:
-    from ack_secrets_provider.core.cli import build_parser
+    from ack_secrets_provider.core.cli import build_parser, shows_default
 
     # the built-in backends' flags only: a plugin installed here documents its own flags
     parser = build_parser(autoload_third_party=False)
@@ -25,8 +25,7 @@ def serve_table() -> str:
     for action in sub.choices["serve"]._actions:
         if not action.option_strings or action.dest == "help":
             continue
-        default = action.default
-        shown = "" if default in (None, [], "", False) else f"`{default}`"
+        shown = f"`{action.default}`" if shows_default(action) else ""
         names = ", ".join(f"`{name}`" for name in action.option_strings)
         meaning = (action.help or "").replace("|", "\\|")
         rows.append(f"| {names} | {shown} | {meaning} |")
