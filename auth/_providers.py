@@ -31,9 +31,10 @@ __all__ = ["refreshing_identity"]  # the toolkit's, for the built-in plugins
 def access_key_identity_key(
     mode: str, access_key_id: str, access_key_secret: str, role_arn: str | None = None,
 ) -> IdentityKey:
-    """The IdentityKey of an AccessKey pair (and the role it assumes, if any), built once per
-    pair: the keyed digest of the secret is computed once, not at every mount (the environment's
-    pair is fixed for the process). A rotated secret is another argument, hence another key."""
+    """The IdentityKey of the environment's AccessKey pair (and the role it assumes, if any),
+    built once per pair: the keyed digest of the secret is computed once, not at every mount (the
+    pair is fixed for the process). A rotated secret is another argument, hence another key.
+    Pods' nodePublishSecretRef pairs do not come here: a process-wide memo would keep them."""
     return IdentityKey(mode=mode, role_arn=role_arn, access_key_id=access_key_id,
                        secret_digest=secret_digest(access_key_secret))
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ack_secrets_provider.auth._providers import access_key_identity_key, static_identity
+from ack_secrets_provider.auth._providers import static_identity
 from ack_secrets_provider.core.errors import FailedPrecondition
-from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity
+from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
+from ack_secrets_provider.core.plugins.toolkit import secret_digest
 
 MODE = "node-publish-secret"
 KEY_ID = "access_key"
@@ -35,7 +36,9 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
             f"the nodePublishSecretRef Secret of pod {context.request.pod.describe()} has no "
             f"non-empty key {missing!r}; it needs both {KEY_ID} and {KEY_SECRET}"
         )
-    key = access_key_identity_key(MODE, key_id, secret)
+    # Not access_key_identity_key's process-wide memo: that is for the environment's pair; a
+    # pod's Secret is held no longer than the identity cache holds its identity.
+    key = IdentityKey(mode=MODE, access_key_id=key_id, secret_digest=secret_digest(secret))
     return context.identities.get_or_create(
         key,
         lambda: static_identity(key, MODE, key_id, secret, context, provider_level=True),

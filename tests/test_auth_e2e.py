@@ -390,10 +390,13 @@ def test_node_publish_secret_ref_keys_in_any_case(env: AuthWorld, tmp_path: Path
 
 
 def test_node_publish_secret_at_the_host(env: AuthWorld) -> None:
+    memo = _providers.access_key_identity_key.cache_info().currsize
     identity = env.host.resolve(context(env, env.settings(NO_ECS), secrets=NPS))
     assert identity.key.mode == "node-publish-secret" and identity.key.access_key_id == NPS_KEY
     assert kms_get(env, identity, "shared/db") == "pw-shared"
     assert env.api("sts.AssumeRole") == 0
+    # the pod's Secret is not kept by the process-wide memo of the environment's AccessKey
+    assert _providers.access_key_identity_key.cache_info().currsize == memo
 
 
 # --- static AccessKey -----------------------------------------------------------------------------
