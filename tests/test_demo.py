@@ -3,7 +3,6 @@ package ships, and leaves nothing behind."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -98,13 +97,15 @@ def test_a_built_wheel_carries_the_demo_data(tmp_path: Path) -> None:
     for path in REPO.iterdir():  # pyproject.toml, README.md, a license file...
         if path.is_file():
             shutil.copy2(path, source / path.name)
-    # offline: build with the setuptools of this environment when it has one
-    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    # offline: with the setuptools of this environment (a test dependency), never an index
+    outside = tmp_path / "non-loopback.log"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
          "-w", str(tmp_path), str(source)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env=child_environment(dict(os.environ), outside),
     )
+    assert not outside.exists(), outside.read_text()
     assert result.returncode == 0, result.stderr
     (wheel,) = tmp_path.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
