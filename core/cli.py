@@ -158,6 +158,8 @@ def _add_backend_arguments(
     """The flags each installed backend declares (`Backend.rate_limit`, `Backend.options`)."""
     from ack_secrets_provider.core.plugins.host import endpoint_services
 
+    #: (flag, dest, kind) of the paths checked when serve starts: the STS CA and backends' own
+    paths: list[tuple[str, str, str]] = [("--sts-ca-file", "sts_ca_file", "file")]
     for name, backend in backends.items():
         flags: list[tuple[str, dict[str, Any]]] = []
         if backend.rate_limit is not None:
@@ -165,6 +167,7 @@ def _add_backend_arguments(
             flags.append((limit.flag, {"type": value.rate, "default": limit.default,
                                        "dest": f"rate_limit:{name}", "metavar": "PER_SECOND",
                                        "help": limit.help}))
+        kinds = {option.flag: option.kind for option in backend.options}
         flags += [(option.flag, {"default": option.default, "help": option.help,
                                  "dest": f"option:{option.dest}",
                                  "metavar": option.dest.upper()}) for option in backend.options]
@@ -174,7 +177,11 @@ def _add_backend_arguments(
             except argparse.ArgumentError:
                 log.error("backend %r declares the flag %s, which is already taken; ignored",
                           name, flag)
-    parser.set_defaults(endpoint_services=endpoint_services(backends.values()))
+                continue
+            if kinds.get(flag, "text") != "text":
+                paths.append((flag, kwargs["dest"], kinds[flag]))
+    parser.set_defaults(endpoint_services=endpoint_services(backends.values()),
+                        checked_paths=tuple(paths))
 
 
 def _add_limit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -302,6 +309,16 @@ def _cannot_start(problem: Exception) -> int:
     return 1
 
 
+def unreadable_path(args: argparse.Namespace) -> str | None:
+    """The first file or directory flag (serve's own, a backend's `Option.kind`) naming a path
+    that cannot be read, worded as argparse words it; None when all can."""
+    for flag, dest, kind in args.checked_paths:
+        problem = value.unreadable_file(flag, getattr(args, dest), kind)
+        if problem:
+            return problem
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from ack_secrets_provider.core.errors import PluginError
     from ack_secrets_provider.core.observability.health import BindError
@@ -313,7 +330,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # in the middle of a lock acquisition.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    unreadable = value.unreadable_file("--sts-ca-file", args.sts_ca_file)
+    unreadable = unreadable_path(args)
     if unreadable:
         return _flag_error(unreadable)
     try:

@@ -156,12 +156,18 @@ def namespaces(text: str) -> str:
     return text
 
 
-def unreadable_file(flag: str, path: str | None) -> str | None:
-    """Why the file `flag` names cannot be read, as argparse words it (None: it can, or none).
+def unreadable_file(flag: str, path: str | None, kind: str = "file") -> str | None:
+    """Why the file (or, `kind` "directory", the directory) `flag` names cannot be read, as
+    argparse words it (None: it can, or none).
 
     Checked when `serve` starts rather than when the flags are parsed: parsing stays a pure
     function of the text (the chart's tests parse rendered arguments on another machine).
     """
-    if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+    if not path:
+        return None
+    if kind == "directory":
+        if not (os.path.isdir(path) and os.access(path, os.R_OK | os.X_OK)):
+            return f"argument {flag}: {path!r} is not a readable directory"
+    elif not (os.path.isfile(path) and os.access(path, os.R_OK)):
         return f"argument {flag}: {path!r} is not a readable file"
     return None

@@ -173,6 +173,14 @@ def test_a_taken_health_port_is_a_clear_start_up_error(tmp_path: Path, taken_por
     # files: checked when serve starts (parsing stays a pure function of the text)
     ("--sts-ca-file=/no/such/sts.pem", "argument --sts-ca-file: '/no/such/sts.pem' is not a "
                                        "readable file"),
+    # a backend's own file and directory options (`Option.kind`), as the KMS CA flags
+    ("--kms-ca-file=/no/such/kms.pem", "argument --kms-ca-file: '/no/such/kms.pem' is not a "
+                                       "readable file"),
+    ("--kms-ca-file=/", "argument --kms-ca-file: '/' is not a readable file"),
+    ("--kms-ca-dir=/no/such/cas", "argument --kms-ca-dir: '/no/such/cas' is not a readable "
+                                  "directory"),
+    ("--kms-ca-dir=/proc/version", "argument --kms-ca-dir: '/proc/version' is not a readable "
+                                   "directory"),
     # and what needs the installed backends: a service name in an override
     ("--endpoint-override=kmss=http://127.0.0.1:9",
      "argument --endpoint-override: endpoint override 'kmss=http://127.0.0.1:9': 'kmss' is "
@@ -207,7 +215,7 @@ CHECKED_LATER = {
 def test_every_serve_flag_value_is_checked() -> None:
     """docs/cli.md: 'Every value is checked when serve starts'. A new flag without a type (or
     choices) fails here until it gets one or says above where it is checked. A backend's own
-    options (`Backend.options`) are its text to check."""
+    options (`Backend.options`) are its text to check, or paths serve checks (`Option.kind`)."""
     parser = build_parser("serve")
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     unchecked = [action.option_strings[-1] for action in sub.choices["serve"]._actions

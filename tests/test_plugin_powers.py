@@ -19,7 +19,12 @@ import pytest
 from installed import SERVICES
 
 from ack_secrets_provider.core import DISTRIBUTION
-from ack_secrets_provider.core.cli import _add_serve_arguments, build_parser, build_settings
+from ack_secrets_provider.core.cli import (
+    _add_serve_arguments,
+    build_parser,
+    build_settings,
+    unreadable_path,
+)
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
 from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
 from ack_secrets_provider.core.emulator.testing import EmulatorHandle
@@ -48,7 +53,7 @@ class VaultBackend(Backend):
     is_default_type: ClassVar[bool] = True
     rate_limit = RateLimit("--max-vault-calls-per-second", what="vault calls per second",
                            default=3.0, help="vault calls per second")
-    options = (Option("--vault-ca-file", help="CA bundle of the vault server"),)
+    options = (Option("--vault-ca-file", help="CA bundle of the vault server", kind="file"),)
 
     def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
         return self.settings.endpoint_overrides.resolve(self.service, "vault.example.com")
@@ -108,6 +113,26 @@ def test_a_plugin_brings_its_own_serve_flags() -> None:
     defaults = build_settings(serve_args({"vault": VaultBackend}), {})
     assert defaults.rate_limits == {"vault": 3.0}
     assert defaults.backend_options == {"vault_ca_file": None}  # not given
+
+
+def test_a_plugins_path_option_is_checked_when_serve_starts(tmp_path: Path) -> None:
+    """`Option(kind="file")`: serve refuses a path it cannot read, naming the plugin's flag,
+    as it does for --kms-ca-file (tests/test_cli_serve.py runs serve with that one)."""
+    missing = serve_args({"vault": VaultBackend}, "--vault-ca-file", str(tmp_path / "no.pem"))
+    assert unreadable_path(missing) == (
+        f"argument --vault-ca-file: '{tmp_path / 'no.pem'}' is not a readable file")
+    assert unreadable_path(serve_args({"vault": VaultBackend}, "--vault-ca-file",
+                                      str(tmp_path))) is not None  # a directory
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    assert unreadable_path(serve_args({"vault": VaultBackend}, "--vault-ca-file",
+                                      str(tmp_path / "ca.pem"))) is None
+    assert unreadable_path(serve_args({"vault": VaultBackend})) is None  # not given
+
+    class Taken(VaultBackend):  # its path flag is already serve's: ignored, so not checked
+        options = (Option("--sts-ca-file", help="taken", kind="directory"),)
+
+    assert unreadable_path(serve_args({"taken": Taken}, "--sts-ca-file", str(tmp_path / "ca.pem"))
+                           ) is None
 
 
 def test_the_official_flags_are_the_built_in_backends_own() -> None:

@@ -40,8 +40,9 @@ from ack_secrets_provider.core.plugins.toolkit import SdkBackend, endpoint_examp
 log = logging.getLogger(__name__)
 
 ENDPOINT_FIELD = "kmsEndpoint"
-CA_FILE = Option("--kms-ca-file", help="CA bundle for dedicated KMS gateways")
-CA_DIR = Option("--kms-ca-dir", help="directory of <region>.pem CAs for dedicated gateways")
+CA_FILE = Option("--kms-ca-file", help="CA bundle for dedicated KMS gateways", kind="file")
+CA_DIR = Option("--kms-ca-dir", help="directory of <region>.pem CAs for dedicated gateways",
+                kind="directory")
 DEDICATED_SUFFIX = ".cryptoservice.kms.aliyuncs.com"
 #: what the documentation's own placeholders stand for, in example messages
 _EXAMPLE_VALUES = MappingProxyType({"kms-instance-id": "kst-hzz62ee2a4f7ab1xxxxxx"})

@@ -24,7 +24,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, host_allowed
 from ack_secrets_provider.core.errors import InvalidArgument
@@ -55,11 +55,16 @@ class RateLimit:
 @dataclass(frozen=True)
 class Option:
     """A `serve` flag of a backend's own; its value (text, or None when not given) is
-    `settings.backend_options[option.dest]`."""
+    `settings.backend_options[option.dest]`.
+
+    `kind` "file" or "directory": `serve` refuses to start when the value given is not a
+    readable file (directory), naming the flag, as it does for its own file flags.
+    """
 
     flag: str
     help: str
     default: str | None = None
+    kind: Literal["text", "file", "directory"] = "text"
 
     @property
     def dest(self) -> str:
