@@ -169,6 +169,18 @@ def test_a_failed_mount_posts_one_warning_event_on_the_pod(app: App, api: FakeAp
                   {"reason": "SecretMountFailed", "outcome": "suppressed"}) == 1
 
 
+def test_an_event_message_is_redacted_like_a_log_line(app: App, api: FakeApi) -> None:
+    """A token pasted where a name belongs reaches the error message; the Event, readable by
+    anyone who can list the namespace's events, carries it redacted."""
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJlLXBhcnQ"
+    assert mount(app, f"- {{objectName: missing-{token}, objectType: testmem}}\n") == (
+        grpc.StatusCode.NOT_FOUND)
+    flush(app)
+    message = api.posts()[0]["body"]["message"]
+    assert "<redacted-jwt>" in message
+    assert token not in message and "c2lnbmF0dXJlLXBhcnQ" not in message
+
+
 def test_a_version_change_posts_one_rotation_event(app: App, api: FakeApi) -> None:
     assert mount(app, versioned("db/password", "1") + versioned("other", "1")) == (
         grpc.StatusCode.OK)

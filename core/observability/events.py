@@ -33,6 +33,7 @@ from cachetools import LRUCache
 
 from ack_secrets_provider.core.cloud.kube import KubeClient, KubeError
 from ack_secrets_provider.core.errors import UnexpectedAnswer
+from ack_secrets_provider.core.observability.logs import redact
 from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,9 @@ class EventRecorder:
         with self._lock:
             self._sequence += 1
             suffix = f"{int(now * 1e9):x}{self._sequence % 4096:03x}"
+        # Messages hold no secret by construction (core/errors.py); what a user put where a name
+        # belongs (a token pasted as objectName) is redacted here as in the log lines.
+        message = redact(message)
         if len(message) > MAX_MESSAGE:
             message = message[:MAX_MESSAGE - 1] + "…"
         stamp = _timestamp(now)
