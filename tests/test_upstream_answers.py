@@ -13,6 +13,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -26,7 +27,7 @@ from ack_secrets_provider.backends.kms.backend import KmsBackend
 from ack_secrets_provider.backends.oos.backend import OosBackend
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
 from ack_secrets_provider.core.cloud.kube import KubeClient
-from ack_secrets_provider.core.cloud.transport import ExchangeWatchdog
+from ack_secrets_provider.core.cloud.transport import WATCHDOG_TICK, ExchangeWatchdog
 from ack_secrets_provider.core.errors import (
     ProviderError,
     Unavailable,
@@ -278,6 +279,31 @@ def test_metadata_and_kubernetes_api_answers_are_bounded_and_checked(
         kube.role_arn(client, "ns", "sa", Deadline.after(10))
     server.answer = Answer(body=b'{"metadata": ["not", "an", "object"]}')
     assert kube.role_arn(client, "ns", "other", Deadline.after(10)) is None
+
+
+def _switches(native_id: int) -> int:
+    """How many times a thread of this process went to sleep (Linux /proc)."""
+    status = Path(f"/proc/self/task/{native_id}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+
+def test_back_to_back_exchanges_do_not_wake_the_watchdog_each_time() -> None:
+    """One client's SDK calls follow each other with none in flight between them: the watchdog
+    ticks while they run instead of being woken by each (a thread switch per call)."""
+    watchdog = ExchangeWatchdog()
+    watchdog.finish(watchdog.start(time.monotonic() + 5))  # starts the thread
+    thread = watchdog._thread
+    assert thread is not None and thread.native_id is not None
+    time.sleep(0.05)
+    before = _switches(thread.native_id)
+    started = time.monotonic()
+    for _ in range(200):
+        exchange = watchdog.start(time.monotonic() + 5)
+        time.sleep(0.001)  # the request and its answer
+        watchdog.finish(exchange)
+    ticks = (time.monotonic() - started) / WATCHDOG_TICK
+    # a few per tick (its timed wait, the GIL), not one per call (200 when each call woke it)
+    assert _switches(thread.native_id) - before <= 4 * ticks + 10
 
 
 def test_the_watchdog_ends_a_blocked_read_at_the_deadline_and_leaves_finished_ones_alone(

@@ -105,12 +105,19 @@ def _shut(sock: socket.socket | None) -> None:
 
 class ExchangeWatchdog:
     """Expires exchanges that outlive their deadline: one thread for the process, started on
-    first use, waking every WATCHDOG_TICK only while an exchange is in flight."""
+    first use, waking every WATCHDOG_TICK only while an exchange is in flight.
+
+    An exchange wakes the thread only when it sleeps with nothing to watch (`_idle`); while it
+    ticks, a new exchange waits for the next tick. Waking it on every exchange that found none
+    in flight (each call of a one-client load) cost a thread switch per SDK call: ~0.1 ms of
+    the process's CPU (docs/performance.md).
+    """
 
     def __init__(self) -> None:
         self._live: set[Exchange] = set()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._idle = False
 
     def start(self, deadline: float) -> Exchange:
         exchange = Exchange(deadline)
@@ -120,7 +127,8 @@ class ExchangeWatchdog:
                 self._thread = threading.Thread(target=self._run, name="exchange-watchdog",
                                                 daemon=True)
                 self._thread.start()
-            elif len(self._live) == 1:
+            elif self._idle:
+                self._idle = False
                 self._wake.notify()
         return exchange
 
@@ -132,8 +140,13 @@ class ExchangeWatchdog:
         while True:
             with self._wake:
                 while not self._live:
+                    self._idle = True
                     self._wake.wait()
-                self._wake.wait(WATCHDOG_TICK)
+                self._idle = False
+                # a tick, whatever starts or finishes meanwhile (nothing notifies a ticking thread)
+                ends = time.monotonic() + WATCHDOG_TICK
+                while (left := ends - time.monotonic()) > 0:
+                    self._wake.wait(left)
                 now = time.monotonic()
                 due = [exchange for exchange in self._live if exchange.deadline <= now]
                 self._live.difference_update(due)
