@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from ack_secrets_provider.core.cloud.kube import KubeClient, KubeError, KubeTokenError
+from ack_secrets_provider.core.cloud.kube import KubeCaError, KubeClient, KubeError, KubeTokenError
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     PermissionDenied,
@@ -53,6 +53,8 @@ def _error(exc: KubeError, what: str, kube: KubeClient) -> ProviderError:
             "read; the provider needs automountServiceAccountToken and get on serviceaccounts "
             "(rbac.install)"
         )
+    if isinstance(exc, KubeCaError):
+        return FailedPrecondition(f"reading {what}: {exc}")
     if exc.status == 404:
         return FailedPrecondition(
             f"{what} does not exist in the Kubernetes API; pod-level RRSA needs the pod's "

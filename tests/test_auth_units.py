@@ -374,6 +374,18 @@ def test_serviceaccount_read_errors(kube_api: FakeKubeApi, tmp_path: Path) -> No
     no_token = KubeClient(kube_api.url, token_file=str(tmp_path / "missing"), ca_file=None)
     with pytest.raises(FailedPrecondition, match="automountServiceAccountToken"):
         kube.role_arn(no_token, "ns", "sa", deadline)
+    # A CA bundle that cannot be loaded is the provider's configuration, not an outage to
+    # retry: the error names the file, the flag and the fix (nothing is sent: the host below
+    # is never contacted).
+    not_pem = tmp_path / "ca.crt"
+    not_pem.write_text("not a certificate\n")
+    for ca_file, reason in ((str(tmp_path / "missing.crt"), "No such file or directory"),
+                            (str(not_pem), "NO_CERTIFICATE_OR_CRL_FOUND")):
+        no_ca = KubeClient("https://127.0.0.1:9", token_file=None, ca_file=ca_file)
+        with pytest.raises(FailedPrecondition) as refused:
+            kube.role_arn(no_ca, "ns", "sa", deadline)
+        assert f"{ca_file} (--kube-ca-file) cannot be loaded ({reason})" in refused.value.message
+        assert "automountServiceAccountToken" in refused.value.message
 
 
 # --- emulator parts ---------------------------------------------------------------------------

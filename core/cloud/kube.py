@@ -55,6 +55,10 @@ class KubeTokenError(KubeError):
     """The provider's own ServiceAccount token cannot be read (nothing was sent)."""
 
 
+class KubeCaError(KubeError):
+    """The CA bundle trusted for the Kubernetes API cannot be loaded (nothing was sent)."""
+
+
 def in_cluster_url(environ: Mapping[str, str]) -> str | None:
     """https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, or None outside a cluster."""
     host = environ.get("KUBERNETES_SERVICE_HOST")
@@ -94,7 +98,18 @@ class KubeClient:
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.base_url.startswith("https://"):
             return None
-        return ssl.create_default_context(cafile=self.ca_file or None)
+        try:
+            return ssl.create_default_context(cafile=self.ca_file or None)
+        except OSError as exc:  # missing, unreadable, or no PEM certificate (ssl.SSLError)
+            # Not an outage: without this it read "could not be reached; try again later".
+            reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+            where = (f"{self.ca_file} (--kube-ca-file)" if self.ca_file
+                     else "the system's CA store")
+            raise KubeCaError(
+                f"the Kubernetes API's CA bundle {where} cannot be loaded ({reason}); the "
+                "provider needs automountServiceAccountToken (which mounts ca.crt at the "
+                "default path) or --kube-ca-file naming the API server's CA bundle"
+            ) from None
 
     def _token(self) -> str | None:
         if not self.token_file:
