@@ -245,12 +245,23 @@ class _Problems:
 
     def __init__(self) -> None:
         self.errors: list[InvalidArgument] = []
+        #: fields refused for their form: a required one is not also reported missing
+        self.failed: set[str] = set()
 
     def check(self, function: Callable[..., _T], *args: Any) -> _T | None:
         try:
             return function(*args)
         except InvalidArgument as exc:
             self.errors.append(exc)
+            return None
+
+    def scalar(self, where: str, name: str, value: Any) -> str | None:
+        """Field `name` as one value (`_scalar`); a refused one is recorded in `failed`."""
+        try:
+            return _scalar(where, name, value)
+        except InvalidArgument as exc:
+            self.errors.append(exc)
+            self.failed.add(name)
             return None
 
     def add(self, message: str) -> None:
@@ -289,13 +300,6 @@ def _unknown_field(problems: _Problems, where: str, key: Any, valid: Collection[
     problems.add(f"{where}: unknown field {key!r}; valid fields are {', '.join(valid)}{context}."
                  f"{f' Did you mean {guess!r}?' if guess else ''}")
     return guess or ""
-
-
-def _failed_fields(problems: _Problems, where: str) -> set[str]:
-    """Fields already reported (such as 'must be a single value'): not 'required' as well."""
-    prefix = f"{where}: field "
-    return {error.message[len(prefix):].split(" ", 1)[0] for error in problems.errors
-            if error.message.startswith(prefix)}
 
 
 def _decode_json_map(text: str, what: str, *, allow_null: bool) -> dict[str, str]:
@@ -406,9 +410,9 @@ def _parse_jmes_path_entry(
     problems = _Problems()
     reported = {_unknown_field(problems, where, key, JMESPATH_FIELDS)
                 for key in item if key not in JMESPATH_FIELDS}
-    path = problems.check(_scalar, where, "path", item.get("path"))
-    alias = problems.check(_scalar, where, "objectAlias", item.get("objectAlias"))
-    reported |= _failed_fields(problems, where)
+    path = problems.scalar(where, "path", item.get("path"))
+    alias = problems.scalar(where, "objectAlias", item.get("objectAlias"))
+    reported |= problems.failed
     if path is None and "path" not in reported:
         problems.add(
             f"{where}: field path is required; add the JMESPath expression whose "
@@ -425,7 +429,7 @@ def _parse_jmes_path_entry(
                  if alias is not None else None)
     permission = problems.check(
         _permission, where,
-        problems.check(_scalar, where, "filePermission", item.get("filePermission")))
+        problems.scalar(where, "filePermission", item.get("filePermission")))
     problems.raise_any()
     assert path is not None and alias is not None and file_name is not None
     return JmesPathEntry(path=path, object_alias=alias, file_name=file_name,
@@ -496,10 +500,10 @@ def _parse_object(
     if isinstance(name_preview, str) and name_preview:
         where = f"object #{index + 1} ({name_preview!r})"
     problems = _Problems()
-    object_type = problems.check(_scalar, where, "objectType", item.get("objectType"))
+    object_type = problems.scalar(where, "objectType", item.get("objectType"))
     object_type = object_type or types.default
     known_type = object_type is not None and (not types.checked or object_type in types.names)
-    if object_type is None and "objectType" not in _failed_fields(problems, where):
+    if object_type is None and "objectType" not in problems.failed:
         problems.add(
             f"{where}: field objectType is required (this provider has no default objectType); "
             f"add one of the installed types: {', '.join(sorted(types.names)) or 'none'}"
@@ -526,11 +530,11 @@ def _parse_object(
             continue
         reported.add(_unknown_field(problems, where, key, valid,
                                     f" (objectType {object_type})" if known_type else ""))
-    values = {key: problems.check(_scalar, where, key, item.get(key))
+    values = {key: problems.scalar(where, key, item.get(key))
               for key in OBJECT_FIELDS if key not in ("objectType", "jmesPath")}  # read above
-    own_values = ({key: problems.check(_scalar, where, key, item.get(key)) for key in sorted(own)}
+    own_values = ({key: problems.scalar(where, key, item.get(key)) for key in sorted(own)}
                   if known_type else {})
-    reported |= _failed_fields(problems, where)
+    reported |= problems.failed
     name = values["objectName"]
     if name is None and "objectName" not in reported:
         # The official provider: "object name must be specified" (also for null and ~)
