@@ -130,6 +130,9 @@ HINTS = ServiceHints(
                 "InvalidToken"),
     rejected_as=FailedPrecondition,
     unreachable_advice="check the STS endpoint (--sts-endpoint) and the node's network",
+    tls_advice=("an https STS endpoint override is trusted with the CA bundle of --sts-ca-file: "
+                "point it at a readable PEM file holding the endpoint's CA, or leave it unset "
+                "for the public STS endpoints"),
 )
 
 

@@ -242,6 +242,48 @@ def test_untrusted_gateway_fails_closed_without_retry_hint(
     assert gateway.requests == 0  # type: ignore[attr-defined]
 
 
+def test_a_ca_file_that_cannot_be_loaded_is_a_precondition_naming_file_and_flag(
+    chain: dict[str, Path], gateway: http.server.HTTPServer, tmp_path: Path
+) -> None:
+    """A configured CA file that is missing or holds no PEM certificate (a kmsCaBundle
+    ConfigMap key with the wrong content, an --sts-ca-file replaced later) is the provider's
+    configuration, not an outage: FAILED_PRECONDITION naming the object, the file, the flag and
+    the Helm value, never retried. It read "could not reach KMS ... retried while the deadline
+    allows" (the SDK turns every OSError into a connection failure), which the driver retried
+    forever. Nothing is sent; once the file is fixed, the next mount uses it (no restart)."""
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    missing = tmp_path / "missing.pem"
+    for options, ca_file, reason in (
+        ({"kms_ca_file": str(missing)}, missing, "No such file or directory"),
+        ({"kms_ca_file": str(not_pem)}, not_pem, "NO_CERTIFICATE_OR_CRL_FOUND"),
+        ({"kms_ca_dir": str(tmp_path)}, not_pem, "NO_CERTIFICATE_OR_CRL_FOUND"),
+    ):
+        with pytest.raises(FailedPrecondition) as info:
+            _fetch(_settings(gateway, **options))
+        message = info.value.message
+        assert message.startswith(f"object #1 (kms 'gw-secret') at endpoint {GATEWAY}")
+        assert f"the CA file {ca_file} trusted for this endpoint cannot be loaded ({reason})" \
+            in message
+        assert "--kms-ca-file / --kms-ca-dir (Helm: kmsCaBundle" in message
+        assert not info.value.retryable
+    sts = Endpoint(service="sts", host="sts.aliyuncs.com",
+                   address=f"127.0.0.1:{gateway.server_address[1]}", overridden=True)
+    client = _sts.make_client(ProviderSettings(sts_ca_file=str(not_pem)), sts)
+    with pytest.raises(FailedPrecondition) as info:
+        _sts.assume_role_with_oidc(
+            client, role_arn="acs:ram::1:role/r", oidc_provider_arn="acs:ram::1:oidc/p",
+            token="t", session="s", duration=3600, timeout=5, what="provider RRSA", hint="",
+            metrics=ProviderMetrics(process_collectors=False))
+    assert f"provider RRSA: the CA file {not_pem} trusted for this endpoint cannot be loaded " \
+        "(NO_CERTIFICATE_OR_CRL_FOUND); an https STS endpoint override is trusted with the CA " \
+        "bundle of --sts-ca-file" in info.value.message
+    assert not info.value.retryable
+    assert gateway.requests == 0  # type: ignore[attr-defined]
+    not_pem.write_bytes(chain["intermediate"].read_bytes())
+    assert _fetch(_settings(gateway, kms_ca_file=str(not_pem))) == b"from-gateway"
+
+
 def test_bundled_ca_used_by_default_for_the_region() -> None:
     backend = KmsBackend(ProviderSettings())
     spec = ObjectSpec(index=0, object_name="s", object_type="kms", file_name="s",

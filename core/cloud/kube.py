@@ -25,6 +25,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from ack_secrets_provider.core.cloud.answers import read_bounded
+from ack_secrets_provider.core.cloud.tls import ca_load_problem
 from ack_secrets_provider.core.errors import DeadlineExceeded
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.settings import ProviderSettings
@@ -102,13 +103,13 @@ class KubeClient:
             return ssl.create_default_context(cafile=self.ca_file or None)
         except OSError as exc:  # missing, unreadable, or no PEM certificate (ssl.SSLError)
             # Not an outage: without this it read "could not be reached; try again later".
-            reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
             where = (f"{self.ca_file} (--kube-ca-file)" if self.ca_file
                      else "the system's CA store")
             raise KubeCaError(
-                f"the Kubernetes API's CA bundle {where} cannot be loaded ({reason}); the "
-                "provider needs automountServiceAccountToken (which mounts ca.crt at the "
-                "default path) or --kube-ca-file naming the API server's CA bundle"
+                f"the Kubernetes API's CA bundle {where} cannot be loaded "
+                f"({ca_load_problem(exc)}); the provider needs automountServiceAccountToken "
+                "(which mounts ca.crt at the default path) or --kube-ca-file naming the API "
+                "server's CA bundle"
             ) from None
 
     def _token(self) -> str | None:

@@ -11,7 +11,9 @@ the same situations (a service's own codes in its hints first, then these):
 - throttling (a ThrottlingException, or a `Throttling` code) → Throttled, retryable, with the
   server's `x-acs-retry-after` as `retry_after` seconds;
 - 5xx, connection errors and timeouts → Unavailable, retryable;
-- TLS verification failures → FailedPrecondition (retrying cannot fix the trust configuration);
+- TLS verification failures → FailedPrecondition (retrying cannot fix the trust configuration),
+  and so is a configured CA file that cannot be loaded (core/cloud/tls.py's CaBundleError), both
+  with the service's CA setting (`tls_advice`);
 - any other 4xx → RejectedByUpstream (an InvalidArgument), or the hints' `rejected_as`;
 - an exception that is neither an answer nor a network failure (a TypeError in a backend or the
   SDK, say) → InternalError: a bug, not retried, not counted against the endpoint, logged with
@@ -33,6 +35,7 @@ import traceback
 from dataclasses import dataclass
 
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
+from ack_secrets_provider.core.cloud.tls import CaBundleError
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     InternalError,
@@ -176,6 +179,9 @@ def map_sdk_error(
     where = f"{what} at endpoint {endpoint.describe()}" if endpoint is not None else what
     then = f". {hints.advice}" if hints.advice else ""
     cause = sdk_cause(exc)
+    if isinstance(cause, CaBundleError):
+        # the provider's own CA configuration, not the endpoint: named with the setting to fix
+        return CaBundleError(f"{where}: {cause.message}; {hints.tls_advice}")
     if isinstance(cause, ProviderError):
         # raised under the SDK call by our own code (the transport refusing an answer, a
         # credential refresh): the same error, naming the object too

@@ -10,6 +10,10 @@ partial-chain flag: core/cloud/transport.py builds that context for every SDK ca
 requests from adding its default bundle to it. tests/test_tls.py proves it with a root →
 intermediate → server chain where only the intermediate is configured, and refuses a server whose
 CA is in the process's default trust but not configured.
+
+A CA file that cannot be loaded (missing, unreadable, no PEM certificate) is `CaBundleError`, a
+FAILED_PRECONDITION naming the file: the SDK error mapper adds the service's CA setting
+(`ServiceHints.tls_advice`). Without it the SDK reported a connection failure, retried forever.
 """
 
 from __future__ import annotations
@@ -18,7 +22,20 @@ import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["partial_chain_context"]
+from ack_secrets_provider.core.errors import FailedPrecondition
+
+__all__ = ["CaBundleError", "ca_load_problem", "partial_chain_context"]
+
+
+class CaBundleError(FailedPrecondition):
+    """A CA file configured for an endpoint cannot be loaded (nothing was sent)."""
+
+
+def ca_load_problem(exc: OSError) -> str:
+    """Why a CA file could not be loaded: OpenSSL's reason (NO_CERTIFICATE_OR_CRL_FOUND: no PEM
+    certificate in it) or the system's (No such file or directory, Permission denied)."""
+    reason = getattr(exc, "reason", None)
+    return str(reason or exc.strerror or type(exc).__name__)
 
 
 def partial_chain_context(ca_files: Sequence[str | Path]) -> ssl.SSLContext:
@@ -33,5 +50,11 @@ def partial_chain_context(ca_files: Sequence[str | Path]) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     for path in ca_files:
-        context.load_verify_locations(cafile=str(path))
+        try:
+            context.load_verify_locations(cafile=str(path))
+        except OSError as exc:  # missing, unreadable, or no PEM certificate (ssl.SSLError)
+            raise CaBundleError(
+                f"the CA file {path} trusted for this endpoint cannot be loaded "
+                f"({ca_load_problem(exc)})"
+            ) from None
     return context
