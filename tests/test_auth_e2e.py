@@ -49,8 +49,10 @@ from auth_world import (
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from installed import SERVICES
 
 from ack_secrets_provider.auth import _providers, kube
+from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.errors import FailedPrecondition, PermissionDenied, ProviderError
 from ack_secrets_provider.core.mount.spec import ATTR_SA_TOKENS, parse_mount_request
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity
@@ -457,6 +459,27 @@ def test_ecs_imdsv1_fallback_and_switch(env: AuthWorld) -> None:
     env.host.identities.clear()
     with pytest.raises(FailedPrecondition, match="IMDSv2"):
         env.host.resolve(context(env, env.settings(imds_v1_fallback=False)))
+
+
+def test_ecs_ram_role_over_an_https_metadata_override(env: AuthWorld, tmp_path: Path) -> None:
+    """An https metadata endpoint override is trusted with --sts-ca-file; a CA file that holds
+    no PEM certificate fails the mount with FAILED_PRECONDITION naming the file and the flag
+    (it escaped as a bare SSLError: "a credential plugin failed unexpectedly (SSLError)")."""
+    assert env.emulator.https_url is not None
+    overrides = EndpointOverrides.parse(
+        [f"sts={env.emulator.https_url}", f"metadata={env.emulator.https_url}"], SERVICES)
+    identity = env.host.resolve(context(env, env.settings(endpoint_overrides=overrides)))
+    assert identity.key.mode == "ecs-ram-role" and identity.key.role_arn == NODE_ROLE
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    env.host.identities.clear()
+    with pytest.raises(FailedPrecondition) as refused:
+        env.host.resolve(context(env, env.settings(endpoint_overrides=overrides,
+                                                   sts_ca_file=str(not_pem))))
+    assert (f"the CA bundle {not_pem} (--sts-ca-file) trusted for the instance metadata service "
+            f"at {env.emulator.https_url} cannot be loaded (NO_CERTIFICATE_OR_CRL_FOUND); an "
+            "https metadata endpoint override is trusted with --sts-ca-file") \
+        in refused.value.message
 
 
 # --- cross-account role ---------------------------------------------------------------------------

@@ -75,6 +75,23 @@ def test_nothing_gives_a_region_error_naming_every_source(emu: EmulatorHandle,
     assert "node node-1 has no topology.kubernetes.io/region label" in message
 
 
+def test_an_unloadable_metadata_ca_is_named_not_raised(tmp_path: Path) -> None:
+    """An https metadata override is trusted with --sts-ca-file: a CA file holding no PEM
+    certificate is one of the reasons listed (file, flag, fix), not an SSLError escaping
+    start-up with a traceback. Nothing is sent (port 9 is never dialled)."""
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    settings = ProviderSettings(
+        endpoint_overrides=EndpointOverrides.parse(["metadata=https://127.0.0.1:9"], SERVICES),
+        sts_ca_file=str(not_pem), environ=MappingProxyType({}))
+    with pytest.raises(RegionUnknown) as caught:
+        discover_region(settings)
+    assert (f"the instance metadata service at https://127.0.0.1:9 gave no region-id: the CA "
+            f"bundle {not_pem} (--sts-ca-file) trusted for the instance metadata service at "
+            "https://127.0.0.1:9 cannot be loaded (NO_CERTIFICATE_OR_CRL_FOUND); an https "
+            "metadata endpoint override is trusted with --sts-ca-file") in str(caught.value)
+
+
 def test_the_unreplaced_marketplace_placeholder_means_no_region() -> None:
     args = build_parser("serve").parse_args(["serve", "--region=__ACK_REGION_ID__"])
     assert build_settings(args, {}).region is None

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 
 from ack_secrets_provider.core.cloud.answers import read_bounded
+from ack_secrets_provider.core.cloud.tls import ca_load_problem
 from ack_secrets_provider.core.errors import FailedPrecondition
 from ack_secrets_provider.core.settings import ProviderSettings
 
@@ -30,16 +31,30 @@ def metadata_base_url(settings: ProviderSettings) -> str:
     return endpoint.url if endpoint.overridden else f"http://{METADATA_HOST}"
 
 
+def _tls_context(base_url: str, ca_file: str | None) -> ssl.SSLContext | None:
+    """The trust of an https metadata endpoint override: the system's plus --sts-ca-file."""
+    if not base_url.startswith("https://"):
+        return None
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except OSError as exc:  # missing, unreadable, or no PEM certificate (ssl.SSLError)
+        # the provider's configuration: it surfaced as a bare SSLError (a crash at start-up)
+        where = f"{ca_file} (--sts-ca-file)" if ca_file else "the system's CA store"
+        raise FailedPrecondition(
+            f"the CA bundle {where} trusted for the instance metadata service at {base_url} "
+            f"cannot be loaded ({ca_load_problem(exc)}); an https metadata endpoint override "
+            "is trusted with --sts-ca-file: point it at a readable PEM file holding the "
+            "override's CA"
+        ) from None
+
+
 class MetadataClient:
     """GETs from the instance metadata service, with an IMDSv2 token when it gives one."""
 
     def __init__(self, base_url: str, *, v1_fallback: bool, ca_file: str | None) -> None:
         self.base_url = base_url.rstrip("/")
         self.v1_fallback = v1_fallback
-        self._context = (
-            ssl.create_default_context(cafile=ca_file)
-            if self.base_url.startswith("https://") else None
-        )
+        self._context = _tls_context(self.base_url, ca_file)
 
     def _open(self, request: urllib.request.Request, timeout: float) -> str:
         with urllib.request.urlopen(  # noqa: S310 - URL built from settings only

@@ -48,11 +48,14 @@ def _from_metadata(settings: ProviderSettings, problems: list[str]) -> str | Non
                         "(ALIBABA_CLOUD_ECS_METADATA_DISABLED=true)")
         return None
     base_url = metadata_base_url(settings)
-    client = MetadataClient(base_url, v1_fallback=settings.imds_v1_fallback,
-                            ca_file=settings.sts_ca_file)
     try:
+        client = MetadataClient(base_url, v1_fallback=settings.imds_v1_fallback,
+                                ca_file=settings.sts_ca_file)
         answer = client.get(REGION_ID_PATH, DISCOVERY_TIMEOUT).strip()
-    except (OSError, ProviderError) as exc:
+    except ProviderError as exc:  # the provider's configuration, or a refused answer
+        problems.append(f"the instance metadata service at {base_url} gave no region-id: {exc}")
+        return None
+    except OSError as exc:
         problems.append(f"the instance metadata service at {base_url} gave no region-id "
                         f"({type(exc).__name__})")
         return None
