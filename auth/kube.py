@@ -49,8 +49,7 @@ def role_arn(kube: KubeClient | None, namespace: str, name: str, deadline: Deadl
 def _error(exc: KubeError, what: str, kube: KubeClient) -> ProviderError:
     if isinstance(exc, KubeTokenError):
         return FailedPrecondition(
-            f"reading {what}: the provider's ServiceAccount token {kube.token_file} cannot be "
-            "read; the provider needs automountServiceAccountToken and get on serviceaccounts "
+            f"reading {what}: {exc}; its ServiceAccount needs get on serviceaccounts "
             "(rbac.install)"
         )
     if isinstance(exc, KubeCaError):

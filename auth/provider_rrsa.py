@@ -39,7 +39,11 @@ def read_token(path: str) -> str:
             "sts.aliyuncs.com), or point --rrsa-token-file at it"
         ) from None
     if not token:
-        raise FailedPrecondition(f"provider RRSA: the token file {path} is empty")
+        raise FailedPrecondition(
+            f"provider RRSA: the token file {path} (--rrsa-token-file) is empty; with "
+            "rrsa.enable=true in the Helm values kubelet writes the provider's projected token "
+            "(audience sts.aliyuncs.com) there: point --rrsa-token-file at that token"
+        )
     return token
 
 

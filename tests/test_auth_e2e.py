@@ -276,6 +276,14 @@ def test_provider_rrsa_without_token_file_says_rrsa_enable(env: AuthWorld) -> No
                             rrsa_token_file="/nonexistent/token")
     with pytest.raises(FailedPrecondition, match="rrsa.enable=true"):
         env.host.resolve(context(env, settings))
+    # an empty token file names the flag and the Helm value too, and nothing reaches STS
+    env.token_file.write_text("\n")
+    env.host.identities.clear()
+    with pytest.raises(FailedPrecondition) as refused:
+        env.host.resolve(context(env, env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS})))
+    assert (f"the token file {env.token_file} (--rrsa-token-file) is empty; with "
+            "rrsa.enable=true") in refused.value.message
+    assert env.api("sts.AssumeRoleWithOIDC") == 0
 
 
 # --- AccessKey + AssumeRole -----------------------------------------------------------------------

@@ -374,6 +374,17 @@ def test_serviceaccount_read_errors(kube_api: FakeKubeApi, tmp_path: Path) -> No
     no_token = KubeClient(kube_api.url, token_file=str(tmp_path / "missing"), ca_file=None)
     with pytest.raises(FailedPrecondition, match="automountServiceAccountToken"):
         kube.role_arn(no_token, "ns", "sa", deadline)
+    # An empty token file is named with its flag, nothing is sent: sent without a token, the
+    # request read "HTTP 401 ... ClusterRole lacks this permission", a fix that does not apply.
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    calls = kube_api.calls
+    with pytest.raises(FailedPrecondition) as refused:
+        kube.role_arn(KubeClient(kube_api.url, token_file=str(empty), ca_file=None), "ns", "sa",
+                      deadline)
+    assert (f"the provider's ServiceAccount token {empty} (--kube-token-file) is empty; the "
+            "provider needs automountServiceAccountToken") in refused.value.message
+    assert kube_api.calls == calls
     # A CA bundle that cannot be loaded is the provider's configuration, not an outage to
     # retry: the error names the file, the flag and the fix (nothing is sent: the host below
     # is never contacted).

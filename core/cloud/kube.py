@@ -53,7 +53,7 @@ class KubeError(Exception):
 
 
 class KubeTokenError(KubeError):
-    """The provider's own ServiceAccount token cannot be read (nothing was sent)."""
+    """The provider's own ServiceAccount token cannot be read or is empty (nothing was sent)."""
 
 
 class KubeCaError(KubeError):
@@ -117,12 +117,20 @@ class KubeClient:
             return None
         try:
             with open(self.token_file, encoding="utf-8") as handle:
-                return handle.read().strip() or None
+                token = handle.read().strip()
         except OSError as exc:
-            raise KubeTokenError(
-                f"the provider's ServiceAccount token {self.token_file} cannot be read "
-                f"({exc.strerror}); the provider needs automountServiceAccountToken"
-            ) from None
+            problem = f"cannot be read ({exc.strerror})"
+        else:
+            if token:
+                return token
+            # sent without a token, the request read "HTTP 401 ... ClusterRole lacks this
+            # permission", a fix that does not apply
+            problem = "is empty"
+        raise KubeTokenError(
+            f"the provider's ServiceAccount token {self.token_file} (--kube-token-file) "
+            f"{problem}; the provider needs automountServiceAccountToken, or --kube-token-file "
+            "naming a ServiceAccount token"
+        )
 
     def request(
         self, method: str, path: str, body: Any = None, *, timeout: float = MAX_TIMEOUT
