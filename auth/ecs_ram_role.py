@@ -62,11 +62,22 @@ def _metadata_error(exc: Exception, base_url: str, what: str) -> ProviderError:
     )
 
 
-def _fetch_credentials(client: MetadataClient, role: str, timeout: float) -> Issued:
+def _fetch_credentials(client: MetadataClient, role: str, timeout: float, *,
+                       configured: bool = False) -> Issued:
+    """The role's credential; `configured`: the role is ALIBABA_CLOUD_ECS_METADATA's."""
     what = f"ECS RAM role {role}"
     try:
         body = json.loads(client.get(CREDENTIALS_PATH + urllib.parse.quote(role), timeout))
     except (OSError, ValueError, ProviderError) as exc:
+        if configured and isinstance(exc, urllib.error.HTTPError) and exc.code == 404:
+            # the environment names a role the node does not have ("the node has no RAM
+            # role" would send the user to the wrong fix)
+            raise FailedPrecondition(
+                f"{what}: the metadata service at {client.base_url} has no credential for "
+                "the role that ALIBABA_CLOUD_ECS_METADATA names (it answered 404); set "
+                "ALIBABA_CLOUD_ECS_METADATA to the RAM role attached to the worker nodes, or "
+                "unset it to use the role they have"
+            ) from None
         raise _metadata_error(exc, client.base_url, what) from None
     if not isinstance(body, dict) or body.get("Code", "Success") != "Success" or not (
         body.get("AccessKeyId") and body.get("AccessKeySecret")
@@ -120,7 +131,10 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
         role = configured_role or _discover_role(client, context.deadline.remaining())
         key = IdentityKey(mode=MODE, role_arn=role)
         return refreshing_identity(
-            key, MODE, lambda timeout: _fetch_credentials(client, role, timeout), context,
+            key, MODE,
+            lambda timeout: _fetch_credentials(client, role, timeout,
+                                               configured=configured_role is not None),
+            context,
             provider_level=True,
         )
 

@@ -469,6 +469,21 @@ def test_ecs_imdsv1_fallback_and_switch(env: AuthWorld) -> None:
         env.host.resolve(context(env, env.settings(imds_v1_fallback=False)))
 
 
+def test_ecs_ram_role_named_by_the_environment_that_the_node_lacks(env: AuthWorld) -> None:
+    """ALIBABA_CLOUD_ECS_METADATA naming a role the node does not have is named with the
+    variable and its fix (it read "the node has no RAM role ... attach a RAM role", the wrong
+    fix: the node has one)."""
+    with pytest.raises(FailedPrecondition) as refused:
+        env.host.resolve(context(env, env.settings({"ALIBABA_CLOUD_ECS_METADATA": "typo-role"})))
+    assert refused.value.message.startswith(
+        "ECS RAM role typo-role: the metadata service at ")
+    assert ("has no credential for the role that ALIBABA_CLOUD_ECS_METADATA names (it answered "
+            "404); set ALIBABA_CLOUD_ECS_METADATA to the RAM role attached to the worker nodes"
+            ) in refused.value.message
+    assert env.host.resolve(context(env, env.settings(
+        {"ALIBABA_CLOUD_ECS_METADATA": NODE_ROLE}))).key.role_arn == NODE_ROLE
+
+
 def test_ecs_ram_role_over_an_https_metadata_override(env: AuthWorld, tmp_path: Path) -> None:
     """An https metadata endpoint override is trusted with --sts-ca-file; a CA file that holds
     no PEM certificate fails the mount with FAILED_PRECONDITION naming the file and the flag
