@@ -21,6 +21,8 @@ from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, St
 from ack_secrets_provider.core.cloud.kube import KubeClient
 from ack_secrets_provider.core.emulator import Emulator
 from ack_secrets_provider.core.emulator.registry import discover_parts
+from ack_secrets_provider.core.emulator.testing import EmulatorHandle
+from ack_secrets_provider.core.emulator.tls import generate_chain
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
     PermissionDenied,
@@ -397,6 +399,28 @@ def test_serviceaccount_read_errors(kube_api: FakeKubeApi, tmp_path: Path) -> No
             kube.role_arn(no_ca, "ns", "sa", deadline)
         assert f"{ca_file} (--kube-ca-file) cannot be loaded ({reason})" in refused.value.message
         assert "automountServiceAccountToken" in refused.value.message
+
+
+def test_a_kubernetes_api_certificate_the_ca_bundle_does_not_vouch_for(
+    emulator_tls: EmulatorHandle, tmp_path: Path
+) -> None:
+    """A --kube-ca-file that holds another CA (a valid PEM) is the trust configured, not an
+    outage: FAILED_PRECONDITION naming the API, the file, the flag and the fix. It read "could
+    not be reached; try again later" (UNAVAILABLE, retried forever). The control: the right CA
+    reaches the server (the emulator, which has no ServiceAccounts)."""
+    url, deadline = emulator_tls.https_url, Deadline.after(10)
+    assert url is not None and emulator_tls.root_ca is not None
+    with pytest.raises(FailedPrecondition, match="does not exist in the Kubernetes API"):
+        kube.role_arn(KubeClient(url, token_file=None, ca_file=str(emulator_tls.root_ca)),
+                      "ns", "sa", deadline)
+    other_ca = generate_chain(tmp_path / "other").root
+    with pytest.raises(FailedPrecondition) as refused:
+        kube.role_arn(KubeClient(url, token_file=None, ca_file=str(other_ca)), "ns", "sa",
+                      deadline)
+    assert (f"reading serviceaccount ns/sa: the Kubernetes API at {url} presented a certificate "
+            f"that {other_ca} (--kube-ca-file) does not vouch for (unable to get local issuer "
+            "certificate); the provider needs automountServiceAccountToken") \
+        in refused.value.message
 
 
 # --- emulator parts ---------------------------------------------------------------------------

@@ -57,7 +57,12 @@ class KubeTokenError(KubeError):
 
 
 class KubeCaError(KubeError):
-    """The CA bundle trusted for the Kubernetes API cannot be loaded (nothing was sent)."""
+    """The CA bundle trusted for the Kubernetes API cannot be loaded, or does not vouch for the
+    API server's certificate (nothing was sent)."""
+
+
+_CA_FIX = ("the provider needs automountServiceAccountToken (which mounts ca.crt at the default "
+           "path) or --kube-ca-file naming the API server's CA bundle")
 
 
 def in_cluster_url(environ: Mapping[str, str]) -> str | None:
@@ -103,14 +108,13 @@ class KubeClient:
             return ssl.create_default_context(cafile=self.ca_file or None)
         except OSError as exc:  # missing, unreadable, or no PEM certificate (ssl.SSLError)
             # Not an outage: without this it read "could not be reached; try again later".
-            where = (f"{self.ca_file} (--kube-ca-file)" if self.ca_file
-                     else "the system's CA store")
             raise KubeCaError(
-                f"the Kubernetes API's CA bundle {where} cannot be loaded "
-                f"({ca_load_problem(exc)}); the provider needs automountServiceAccountToken "
-                "(which mounts ca.crt at the default path) or --kube-ca-file naming the API "
-                "server's CA bundle"
+                f"the Kubernetes API's CA bundle {self._ca_setting()} cannot be loaded "
+                f"({ca_load_problem(exc)}); {_CA_FIX}"
             ) from None
+
+    def _ca_setting(self) -> str:
+        return f"{self.ca_file} (--kube-ca-file)" if self.ca_file else "the system's CA store"
 
     def _token(self) -> str | None:
         if not self.token_file:
@@ -159,6 +163,14 @@ class KubeClient:
             raise KubeError(f"{what}: the Kubernetes API answered HTTP {exc.code}{hint}",
                             exc.code) from None
         except (OSError, ValueError) as exc:
+            cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                # the trust configured, not an outage ("could not be reached; try again later")
+                raise KubeCaError(
+                    f"the Kubernetes API at {self.base_url} presented a certificate that "
+                    f"{self._ca_setting()} does not vouch for ({cause.verify_message}); "
+                    f"{_CA_FIX}, and --kube-api-url a name the certificate is for"
+                ) from None
             raise KubeError(
                 f"{what}: the Kubernetes API at {self.base_url} could not be reached "
                 f"({type(exc).__name__})"
