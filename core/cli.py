@@ -106,7 +106,8 @@ def _add_serve_arguments(
     add("--sts-endpoint", default=None, type=value.host_name,
         help="STS endpoint host (regional or VPC)")
     add("--sts-ca-file", default=None,
-        help="CA bundle trusted for an https STS endpoint override (tests, proxies)")
+        help="CA bundle trusted for an https STS (or metadata) endpoint override (tests, "
+             "proxies)")
     add("--kube-api-url", default=None, type=value.base_url,
         help="Kubernetes API base URL (default: in-cluster from KUBERNETES_SERVICE_HOST)")
     add("--kube-token-file", default=ProviderSettings.kube_token_file,
