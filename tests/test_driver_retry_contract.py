@@ -4,6 +4,7 @@ caller sees the provider's own message, not a bare deadline."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from types import MappingProxyType
 import grpc
 import pytest
 from installed import SERVICES
+from scraped import sample, wait_for
 
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
@@ -20,6 +22,7 @@ from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_SECRET,
     EmulatorHandle,
 )
+from ack_secrets_provider.core.proto import service_pb2
 from ack_secrets_provider.core.server.driver_client import (
     RunningProvider,
     driver_attributes,
@@ -110,3 +113,29 @@ def test_a_provider_that_is_not_listening_yet_is_waited_for(emu: EmulatorHandle,
         client.close()
     assert "error" not in result, result.get("error")
     assert files_of(result["response"]) == {"db": b"new-password"}  # type: ignore[arg-type]
+
+
+def test_a_mount_whose_caller_gives_up_stops_calling_upstream(
+    emu: EmulatorHandle, tmp_path: Path
+) -> None:
+    """The driver cancels a Mount (its own caller's context ended, the driver restarted) while
+    the provider retries an outage: the provider stops at once instead of retrying on (up to
+    its 100 s default deadline), spending the endpoint's shared retry budget for nobody.
+    Before: the remaining attempts of the retry limit (6 here) were made after the cancel."""
+    patient = RetryPolicy(max_attempts=8, base_delay=0.2, max_delay=0.8, budget_tokens=100)
+    settings = dataclasses.replace(_settings(emu), retry=patient)
+    with running_provider(settings, tmp_path) as provider:
+        provider.version()
+        emu.set_faults(service="kms", outage_seconds=60)
+        request = service_pb2.MountRequest(attributes=ATTRIBUTES, secrets="null",
+                                           permission="420", target_path="/t")
+        call = provider.client.stub.Mount.future(request, wait_for_ready=True)  # no deadline
+        wait_for(lambda: _kms_calls(emu) >= 2, "two attempts")
+        call.cancel()
+        at_cancel = _kms_calls(emu)
+        in_flight = "ack_secrets_provider_mounts_in_flight"
+        wait_for(lambda: sample(provider.metrics, in_flight) == 0, "the mount to end", 8.0)
+        time.sleep(0.3)
+        assert _kms_calls(emu) <= at_cancel + 1  # at most the attempt already on its way
+        assert sample(provider.metrics, "ack_secrets_provider_mounts_total",
+                      {"result": "failure", "code": "DEADLINE_EXCEEDED"}) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -160,3 +161,41 @@ def test_deadline_passing_after_a_failure_reports_the_upstream_error() -> None:
         call_with_retries(fail, deadline=deadline, policy=POLICY, budget=None, what="object #1",
                           sleep=lambda s: None, rng=lambda: 0.0)
     assert now[0] == 1 and "deadline" in info.value.message
+
+
+def test_a_caller_who_gives_up_ends_the_pause_and_the_retries() -> None:
+    """deadline.py: the caller cancels the Mount during the pause between two attempts: the
+    pause ends at once, no further attempt is made, and the error is a DeadlineExceeded saying
+    why (not the upstream's error, which a single-flight waiter with time left would inherit)."""
+    cancelled = threading.Event()
+    deadline = Deadline.after(60, cancelled)
+    fn = Script(Unavailable("down"), Unavailable("down"), Unavailable("down"))
+    threading.Timer(0.2, cancelled.set).start()
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as caught:
+        call_with_retries(fn, deadline=deadline, policy=RetryPolicy(base_delay=30, max_delay=30),
+                          budget=None, what="object #1", rng=lambda: 1.0)
+    assert time.monotonic() - started < 10  # not the 30 s pause
+    assert fn.calls == 1
+    assert caught.value.message == (
+        "object #1: the caller gave up on the mount (the driver cancelled the call); not "
+        "retried after 1 attempt(s) (the last: down)")
+    # already gone before the first attempt: no attempt at all
+    with pytest.raises(DeadlineExceeded, match="the upstream call was not made"):
+        call_with_retries(Script(), deadline=deadline, policy=POLICY, budget=None,
+                          what="object #1")
+
+
+def test_a_deadline_whose_caller_gave_up_has_no_time_left() -> None:
+    cancelled = threading.Event()
+    deadline = Deadline.after(60, cancelled)
+    derived = deadline.min(30)  # the same caller: a bound taken from it sees the cancel too
+    assert deadline.remaining() > 50 and not deadline.expired() and not derived.expired()
+    cancelled.set()
+    for each in (deadline, derived):
+        assert each.remaining() == 0.0 and each.expired() and each.caller_gone
+    with pytest.raises(DeadlineExceeded, match="the driver cancelled the call"):
+        deadline.check("object #1")
+    started = time.monotonic()
+    deadline.pause(30)  # returns at once
+    assert time.monotonic() - started < 5

@@ -98,6 +98,30 @@ def wait_until_a_waiter_joins(fetcher: Fetcher, backend: Backend) -> None:
              "a second caller joins the leader's call", timeout=WAIT)
 
 
+def lead_and_wait(fetcher: Fetcher, backend: GatedBatchBackend, leaders: FetchUnit,
+                  waiters: FetchUnit) -> dict[str, Any]:
+    """The leader's fetch starts (and blocks in the backend), the waiter joins it, then the
+    backend is released; what each got (its values or its error), by role."""
+    outcomes: dict[str, Any] = {}
+
+    def run(role: str, unit: FetchUnit) -> None:
+        try:
+            outcomes[role] = fetcher.fetch(unit)
+        except BaseException as exc:  # collected for the assertion
+            outcomes[role] = exc
+
+    leader = threading.Thread(target=run, args=("leader", leaders))
+    leader.start()
+    assert backend.started.wait(WAIT)
+    waiter = threading.Thread(target=run, args=("waiter", waiters))
+    waiter.start()
+    wait_until_a_waiter_joins(fetcher, backend)
+    backend.release.set()
+    leader.join(WAIT)
+    waiter.join(WAIT)
+    return outcomes
+
+
 def test_a_waiter_does_not_inherit_a_batch_error_caused_by_another_object() -> None:
     backend, fetcher = gated()
     unit = backend.unit
@@ -144,26 +168,38 @@ def test_a_waiter_fetches_itself_when_only_the_leaders_caller_ran_out_of_time() 
         return values
 
     backend.fetch_batch = leader_times_out_first  # type: ignore[method-assign]
-    outcomes: dict[str, Any] = {}
-
-    def run(role: str) -> None:
-        try:
-            outcomes[role] = fetcher.fetch(backend.unit("shared"))
-        except BaseException as exc:  # collected for the assertion
-            outcomes[role] = exc
-
-    leader = threading.Thread(target=run, args=("leader",))
-    leader.start()
-    assert backend.started.wait(WAIT)
-    waiter = threading.Thread(target=run, args=("waiter",))
-    waiter.start()
-    wait_until_a_waiter_joins(fetcher, backend)
-    backend.release.set()
-    leader.join(WAIT)
-    waiter.join(WAIT)
+    outcomes = lead_and_wait(fetcher, backend, backend.unit("shared"), backend.unit("shared"))
     assert isinstance(outcomes["leader"], DeadlineExceeded)
     assert [v.data for v in outcomes["waiter"]] == [b"value-of-shared"]
     assert backend.calls == [("shared",), ("shared",)]
+
+
+def test_a_waiter_fetches_itself_when_the_leaders_caller_gave_up() -> None:
+    """The leader's caller cancels its Mount while the leader's call fails (deadline.py): the
+    leader stops retrying, and a waiter whose caller is still there fetches for itself instead
+    of inheriting an error nobody else caused."""
+    backend, fetcher = gated()
+    original = backend.fetch_batch
+    cancelled = threading.Event()
+
+    def the_leaders_caller_gives_up(specs: Sequence[ObjectSpec], ctx: FetchContext
+                                    ) -> list[SecretValue]:
+        values = original(specs, ctx)
+        if len(backend.calls) == 1:  # the leader's call fails while its caller gives up
+            cancelled.set()
+            raise Unavailable("object #1 'shared': the service is unavailable")
+        return values
+
+    backend.fetch_batch = the_leaders_caller_gives_up  # type: ignore[method-assign]
+    identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
+    leaders = FetchUnit(backend, (spec(0, "shared"),), FetchContext(
+        identity, Deadline.after(WAIT, cancelled), backend.endpoint(spec(0, "shared"), None),
+        backend.settings))
+    outcomes = lead_and_wait(fetcher, backend, leaders, backend.unit("shared"))
+    assert isinstance(outcomes["leader"], DeadlineExceeded)
+    assert "the driver cancelled the call" in outcomes["leader"].message
+    assert [v.data for v in outcomes["waiter"]] == [b"value-of-shared"]
+    assert backend.calls == [("shared",), ("shared",)]  # the waiter's own, not a leader retry
 
 
 def test_a_waiter_gives_up_at_its_own_deadline_without_cancelling_the_leader() -> None:

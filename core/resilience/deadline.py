@@ -1,5 +1,12 @@
 """A monotonic deadline shared by everything one Mount does.
 
+The caller can also give up before the deadline: the driver cancels the call (its own caller's
+context ended, the driver restarted). The gRPC server then sets the deadline's `cancelled` event
+and from that moment no time is left: retries stop (their pause ends at once), no further
+upstream call is made for the mount and waits see nothing left. A call already on the wire ends
+at its own timeout. A single-flight waiter whose leader's caller gave up fetches for itself
+(core/resilience/singleflight.py), as when the leader's deadline passes.
+
 `within(deadline)` makes it the current deadline of the calling thread for a block, so code the
 provider does not call directly (the SDK asking a credential provider for a refresh in the middle
 of a call) can still stop when the mount's caller gives up: `current()` returns it.
@@ -7,11 +14,12 @@ of a call) can still stop when the mount's caller gives up: `current()` returns 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ack_secrets_provider.core.errors import DeadlineExceeded
 
@@ -21,20 +29,38 @@ class Deadline:
     """An absolute point on the monotonic clock by which work must be finished."""
 
     expires_at: float
+    #: set when the caller gives up before `expires_at` (see the module): no time is left then
+    cancelled: threading.Event | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def after(cls, seconds: float) -> Deadline:
-        return cls(time.monotonic() + seconds)
+    def after(cls, seconds: float, cancelled: threading.Event | None = None) -> Deadline:
+        return cls(time.monotonic() + seconds, cancelled)
+
+    @property
+    def caller_gone(self) -> bool:
+        """Whether the caller gave up (cancelled the call) before the deadline."""
+        return self.cancelled is not None and self.cancelled.is_set()
 
     def remaining(self) -> float:
-        """Seconds left, never negative."""
+        """Seconds left, never negative; none once the caller gave up."""
+        if self.caller_gone:
+            return 0.0
         return max(0.0, self.expires_at - time.monotonic())
 
     def expired(self) -> bool:
-        return time.monotonic() >= self.expires_at
+        return self.caller_gone or time.monotonic() >= self.expires_at
+
+    def why(self) -> str:
+        """Why no time is left, for messages: "the mount deadline passed" or the caller's
+        cancellation."""
+        if self.caller_gone:
+            return "the caller gave up on the mount (the driver cancelled the call)"
+        return "the mount deadline passed"
 
     def check(self, what: str) -> None:
         """Raise DeadlineExceeded naming `what` when no time is left."""
+        if self.caller_gone:
+            raise DeadlineExceeded(f"{what}: {self.why()} before it could finish")
         if self.expired():
             raise DeadlineExceeded(
                 f"{what}: the mount deadline passed before it could finish; the upstream service "
@@ -42,9 +68,16 @@ class Deadline:
                 "caller's timeout"
             )
 
+    def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less when the caller gives up meanwhile."""
+        if self.cancelled is None:
+            time.sleep(seconds)
+        else:
+            self.cancelled.wait(seconds)
+
     def min(self, seconds: float) -> Deadline:
-        """This deadline, or `seconds` from now if that comes sooner."""
-        return Deadline(min(self.expires_at, time.monotonic() + seconds))
+        """This deadline, or `seconds` from now if that comes sooner (the same caller)."""
+        return Deadline(min(self.expires_at, time.monotonic() + seconds), self.cancelled)
 
 
 _CURRENT: ContextVar[Deadline | None] = ContextVar("ack_current_deadline", default=None)

@@ -150,19 +150,30 @@ def call_with_retries(
     policy: RetryPolicy,
     budget: RetryBudget | None,
     what: str,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     rng: Callable[[], float] = random.random,
 ) -> T:
     """Call `fn` until it succeeds, a non-retryable error occurs, or retrying must stop.
 
     `what` names the object(s) in messages. Raises DeadlineExceeded if the deadline has already
-    passed before the first attempt; the last retryable error (annotated with the number of
-    attempts and why retrying stopped) when attempts, the deadline or the budget run out, so a
-    deadline that expires during retries is reported as the upstream error with its cause.
+    passed (or the caller gave up) before the first attempt; the last retryable error (annotated
+    with the number of attempts and why retrying stopped) when attempts, the deadline or the
+    budget run out, so a deadline that expires during retries is reported as the upstream error
+    with its cause. The pause between attempts (`sleep`, by default the deadline's `pause`) ends
+    early when the caller gives up.
     """
+    pause = deadline.pause if sleep is None else sleep
     attempts = 0
     last: ProviderError | None = None
     while True:
+        if deadline.caller_gone:
+            # Nobody waits for this answer. A DeadlineExceeded, not the upstream's error: a
+            # single-flight waiter with time left fetches for itself instead of inheriting it.
+            raise DeadlineExceeded(
+                f"{what}: {deadline.why()}; "
+                + (f"not retried after {attempts} attempt(s) (the last: {last.message})"
+                   if last is not None else "the upstream call was not made")
+            )
         if deadline.expired():
             if last is not None:
                 raise _with_context(
@@ -181,6 +192,8 @@ def call_with_retries(
                     budget.record_success()  # the endpoint answered: not a sign of an outage
                 raise
             last = exc
+            if deadline.caller_gone:
+                continue  # not retried: the top of the loop says why
             if attempts >= policy.max_attempts:
                 raise _with_context(
                     exc, f"gave up after {attempts} attempts (retry limit)"
@@ -202,7 +215,7 @@ def call_with_retries(
                     f"looks unavailable); last error: {exc.message}",
                     retry_after=exc.retry_after,
                 ) from None
-            sleep(delay)
+            pause(delay)
         else:
             if budget is not None:
                 budget.record_success()

@@ -77,7 +77,12 @@ class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
         timeout = self.service.settings.default_mount_timeout
         if remaining is not None:
             timeout = min(timeout, max(0.0, remaining - 0.05))  # leave room to answer
-        deadline = Deadline.after(timeout)
+        # The caller may give up before the deadline (the driver cancels the call): gRPC then
+        # runs the callback and the mount stops retrying and calling upstream (deadline.py).
+        # It runs when a finished call ends too, with nothing left to stop.
+        cancelled = threading.Event()
+        context.add_callback(cancelled.set)
+        deadline = Deadline.after(timeout, cancelled)
         started = time.monotonic()
         size = request.ByteSize()
         # a request over the bound is not even decoded (its JSON could cost 10x its size)
