@@ -199,3 +199,9 @@ def test_a_deadline_whose_caller_gave_up_has_no_time_left() -> None:
     started = time.monotonic()
     deadline.pause(30)  # returns at once
     assert time.monotonic() - started < 5
+    # gRPC also ends a call at its own deadline, just after ours: that is the deadline passing
+    ended = threading.Event()
+    ended.set()
+    passed = Deadline(time.monotonic() - 1, ended)
+    assert passed.expired() and not passed.caller_gone
+    assert passed.why() == "the mount deadline passed"

@@ -38,8 +38,10 @@ class Deadline:
 
     @property
     def caller_gone(self) -> bool:
-        """Whether the caller gave up (cancelled the call) before the deadline."""
-        return self.cancelled is not None and self.cancelled.is_set()
+        """Whether the caller gave up (cancelled the call) before the deadline. gRPC also ends
+        a call whose own deadline passed (ours is a little earlier): that is the deadline."""
+        return (self.cancelled is not None and self.cancelled.is_set()
+                and time.monotonic() < self.expires_at)
 
     def remaining(self) -> float:
         """Seconds left, never negative; none once the caller gave up."""
