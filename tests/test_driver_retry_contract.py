@@ -23,6 +23,7 @@ from ack_secrets_provider.core.emulator.testing import (
     EmulatorHandle,
 )
 from ack_secrets_provider.core.proto import service_pb2
+from ack_secrets_provider.core.server import grpc_server
 from ack_secrets_provider.core.server.driver_client import (
     RunningProvider,
     driver_attributes,
@@ -139,3 +140,32 @@ def test_a_mount_whose_caller_gives_up_stops_calling_upstream(
         assert _kms_calls(emu) <= at_cancel + 1  # at most the attempt already on its way
         assert sample(provider.metrics, "ack_secrets_provider_mounts_total",
                       {"result": "failure", "code": "DEADLINE_EXCEEDED"}) == 1
+
+
+def test_a_mount_cancelled_before_its_handler_runs_makes_no_upstream_call(
+    emu: EmulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver cancels while the Mount waits for a handler thread (a busy node): gRPC no
+    longer registers the cancellation callback for a call that already ended, so the handler
+    marks the mount cancelled itself. Before: it retried the outage for its whole course."""
+    original = grpc_server.ProviderServicer.Mount
+    reached = threading.Event()
+
+    def late(self: grpc_server.ProviderServicer, request: service_pb2.MountRequest,
+             context: grpc.ServicerContext) -> service_pb2.MountResponse:
+        reached.set()
+        time.sleep(0.5)  # the handler gets to run only after the driver cancelled
+        return original(self, request, context)
+
+    monkeypatch.setattr(grpc_server.ProviderServicer, "Mount", late)
+    with running_provider(_settings(emu), tmp_path) as provider:
+        provider.version()
+        emu.set_faults(service="kms", outage_seconds=60)
+        request = service_pb2.MountRequest(attributes=ATTRIBUTES, secrets="null",
+                                           permission="420", target_path="/t")
+        call = provider.client.stub.Mount.future(request, wait_for_ready=True)
+        assert reached.wait(10)
+        call.cancel()
+        wait_for(lambda: sample(provider.metrics, "ack_secrets_provider_mounts_total", {
+            "result": "failure", "code": "DEADLINE_EXCEEDED"}) == 1, "the cancelled mount", 5.0)
+        assert _kms_calls(emu) == 0

@@ -178,8 +178,8 @@ def test_a_caller_who_gives_up_ends_the_pause_and_the_retries() -> None:
     assert time.monotonic() - started < 10  # not the 30 s pause
     assert fn.calls == 1
     assert caught.value.message == (
-        "object #1: the caller gave up on the mount (the driver cancelled the call); not "
-        "retried after 1 attempt(s) (the last: down)")
+        "object #1: the call was cancelled (the driver gave up on it, or the provider is "
+        "stopping); not retried after 1 attempt(s) (the last: down)")
     # already gone before the first attempt: no attempt at all
     with pytest.raises(DeadlineExceeded, match="the upstream call was not made"):
         call_with_retries(Script(), deadline=deadline, policy=POLICY, budget=None,
@@ -194,7 +194,7 @@ def test_a_deadline_whose_caller_gave_up_has_no_time_left() -> None:
     cancelled.set()
     for each in (deadline, derived):
         assert each.remaining() == 0.0 and each.expired() and each.caller_gone
-    with pytest.raises(DeadlineExceeded, match="the driver cancelled the call"):
+    with pytest.raises(DeadlineExceeded, match="the call was cancelled"):
         deadline.check("object #1")
     started = time.monotonic()
     deadline.pause(30)  # returns at once

@@ -13,6 +13,7 @@ for another caller's work is bounded by the waiter's own deadline.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,7 +38,7 @@ from ack_secrets_provider.core.plugins.toolkit import IdentityCache, Issued, Ref
 from ack_secrets_provider.core.resilience import fetcher as fetcher_module
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
-from ack_secrets_provider.core.resilience.retry import OutageGate, RetryBudget
+from ack_secrets_provider.core.resilience.retry import PROBE_INTERVAL, OutageGate, RetryBudget
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 WAIT = 10.0
@@ -197,7 +198,7 @@ def test_a_waiter_fetches_itself_when_the_leaders_caller_gave_up() -> None:
         backend.settings))
     outcomes = lead_and_wait(fetcher, backend, leaders, backend.unit("shared"))
     assert isinstance(outcomes["leader"], DeadlineExceeded)
-    assert "the driver cancelled the call" in outcomes["leader"].message
+    assert "the call was cancelled" in outcomes["leader"].message
     assert [v.data for v in outcomes["waiter"]] == [b"value-of-shared"]
     assert backend.calls == [("shared",), ("shared",)]  # the waiter's own, not a leader retry
 
@@ -372,3 +373,38 @@ def test_the_outage_refusal_does_not_quote_another_mounts_error() -> None:
     refusal = gate.refusal("object #1 (kms 'team-b/api-key')", "kms-vpc.cn-hangzhou.aliyuncs.com")
     assert "team-a" not in refusal.message
     assert "team-b/api-key" in refusal.message and "Unavailable" in refusal.message
+
+
+def test_a_caller_already_gone_does_not_use_up_the_outage_gates_probe() -> None:
+    """While an endpoint is down its gate lets one probe through per PROBE_INTERVAL: a fetch
+    whose caller already gave up must not take it, or a live caller is refused for one more
+    interval."""
+    settings = ProviderSettings(cache_ttl=0.0, retry=RetryPolicy(
+        max_attempts=2, base_delay=0.01, max_delay=0.02, budget_tokens=0))
+    backend = GatedBatchBackend(settings)
+
+    def down(specs: Sequence[ObjectSpec], ctx: FetchContext) -> list[SecretValue]:
+        backend.calls.append(tuple(s.object_name for s in specs))
+        raise Unavailable(f"object #1 {specs[0].object_name!r}: the service is unavailable")
+
+    backend.fetch_batch = down  # type: ignore[method-assign]
+    fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False))
+    identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
+
+    def unit(cancelled: threading.Event | None = None) -> FetchUnit:
+        return FetchUnit(backend, (spec(0, "x"),), FetchContext(
+            identity, Deadline.after(WAIT, cancelled), backend.endpoint(spec(0, "x"), None),
+            settings))
+
+    with pytest.raises(Unavailable):
+        fetcher.fetch(unit())  # the retry budget is empty: the gate closes
+    time.sleep(PROBE_INTERVAL)  # the next probe is due
+    gone = threading.Event()
+    gone.set()
+    with pytest.raises(DeadlineExceeded, match="the call was cancelled"):
+        fetcher.fetch(unit(gone))
+    calls = len(backend.calls)
+    with pytest.raises(Unavailable) as probed:
+        fetcher.fetch(unit())
+    assert "not called" not in probed.value.message  # it was the probe, not refused
+    assert len(backend.calls) == calls + 1

@@ -1,10 +1,12 @@
 """A monotonic deadline shared by everything one Mount does.
 
 The caller can also give up before the deadline: the driver cancels the call (its own caller's
-context ended, the driver restarted). The gRPC server then sets the deadline's `cancelled` event
-and from that moment no time is left: retries stop (their pause ends at once), no further
-upstream call is made for the mount and waits see nothing left. A call already on the wire ends
-at its own timeout. A single-flight waiter whose leader's caller gave up fetches for itself
+context ended, the driver restarted), or the provider stops and cancels what is left. The gRPC
+server then sets the deadline's `cancelled` event and from that moment no time is left: retries
+stop (their pause ends at once), no further upstream call is made for the mount, and a wait that
+starts afterwards has nothing left. A wait already in progress (for another mount's identical
+call, a rate-limit slot, a lock) and a call already on the wire end at the bound they started
+with. A single-flight waiter whose leader's caller gave up fetches for itself
 (core/resilience/singleflight.py), as when the leader's deadline passes.
 
 `within(deadline)` makes it the current deadline of the calling thread for a block, so code the
@@ -56,7 +58,8 @@ class Deadline:
         """Why no time is left, for messages: "the mount deadline passed" or the caller's
         cancellation."""
         if self.caller_gone:
-            return "the caller gave up on the mount (the driver cancelled the call)"
+            return ("the call was cancelled (the driver gave up on it, or the provider is "
+                    "stopping)")
         return "the mount deadline passed"
 
     def check(self, what: str) -> None:

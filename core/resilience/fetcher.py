@@ -212,6 +212,8 @@ class Fetcher:
         guard = self._guard(unit)
         what = unit.describe()
         deadline = unit.context.deadline
+        if deadline.caller_gone:  # nobody to fetch for: not even the outage gate's probe
+            deadline.check(what)
         if not guard.gate.admit():
             raise guard.gate.refusal(what, unit.context.endpoint.describe())
         calls = self.metrics.upstream_recorder(unit.backend, batch=len(unit.specs) > 1)

@@ -9,8 +9,8 @@ making ninety-nine identical calls.
 - An error of the leader is handed to the callers waiting at that moment (they asked at the same
   time and would most likely get the same answer) but is never remembered: the next request after
   the flight makes a fresh call. The one exception is a DeadlineExceeded of the leader, which says
-  only that the leader's caller ran out of time: a waiter with time left tries again itself
-  (the fetcher does that, core/resilience/fetcher.py).
+  only that the leader's caller ran out of time or gave up (cancelled its Mount): a waiter with
+  time left tries again itself (the fetcher does that, core/resilience/fetcher.py).
 - The leader runs the call in its own thread (no extra threads are created here).
 """
 

@@ -79,9 +79,11 @@ class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
             timeout = min(timeout, max(0.0, remaining - 0.05))  # leave room to answer
         # The caller may give up before the deadline (the driver cancels the call): gRPC then
         # runs the callback and the mount stops retrying and calling upstream (deadline.py).
-        # It runs when a finished call ends too, with nothing left to stop.
+        # It runs when a finished call ends too, with nothing left to stop. A call that already
+        # ended before this handler ran (cancelled, or its deadline passed) is not registered.
         cancelled = threading.Event()
-        context.add_callback(cancelled.set)
+        if not context.add_callback(cancelled.set):
+            cancelled.set()
         deadline = Deadline.after(timeout, cancelled)
         started = time.monotonic()
         size = request.ByteSize()
