@@ -408,3 +408,27 @@ def test_a_caller_already_gone_does_not_use_up_the_outage_gates_probe() -> None:
         fetcher.fetch(unit())
     assert "not called" not in probed.value.message  # it was the probe, not refused
     assert len(backend.calls) == calls + 1
+
+
+def test_a_shared_failure_reaches_a_waiter_worded_for_its_own_object() -> None:
+    """A multi-object call fails for all its objects (an outage): a waiter of one of them (another
+    pod's mount, maybe in another namespace, with the same provider-level identity) gets the same
+    class and retry hint without the leader's object names, as with the outage gate's refusal."""
+    settings = ProviderSettings(cache_ttl=60.0, retry=RetryPolicy(max_attempts=1))
+    backend, fetcher = GatedBatchBackend(settings), Fetcher(
+        settings, metrics=ProviderMetrics(process_collectors=False))
+    original = backend.fetch_batch
+
+    def down(specs: Sequence[ObjectSpec], ctx: FetchContext) -> list[SecretValue]:
+        original(specs, ctx)
+        raise Unavailable("objects (gated 'team-a-db', 'shared'): the service is unavailable",
+                          retry_after=2.0)
+
+    backend.fetch_batch = down  # type: ignore[method-assign]
+    outcomes = lead_and_wait(fetcher, backend, backend.unit("team-a-db", "shared"),
+                             backend.unit("shared"))
+    assert "team-a-db" in outcomes["leader"].message  # the leader's own objects
+    waiter = outcomes["waiter"]
+    assert isinstance(waiter, Unavailable) and waiter.retryable and waiter.retry_after == 2.0
+    assert "team-a-db" not in waiter.message
+    assert waiter.message.startswith("object #1 (gated 'shared'): the call it was fetched in")

@@ -175,7 +175,7 @@ class Fetcher:
                 # A failed batch may have failed for another object of it (one name denied or
                 # missing fails a whole GetSecretParameters call): a waiter for one object of
                 # it must not inherit that error, it fetches its object itself instead.
-                shared = exc if len(led) == 1 or _applies_to_all(exc) else _BatchFailed()
+                shared = _shared_error(exc, len(led))
                 for i, flight in led:
                     self._flights.finish(keys[i], flight, error=shared)
                 raise
@@ -195,9 +195,13 @@ class Fetcher:
         try:
             return flight.wait(deadline, spec.describe())
         except DeadlineExceeded:
-            if deadline.expired() or not flight.done:
-                raise
-            # The leader's caller ran out of time, not this one: fetch it ourselves.
+            if not flight.done:
+                raise  # this waiter's own time ran out
+            # The leader's caller ran out of time (or gave up); unless this one did too (said
+            # for this object: the leader's message may name another pod's), fetch it ourselves.
+            deadline.check(spec.describe())
+        except _SharedFailure as failure:
+            raise failure.for_object(spec.describe()) from None
         except _BatchFailed:
             pass  # the leader's batch failed, maybe for another object: fetch this one alone
         return self.fetch(FetchUnit(unit.backend, (spec,), unit.context))[0]
@@ -250,6 +254,37 @@ class Fetcher:
 
 class _BatchFailed(Exception):
     """Handed to waiters of a multi-object call that failed with an object-specific error."""
+
+
+class _SharedFailure(Exception):
+    """A multi-object call's failure that applies to every object (the endpoint or credential is
+    down), handed to a waiter of one of them. Its message names the leader's objects, which may
+    be another pod's (another namespace's secret names must not reach this pod's error or
+    Events, as with the outage gate's refusal): the waiter gets the same class and retry hint,
+    worded for its own object."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+    def for_object(self, what: str) -> ProviderError:
+        error = self.error
+        return type(error)(
+            f"{what}: the call it was fetched in, together with other mounts' objects, failed: "
+            f"{error.reason} ({error.code.name}); the provider's log has that call's error",
+            retry_after=error.retry_after,
+        )
+
+
+def _shared_error(exc: BaseException, objects: int) -> BaseException:
+    """What the waiters of a failed call of `objects` objects get (see _wait)."""
+    if objects == 1:
+        return exc  # the waiters' own object: the same name, identity and endpoint
+    if not _applies_to_all(exc):
+        return _BatchFailed()
+    if isinstance(exc, ProviderError) and not isinstance(exc, DeadlineExceeded):
+        return _SharedFailure(exc)
+    return exc
 
 
 def _applies_to_all(exc: BaseException) -> bool:
