@@ -72,10 +72,12 @@ class GatedBatchBackend(Backend):
             raise NotFound("objects (gated 'bad'): not found; check objectName")
         return [SecretValue(f"value-of-{name}".encode(), "v1") for name in names]
 
-    def unit(self, *names: str, seconds: float = WAIT) -> FetchUnit:
-        """One fetch of `names` by the same identity, with `seconds` left on its deadline."""
+    def unit(self, *names: str, seconds: float = WAIT,
+             cancelled: threading.Event | None = None) -> FetchUnit:
+        """One fetch of `names` by the same identity, with `seconds` left on its deadline (and
+        `cancelled`: its caller's cancellation, deadline.py)."""
         identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
-        ctx = FetchContext(identity, Deadline.after(seconds),
+        ctx = FetchContext(identity, Deadline.after(seconds, cancelled),
                            self.endpoint(spec(0, names[0]), None), self.settings)
         return FetchUnit(self, tuple(spec(i, n) for i, n in enumerate(names)), ctx)
 
@@ -192,11 +194,8 @@ def test_a_waiter_fetches_itself_when_the_leaders_caller_gave_up() -> None:
         return values
 
     backend.fetch_batch = the_leaders_caller_gives_up  # type: ignore[method-assign]
-    identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
-    leaders = FetchUnit(backend, (spec(0, "shared"),), FetchContext(
-        identity, Deadline.after(WAIT, cancelled), backend.endpoint(spec(0, "shared"), None),
-        backend.settings))
-    outcomes = lead_and_wait(fetcher, backend, leaders, backend.unit("shared"))
+    outcomes = lead_and_wait(fetcher, backend, backend.unit("shared", cancelled=cancelled),
+                             backend.unit("shared"))
     assert isinstance(outcomes["leader"], DeadlineExceeded)
     assert "the call was cancelled" in outcomes["leader"].message
     assert [v.data for v in outcomes["waiter"]] == [b"value-of-shared"]
@@ -389,23 +388,16 @@ def test_a_caller_already_gone_does_not_use_up_the_outage_gates_probe() -> None:
 
     backend.fetch_batch = down  # type: ignore[method-assign]
     fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False))
-    identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
-
-    def unit(cancelled: threading.Event | None = None) -> FetchUnit:
-        return FetchUnit(backend, (spec(0, "x"),), FetchContext(
-            identity, Deadline.after(WAIT, cancelled), backend.endpoint(spec(0, "x"), None),
-            settings))
-
     with pytest.raises(Unavailable):
-        fetcher.fetch(unit())  # the retry budget is empty: the gate closes
+        fetcher.fetch(backend.unit("x"))  # the retry budget is empty: the gate closes
     time.sleep(PROBE_INTERVAL)  # the next probe is due
     gone = threading.Event()
     gone.set()
     with pytest.raises(DeadlineExceeded, match="the call was cancelled"):
-        fetcher.fetch(unit(gone))
+        fetcher.fetch(backend.unit("x", cancelled=gone))
     calls = len(backend.calls)
     with pytest.raises(Unavailable) as probed:
-        fetcher.fetch(unit())
+        fetcher.fetch(backend.unit("x"))
     assert "not called" not in probed.value.message  # it was the probe, not refused
     assert len(backend.calls) == calls + 1
 

@@ -270,7 +270,7 @@ class _SharedFailure(Exception):
     def for_object(self, what: str) -> ProviderError:
         error = self.error
         return type(error)(
-            f"{what}: the call it was fetched in, together with other mounts' objects, failed: "
+            f"{what}: the call it was fetched in, together with another mount's objects, failed: "
             f"{error.reason} ({error.code.name}); the provider's log has that call's error",
             retry_after=error.retry_after,
         )
@@ -278,13 +278,12 @@ class _SharedFailure(Exception):
 
 def _shared_error(exc: BaseException, objects: int) -> BaseException:
     """What the waiters of a failed call of `objects` objects get (see _wait)."""
-    if objects == 1:
-        return exc  # the waiters' own object: the same name, identity and endpoint
+    if objects == 1 or isinstance(exc, DeadlineExceeded):
+        return exc  # the waiters' own object; or the leader's time, which _wait words anew
     if not _applies_to_all(exc):
         return _BatchFailed()
-    if isinstance(exc, ProviderError) and not isinstance(exc, DeadlineExceeded):
-        return _SharedFailure(exc)
-    return exc
+    assert isinstance(exc, ProviderError)  # _applies_to_all
+    return _SharedFailure(exc)
 
 
 def _applies_to_all(exc: BaseException) -> bool:
