@@ -1,4 +1,6 @@
-"""The loopback-only rule, for the suite's process and for the processes its tests start.
+"""The suite's two rules, for its own process and for the processes its tests start: reach
+loopback only, and read nothing in the `shared/` folder beside the repository (the suite must
+pass in a plain clone: the facts a test needs live in the repository, tests/data/).
 
 tests/conftest.py applies `refusal` in the pytest process. A test that runs a command in a child
 process (the demo, the docs' walkthroughs) gives it `child_environment`: Python then imports
@@ -18,10 +20,14 @@ from pathlib import Path
 #: where the child's sitecustomize.py is; the variable naming the child's log of refusals
 SITE_DIR = Path(__file__).resolve().parent / "loopback_guard_site"
 LOG_VARIABLE = "ACK_TEST_NON_LOOPBACK_LOG"
+#: the reference folder beside the repository (`../shared` of a checkout)
+SIBLING_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "shared") + os.sep
 
 
 class NetworkGuardError(RuntimeError):
-    """A test tried to reach a non-loopback address."""
+    """A test tried to reach a non-loopback address, or to read `shared/` beside the
+    repository."""
 
 
 def is_loopback_host(host: object) -> bool:
@@ -40,7 +46,8 @@ def is_loopback_host(host: object) -> bool:
 
 
 def refusal(event: str, args: tuple[object, ...]) -> str | None:
-    """Why this audit event reaches outside loopback (None: it does not)."""
+    """Why this audit event breaks a rule: reaching outside loopback, or reading `shared/`
+    beside the repository (None: it does not)."""
     if event == "socket.connect":
         sock, address = args[0], args[1]
         family = getattr(sock, "family", None)
@@ -49,6 +56,12 @@ def refusal(event: str, args: tuple[object, ...]) -> str | None:
             return f"tried to connect to non-loopback {address!r}"
     elif event == "socket.getaddrinfo" and not is_loopback_host(args[0]):
         return f"tried to resolve non-loopback host {args[0]!r}"
+    elif event in ("open", "os.listdir", "os.scandir") and isinstance(
+            args[0], str | bytes | os.PathLike):
+        path = os.path.abspath(os.fsdecode(args[0]))
+        if (path + os.sep).startswith(SIBLING_SHARED):  # the folder itself, or inside it
+            return (f"tried to open {path}: tests must pass in a plain clone; keep the data in "
+                    "the repository (tests/data/)")
     return None
 
 

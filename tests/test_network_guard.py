@@ -64,3 +64,30 @@ def test_a_child_process_is_guarded_and_a_hidden_refusal_is_still_logged(tmp_pat
     assert len(logged) == 2
     assert "non-loopback ('100.100.100.200', 80)" in logged[0]
     assert "'kms.cn-hangzhou.aliyuncs.com'" in logged[1]
+
+
+def test_the_folder_beside_the_repository_is_refused_here_and_in_a_child(tmp_path) -> None:
+    """The suite passes in a plain clone: reading `../shared` (the reference material beside a
+    development checkout) is refused in the pytest process and in the processes tests start
+    (the demo, the walkthroughs), where it is logged even if the child hides the error."""
+    import os
+    import subprocess
+    import sys
+
+    from loopback_guard import SIBLING_SHARED, child_environment
+
+    target = os.path.join(SIBLING_SHARED, "reference", "compat.md")
+    with pytest.raises(RuntimeError, match="plain clone"):
+        open(target).close()  # noqa: SIM115 - the open itself is refused
+    log = tmp_path / "refused.log"
+    hide = (f"import os\ntry:\n    open({target!r})\nexcept Exception as exc:\n"
+            "    print(type(exc).__name__)\n"
+            f"try:\n    os.listdir({SIBLING_SHARED!r})\nexcept Exception as exc:\n"
+            "    print(type(exc).__name__)\n")
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True,
+                            timeout=60, env=child_environment(environ, log))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["NetworkGuardError", "NetworkGuardError"]
+    logged = log.read_text().splitlines()
+    assert len(logged) == 2 and all("plain clone" in line for line in logged)
