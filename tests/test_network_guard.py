@@ -1,8 +1,24 @@
-"""The suite's own guard must refuse non-loopback connections (and allow loopback)."""
+"""The suite's own guard must refuse non-loopback connections (and allow loopback), and reads of
+the reference folder beside the repository, in its process and in the processes tests start."""
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from loopback_guard import SIBLING_SHARED, child_environment
+
+
+def run_guarded_child(code: str, log: Path) -> tuple[list[str], list[str]]:
+    """Run `code` in a child started as the demo and walkthrough tests start theirs: what it
+    printed (the errors it caught) and the refusals logged."""
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env=child_environment(environ, log))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split(), log.read_text().splitlines()
 
 
 def test_connect_to_metadata_address_fails_loudly() -> None:
@@ -33,13 +49,6 @@ def test_a_child_process_is_guarded_and_a_hidden_refusal_is_still_logged(tmp_pat
     """What the demo and walkthrough tests rely on: a child started with `child_environment`
     is refused a non-loopback address, and the refusal is logged even when its code swallows
     the error (as a credential chain or region discovery falling back would)."""
-    import os
-    import subprocess
-    import sys
-
-    from loopback_guard import child_environment
-
-    log = tmp_path / "non-loopback.log"
     swallow = (
         "import socket\n"
         "try:\n"
@@ -55,12 +64,8 @@ def test_a_child_process_is_guarded_and_a_hidden_refusal_is_still_logged(tmp_pat
         "    server.bind(('127.0.0.1', 0)); server.listen(1)\n"
         "    socket.create_connection(server.getsockname(), timeout=5).close()\n"
     )
-    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", swallow], capture_output=True, text=True,
-                            timeout=60, env=child_environment(environ, log))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["NetworkGuardError", "NetworkGuardError"]
-    logged = log.read_text().splitlines()
+    printed, logged = run_guarded_child(swallow, tmp_path / "non-loopback.log")
+    assert printed == ["NetworkGuardError", "NetworkGuardError"]
     assert len(logged) == 2
     assert "non-loopback ('100.100.100.200', 80)" in logged[0]
     assert "'kms.cn-hangzhou.aliyuncs.com'" in logged[1]
@@ -70,24 +75,13 @@ def test_the_folder_beside_the_repository_is_refused_here_and_in_a_child(tmp_pat
     """The suite passes in a plain clone: reading `../shared` (the reference material beside a
     development checkout) is refused in the pytest process and in the processes tests start
     (the demo, the walkthroughs), where it is logged even if the child hides the error."""
-    import os
-    import subprocess
-    import sys
-
-    from loopback_guard import SIBLING_SHARED, child_environment
-
     target = os.path.join(SIBLING_SHARED, "reference", "compat.md")
     with pytest.raises(RuntimeError, match="plain clone"):
         open(target).close()  # noqa: SIM115 - the open itself is refused
-    log = tmp_path / "refused.log"
     hide = (f"import os\ntry:\n    open({target!r})\nexcept Exception as exc:\n"
             "    print(type(exc).__name__)\n"
             f"try:\n    os.listdir({SIBLING_SHARED!r})\nexcept Exception as exc:\n"
             "    print(type(exc).__name__)\n")
-    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True,
-                            timeout=60, env=child_environment(environ, log))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["NetworkGuardError", "NetworkGuardError"]
-    logged = log.read_text().splitlines()
+    printed, logged = run_guarded_child(hide, tmp_path / "refused.log")
+    assert printed == ["NetworkGuardError", "NetworkGuardError"]
     assert len(logged) == 2 and all("plain clone" in line for line in logged)

@@ -308,6 +308,7 @@ def test_back_to_back_exchanges_do_not_wake_the_watchdog_each_time() -> None:
 
 def test_the_watchdog_ends_a_blocked_read_at_the_deadline_and_leaves_finished_ones_alone(
 ) -> None:
+    assert WATCHDOG_TICK == 0.1  # docs/security.md: cut off "within 0.1 s" of the deadline
     watchdog = ExchangeWatchdog()
     ours, theirs = socket.socketpair()
     with ours, theirs:
