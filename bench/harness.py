@@ -83,8 +83,9 @@ class ProviderProcess:
         self.dir = tempfile.mkdtemp(prefix="bench-sock-")
         self.socket = os.path.join(self.dir, "alibabacloud.sock")
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        # floor: bench/floor.py, the minimal Python gRPC server the provider is compared with
-        args = ([sys.executable, str(BENCH_DIR / "floor.py"), self.dir] if floor else
+        # floor: bench/floor.py (`flags` are its own), the minimal Python gRPC server the
+        # provider is compared with
+        args = ([sys.executable, str(BENCH_DIR / "floor.py"), self.dir, *flags] if floor else
                 [sys.executable, "-m", "ack_secrets_provider.core.cli", "serve",
                  "--provider-volume", self.dir, "--kube-token-file", kube_token_file,
                  "--kube-ca-file", "", "--healthz-port", "0", "--metrics-port", "0", *flags])
