@@ -367,3 +367,28 @@ def test_a_gateway_trusts_its_instance_ca_exclusively(
             token="t", session="s", duration=3600, timeout=5, what="sts", hint="",
             metrics=ProviderMetrics(process_collectors=False))
     assert server.requests == before  # type: ignore[attr-defined]
+
+
+def test_a_ca_dir_that_cannot_be_listed_is_a_precondition_naming_directory_and_flag(
+    gateway: http.server.HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--kms-ca-dir is checked readable at start; a directory whose permissions change later (a
+    remounted volume) is the provider's configuration, not an internal error: FAILED_PRECONDITION
+    naming the object, the directory, the flag and the Helm value, never retried, nothing sent.
+    (The suite runs as root, which no permission stops: listing is made to fail as it would.)"""
+    real_iterdir = Path.iterdir
+
+    def iterdir(self: Path) -> Iterator[Path]:
+        if self == tmp_path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(FailedPrecondition) as info:
+        _fetch(_settings(gateway, kms_ca_dir=str(tmp_path)))
+    assert info.value.message == (
+        f"object #1 (kms 'gw-secret'): the KMS CA directory '{tmp_path}' (--kms-ca-dir) cannot "
+        "be listed (Permission denied); make it readable by the provider (Helm: kmsCaBundle), "
+        f"or give the CA of the KMS instance behind {GATEWAY} with --kms-ca-file")
+    assert not info.value.retryable
+    assert gateway.requests == 0  # type: ignore[attr-defined]

@@ -147,12 +147,21 @@ class KmsBackend(SdkBackend):
         region = self.object_region(spec, ctx)
         if ca_dir:
             directory = Path(ca_dir)
-            if region and (directory / f"{region}.pem").is_file():
-                return (str(directory / f"{region}.pem"),)
-            bundle = sorted(
-                str(p) for p in directory.iterdir()
-                if p.is_file() and p.suffix in (".pem", ".crt")
-            ) if directory.is_dir() else []
+            try:
+                if region and (directory / f"{region}.pem").is_file():
+                    return (str(directory / f"{region}.pem"),)
+                bundle = sorted(
+                    str(p) for p in directory.iterdir()
+                    if p.is_file() and p.suffix in (".pem", ".crt")
+                ) if directory.is_dir() else []
+            except OSError as exc:
+                # checked readable at start; permissions changed since (a remounted volume)
+                raise FailedPrecondition(
+                    f"{spec.describe()}: the KMS CA directory {str(directory)!r} (--kms-ca-dir) "
+                    f"cannot be listed ({exc.strerror or type(exc).__name__}); make it readable "
+                    f"by the provider (Helm: kmsCaBundle), or give the CA of the KMS instance "
+                    f"behind {endpoint.host} with --kms-ca-file"
+                ) from None
             if bundle:
                 return tuple(bundle)
             raise FailedPrecondition(
