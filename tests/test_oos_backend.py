@@ -70,6 +70,18 @@ def test_validate() -> None:
                           object_version="2", oos_endpoint="oos.cn-hangzhou.aliyuncs.com"))
 
 
+def test_an_object_version_of_other_digits_is_refused_not_an_internal_error() -> None:
+    """str.isdigit() is true for '²', which int() refuses: the ValueError escaped the parser and
+    the Mount was an internal error (lint crashed). Only ASCII digits are a ParameterVersion."""
+    backend = OosBackend(ProviderSettings())
+    for other in ("²", "٣"):
+        with pytest.raises(InvalidArgument) as info:
+            backend.validate(spec(object_version=other))
+        assert info.value.message == (
+            f"object #1 (oos 'api-token'): field objectVersion {other!r} must be an OOS "
+            "ParameterVersion, a whole number such as \"3\"")
+
+
 def test_endpoints() -> None:
     backend = OosBackend(ProviderSettings())
     assert backend.endpoint(spec(), "cn-beijing").host == "oos-vpc.cn-beijing.aliyuncs.com"

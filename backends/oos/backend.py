@@ -100,7 +100,8 @@ class OosBackend(SdkBackend):
             )
         if spec.object_version is not None:
             text = spec.object_version.strip()
-            if not text.isdigit() or int(text) < 1:
+            # ASCII only: str.isdigit() accepts '²', which int() refuses
+            if not (text.isascii() and text.isdigit()) or int(text) < 1:
                 raise InvalidArgument(
                     f"{spec.describe()}: field objectVersion {spec.object_version!r} must be an "
                     "OOS ParameterVersion, a whole number such as \"3\""
