@@ -184,6 +184,30 @@ def test_yaml_errors_and_unreadable_files(tmp_path: Path,
     assert report["problems"][0]["message"] == "no such file"
 
 
+def test_a_date_that_does_not_exist_is_not_a_crash(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PyYAML reads an unquoted 2024-02-30 as a date and raises ValueError (not a YAMLError);
+    lint crashed with a traceback. In objects it is text, for this provider as for the official
+    one (go-yaml keeps a timestamp it cannot read as text): no problem. Elsewhere in the manifest
+    it is an error naming the document and the fix."""
+    in_objects = tmp_path / "alias.yaml"
+    alias = 'objectName: "x"\n        objectAlias: 2024-02-30'
+    in_objects.write_text(GOOD.split("---")[2].replace('objectName: "x"', alias))
+    code, report = lint_json(capsys, str(in_objects))
+    assert (code, report["errors"], report["warnings"]) == (0, 0, 0)
+    elsewhere = tmp_path / "annotation.yaml"
+    elsewhere.write_text(GOOD.split("---")[2].replace("metadata: {name: old-api}",
+                                                      "metadata: {name: old-api, annotations: "
+                                                      "{rotated: 2024-02-30}}"))
+    code, report = lint_json(capsys, str(elsewhere))
+    assert code == 1
+    assert report["problems"] == [{
+        "file": str(elsewhere), "document": 1, "name": None, "severity": "error",
+        "message": "not valid YAML: a value written as a date or time is not one (day is out of "
+                   "range for month); quote it to keep it text",
+        "object": None, "field": None, "item": None}]
+
+
 def test_objects_yaml_errors_come_from_the_parser(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "dup.yaml"

@@ -33,7 +33,8 @@ def _official_text(text: str) -> str | None:
     else:
         try:
             value = yaml.safe_load(text)  # YAML 1.1 typing, like go-yaml v2
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: not a real date (2024-02-30), which
+            # go-yaml keeps as text, as this provider does
             return None
     if isinstance(value, bool):
         converted = "true" if value else "false"

@@ -95,6 +95,9 @@ def documents(text: str) -> Iterator[Document]:
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or "syntax error"
             raise ManifestError(f"not valid YAML{where}: {problem}", document=index) from None
+        except ValueError as exc:  # an unquoted 2024-02-30: PyYAML's date raises, not YAMLError
+            raise ManifestError(f"not valid YAML: a value written as a date or time is not one "
+                                f"({exc}); quote it to keep it text", document=index) from None
         if data is None:
             continue
         items = data.get("items") if isinstance(data, dict) else None
