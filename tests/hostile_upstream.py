@@ -28,6 +28,9 @@ class Answer:
     drip: float = 0.0
     #: seconds between bytes of the status line and headers (a server dripping those)
     drip_head: float = 0.0
+    #: when set, these bytes are sent as the whole answer, then the connection is closed (an
+    #: answer that is not HTTP, or one cut in the middle)
+    raw: bytes | None = None
 
 
 class HostileServer(http.server.ThreadingHTTPServer):
@@ -65,6 +68,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         answer = self.server.answer
         size = answer.huge or len(answer.body)
+        if answer.raw is not None:
+            self.wfile.write(answer.raw)
+            self.close_connection = True
+            return
         if answer.drip_head:
             self._drip_head(answer, size)
             return

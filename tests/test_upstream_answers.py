@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 
 import grpc
 import pytest
@@ -29,6 +30,7 @@ from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverride
 from ack_secrets_provider.core.cloud.kube import KubeClient
 from ack_secrets_provider.core.cloud.transport import WATCHDOG_TICK, ExchangeWatchdog
 from ack_secrets_provider.core.errors import (
+    FailedPrecondition,
     ProviderError,
     Unavailable,
     UnexpectedAnswer,
@@ -279,6 +281,66 @@ def test_metadata_and_kubernetes_api_answers_are_bounded_and_checked(
         kube.role_arn(client, "ns", "sa", Deadline.after(10))
     server.answer = Answer(body=b'{"metadata": ["not", "an", "object"]}')
     assert kube.role_arn(client, "ns", "other", Deadline.after(10)) is None
+
+
+#: answers no HTTP client can read: not HTTP at all, and a chunked body cut in the middle
+BROKEN_HTTP = {"not HTTP": b"SSH-2.0-OpenSSH_9.6\r\n",
+               "cut": b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n40\r\n{\"a\""}
+
+
+@pytest.mark.parametrize("broken", BROKEN_HTTP)
+def test_a_broken_http_answer_of_metadata_or_the_kubernetes_api_is_a_failed_request(
+    server: HostileServer, broken: str,
+) -> None:
+    """http.client's own errors (BadStatusLine, IncompleteRead) are not OSErrors: they escaped
+    the ECS role plugin ('a credential plugin failed unexpectedly'), pod-level RRSA's
+    ServiceAccount read and start-up region discovery (a traceback). They are a request that
+    failed, as a refused connection is."""
+    from ack_secrets_provider.auth import ecs_ram_role, kube
+    from ack_secrets_provider.core.cloud.region import RegionUnknown, discover_region
+
+    server.answer = Answer(raw=BROKEN_HTTP[broken])
+    metadata = ecs_ram_role.MetadataClient(server.url, v1_fallback=True, ca_file=None)
+    for call in (lambda: ecs_ram_role._fetch_credentials(metadata, "node-role", 5),
+                 lambda: ecs_ram_role._discover_role(metadata, 5)):
+        with pytest.raises(FailedPrecondition, match=r"cannot be reached \(URLError\)"):
+            call()
+    client = KubeClient.from_settings(ProviderSettings(kube_api_url=server.url,
+                                                       kube_token_file=None, kube_ca_file=None))
+    with pytest.raises(Unavailable, match=f"Kubernetes API at {server.url} could not be reached"):
+        kube.role_arn(client, "ns", "sa", Deadline.after(10))
+    settings = ProviderSettings(
+        endpoint_overrides=EndpointOverrides.parse([f"metadata={server.url}"], SERVICES),
+        kube_api_url=server.url, kube_token_file=None, kube_ca_file=None,
+        environ=MappingProxyType({"NODE_NAME": "node-1"}))
+    with pytest.raises(RegionUnknown) as caught:
+        discover_region(settings)
+    assert f"metadata service at {server.url} gave no region-id (URLError)" in str(caught.value)
+    assert f"node node-1's labels could not be read: GET /api/v1/nodes/node-1: the " \
+        f"Kubernetes API at {server.url} could not be reached" in str(caught.value)
+
+
+def test_a_metadata_answer_that_is_not_utf8_is_unexpected_not_a_crash(
+    server: HostileServer,
+) -> None:
+    """The role listing and the region-id were decoded without a check: a UnicodeDecodeError
+    escaped the ECS role plugin and start-up region discovery."""
+    from ack_secrets_provider.auth import ecs_ram_role
+    from ack_secrets_provider.core.cloud.region import RegionUnknown, discover_region
+
+    server.answer = Answer(content_type="text/plain", body=b"node-role\xff\n")
+    metadata = ecs_ram_role.MetadataClient(server.url, v1_fallback=True, ca_file=None)
+    message = (f"the instance metadata service at {server.url}: the answer is not UTF-8 text; "
+               "check the endpoint (an override or proxy pointing elsewhere?)")
+    with pytest.raises(UnexpectedAnswer) as info:
+        ecs_ram_role._discover_role(metadata, 5)
+    assert info.value.message == message
+    settings = ProviderSettings(
+        endpoint_overrides=EndpointOverrides.parse([f"metadata={server.url}"], SERVICES),
+        environ=MappingProxyType({}))
+    with pytest.raises(RegionUnknown) as caught:
+        discover_region(settings)
+    assert f"gave no region-id: {message}" in str(caught.value)
 
 
 def _switches(native_id: int) -> int:

@@ -13,6 +13,7 @@ no longer than its own deadline.
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 import threading
@@ -162,7 +163,8 @@ class KubeClient:
                     if exc.code in (401, 403) else "")
             raise KubeError(f"{what}: the Kubernetes API answered HTTP {exc.code}{hint}",
                             exc.code) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            # HTTPException is no OSError: an answer that is not HTTP, or cut (IncompleteRead)
             cause = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             if isinstance(cause, ssl.SSLCertVerificationError):
                 # the trust configured, not an outage ("could not be reached; try again later")

@@ -7,13 +7,14 @@ in tests and walkthroughs); the Alibaba credentials library hard-codes the host,
 
 from __future__ import annotations
 
+import http.client
 import ssl
 import urllib.error
 import urllib.request
 
 from ack_secrets_provider.core.cloud.answers import read_bounded
 from ack_secrets_provider.core.cloud.tls import ca_load_problem
-from ack_secrets_provider.core.errors import FailedPrecondition
+from ack_secrets_provider.core.errors import FailedPrecondition, UnexpectedAnswer
 from ack_secrets_provider.core.settings import ProviderSettings
 
 METADATA_HOST = "100.100.100.200"
@@ -57,11 +58,21 @@ class MetadataClient:
         self._context = _tls_context(self.base_url, ca_file)
 
     def _open(self, request: urllib.request.Request, timeout: float) -> str:
-        with urllib.request.urlopen(  # noqa: S310 - URL built from settings only
-            request, timeout=max(0.1, min(MAX_TIMEOUT, timeout)), context=self._context
-        ) as response:
-            where = f"the instance metadata service at {self.base_url}"
-            return read_bounded(response, MAX_ANSWER_BYTES, where).decode("utf-8")
+        where = f"the instance metadata service at {self.base_url}"
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - URL built from settings only
+                request, timeout=max(0.1, min(MAX_TIMEOUT, timeout)), context=self._context
+            ) as response:
+                body = read_bounded(response, MAX_ANSWER_BYTES, where)
+        except http.client.HTTPException as exc:
+            # not an OSError (an answer that is not HTTP, or cut): a failed request, as urllib
+            # reports a refused connection
+            raise urllib.error.URLError(exc) from None
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UnexpectedAnswer(f"{where}: the answer is not UTF-8 text; check the endpoint "
+                                   "(an override or proxy pointing elsewhere?)") from None
 
     def _token(self, timeout: float) -> str | None:
         request = urllib.request.Request(self.base_url + TOKEN_PATH, method="PUT")
