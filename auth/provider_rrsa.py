@@ -38,13 +38,17 @@ def read_token(path: str) -> str:
             "in the Helm values so the DaemonSet mounts the projected token (audience "
             "sts.aliyuncs.com), or point --rrsa-token-file at it"
         ) from None
-    if not token:
-        raise FailedPrecondition(
-            f"provider RRSA: the token file {path} (--rrsa-token-file) is empty; with "
-            "rrsa.enable=true in the Helm values kubelet writes the provider's projected token "
-            "(audience sts.aliyuncs.com) there: point --rrsa-token-file at that token"
-        )
-    return token
+    except UnicodeDecodeError:  # a binary file named by mistake
+        problem = "is not a token (not UTF-8 text)"
+    else:
+        if token:
+            return token
+        problem = "is empty"
+    raise FailedPrecondition(
+        f"provider RRSA: the token file {path} (--rrsa-token-file) {problem}; with "
+        "rrsa.enable=true in the Helm values kubelet writes the provider's projected token "
+        "(audience sts.aliyuncs.com) there: point --rrsa-token-file at that token"
+    )
 
 
 @hookimpl

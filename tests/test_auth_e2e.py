@@ -284,6 +284,14 @@ def test_provider_rrsa_without_token_file_says_rrsa_enable(env: AuthWorld) -> No
     assert (f"the token file {env.token_file} (--rrsa-token-file) is empty; with "
             "rrsa.enable=true") in refused.value.message
     assert env.api("sts.AssumeRoleWithOIDC") == 0
+    # a file that is not UTF-8 text (a binary named by mistake) likewise: it was a
+    # UnicodeDecodeError, 'a credential plugin failed unexpectedly'
+    env.token_file.write_bytes(b"\xff\xfe\x00token\n")
+    with pytest.raises(FailedPrecondition) as refused:
+        env.host.resolve(context(env, env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS})))
+    assert (f"the token file {env.token_file} (--rrsa-token-file) is not a token (not UTF-8 "
+            "text); with rrsa.enable=true") in refused.value.message
+    assert env.api("sts.AssumeRoleWithOIDC") == 0
 
 
 # --- AccessKey + AssumeRole -----------------------------------------------------------------------

@@ -387,6 +387,16 @@ def test_serviceaccount_read_errors(kube_api: FakeKubeApi, tmp_path: Path) -> No
     assert (f"the provider's ServiceAccount token {empty} (--kube-token-file) is empty; the "
             "provider needs automountServiceAccountToken") in refused.value.message
     assert kube_api.calls == calls
+    # Not UTF-8 (a binary file named by mistake): the same, not a UnicodeDecodeError escaping
+    # the plugin as an internal error
+    empty.write_bytes(b"\xff\xfe\x00token\n")
+    with pytest.raises(FailedPrecondition) as refused:
+        kube.role_arn(KubeClient(kube_api.url, token_file=str(empty), ca_file=None), "ns", "sa",
+                      deadline)
+    assert (f"the provider's ServiceAccount token {empty} (--kube-token-file) is not a token "
+            "(not UTF-8 text); the provider needs automountServiceAccountToken") \
+        in refused.value.message
+    assert kube_api.calls == calls
     # A CA bundle that cannot be loaded is the provider's configuration, not an outage to
     # retry: the error names the file, the flag and the fix (nothing is sent: the host below
     # is never contacted).

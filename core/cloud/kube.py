@@ -125,6 +125,8 @@ class KubeClient:
                 token = handle.read().strip()
         except OSError as exc:
             problem = f"cannot be read ({exc.strerror})"
+        except UnicodeDecodeError:  # a binary file named by mistake
+            problem = "is not a token (not UTF-8 text)"
         else:
             if token:
                 return token
