@@ -79,7 +79,7 @@ def _token_claims(token: str) -> dict[str, object] | None:
     try:
         padded = parts[1] + "=" * (-len(parts[1]) % 4)
         claims = json.loads(base64.urlsafe_b64decode(padded))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: claims nested too deep
         return None
     return claims if isinstance(claims, dict) else None
 
