@@ -169,6 +169,17 @@ def test_fields_of_the_wrong_type_are_refused(
     assert server.requests == 1
 
 
+def test_a_content_length_of_other_digits_is_not_an_internal_error(server: HostileServer) -> None:
+    """'²' (latin-1 0xb2) passes str.isdigit() and fails int(): the ValueError was reported as
+    'a bug in the provider' (INTERNAL). Like urllib3, the bound reads such a length as not
+    given; the answer is then judged on what it holds."""
+    server.answer = Answer(raw=b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                               b"content-length: \xb2\r\n\r\n{\"VersionId\": \"v1\"}")
+    with pytest.raises(UnexpectedAnswer, match="the answer's field SecretData is missing"):
+        _fetch(server)
+    assert server.requests == 1
+
+
 def test_a_binary_secret_that_is_not_base64_is_the_secrets_data_problem(
     server: HostileServer,
 ) -> None:

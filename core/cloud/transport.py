@@ -311,7 +311,9 @@ class SdkAdapter(HTTPAdapter):
         where = _endpoint(response.url or "")
         limit = self.max_answer_bytes
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        # ASCII only: str.isdigit() accepts '²', which int() refuses (urllib3 ignores such a
+        # length too)
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise _too_large(where, f"announced {int(declared):,} bytes", limit)
         chunks: list[bytes] = []
         total = 0
