@@ -48,6 +48,7 @@ BATCH_PARAMS = [f"batch-{i:02d}" for i in range(23)]
 def _seed() -> dict[str, Any]:
     seed = default_seed()
     seed["kms"]["secrets"].append({"name": "app/nested", "data": NESTED_JSON})
+    seed["kms"]["secrets"].append({"name": "app/deep", "data": "[" * 5000 + "]" * 5000})
     seed["oos"]["parameters"] += [{"name": n, "value": f"value-of-{n}"} for n in BATCH_PARAMS]
     return seed
 
@@ -159,6 +160,70 @@ def test_jmes_path_on_a_secret_that_is_not_json_names_the_object(
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "app/db-password" in error.details()
     assert "new-password" not in error.details()
+
+
+@pytest.mark.parametrize(("path", "problem"), [
+    ("to_str(user)", "Unknown function: to_str()"),
+    ("length(user, db)", "Expected 1 argument for function length(), received 2"),
+    ("sum(db)", "function sum() was given object, not array-number"),
+])
+def test_a_jmes_path_that_fails_on_the_secret_is_invalid_argument_not_internal(
+    provider: RunningProvider, path: str, problem: str,
+) -> None:
+    """jmespath finds an unknown function, a wrong number of arguments or an argument of the
+    wrong type only when it evaluates: the JMESPathError escaped as an internal error. The
+    secret's value is never quoted (jmespath's own text for a type error quotes it)."""
+    error = mount_error(provider, objects(
+        "- objectName: app/nested",
+        f"  jmesPath: [{{path: '{path}', objectAlias: out}}]",
+    ))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert error.details() == (
+        f"object #1 (kms 'app/nested'): jmesPath {path!r} (objectAlias 'out') cannot be evaluated "
+        f"on the secret's JSON ({problem}); check the expression against https://jmespath.org "
+        "and the secret's keys")
+    assert "db.internal" not in error.details()
+
+
+def test_an_ordering_of_a_string_and_a_number_is_null_not_internal(
+    provider: RunningProvider,
+) -> None:
+    """The JMESPath specification (and go-jmespath, the official provider's) makes an ordering
+    comparison of other than numbers null; jmespath raised TypeError, an internal error."""
+    response = mount(provider, objects(
+        "- objectName: app/nested",
+        "  jmesPath: [{path: 'tags[?@ > `1`]', objectAlias: none.json}]",
+    ))
+    assert files_of(response)["none.json"] == b"[]"
+
+
+def test_jmes_path_on_json_nested_too_deeply_names_the_object(
+    provider: RunningProvider, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The JSON decoder's RecursionError escaped as an internal error."""
+    error = mount_error(provider, objects(
+        "- objectName: app/deep",
+        "  jmesPath: [{path: '@', objectAlias: out}]",
+    ))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert error.details() == (
+        "object #1 (kms 'app/deep'): field jmesPath is set but the secret's JSON is nested too "
+        "deeply to be read; remove jmesPath or store the secret with fewer levels")
+    # JSON that the decoder could still read, nested deep enough that walking it in full
+    # (to_string) runs out of stack: the same (the walk is made to fail as it would)
+    from ack_secrets_provider.core.mount import jmespath_eval
+
+    def too_deep(*_args: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(jmespath_eval, "search", too_deep)
+    error = mount_error(provider, objects(
+        "- objectName: app/nested",
+        "  jmesPath: [{path: 'to_string(@)', objectAlias: out}]",
+    ))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert "cannot be evaluated on the secret's JSON (the secret's JSON is nested too deeply)" \
+        in error.details()
 
 
 def test_version_pin(provider: RunningProvider) -> None:

@@ -34,6 +34,8 @@ class OutputFile:
 
 def _jmespath_files(spec: ObjectSpec, value: SecretValue, default_mode: int,
                     budget: Budget, limits: RequestLimits) -> list[OutputFile]:
+    from jmespath.exceptions import JMESPathError, JMESPathTypeError
+
     from ack_secrets_provider.core.mount import jmespath_eval
 
     try:
@@ -42,6 +44,11 @@ def _jmespath_files(spec: ObjectSpec, value: SecretValue, default_mode: int,
         raise InvalidArgument(
             f"{spec.describe()}: field jmesPath is set but the secret's value is not JSON; "
             "remove jmesPath or store the secret as a JSON object"
+        ) from None
+    except RecursionError:
+        raise InvalidArgument(
+            f"{spec.describe()}: field jmesPath is set but the secret's JSON is nested too "
+            "deeply to be read; remove jmesPath or store the secret with fewer levels"
         ) from None
     files = []
     for entry in spec.jmes_path:
@@ -55,6 +62,19 @@ def _jmespath_files(spec: ObjectSpec, value: SecretValue, default_mode: int,
                 f"{entry.object_alias!r}) needs more work than the mount's JMESPath expressions "
                 f"may do together, above {beyond(limits, 'jmespath_steps')} steps; simplify "
                 f"the expressions, {RAISE}"
+            ) from None
+        except (JMESPathError, RecursionError) as exc:  # found only when evaluated
+            if isinstance(exc, JMESPathTypeError):  # its text quotes the value: never shown
+                problem = (f"function {exc.function_name}() was given {exc.actual_type}, not "
+                           f"{' or '.join(exc.expected_types)}")
+            elif isinstance(exc, RecursionError):
+                problem = "the secret's JSON is nested too deeply"
+            else:  # an unknown function, a wrong number of arguments: from the expression
+                problem = str(exc)
+            raise InvalidArgument(
+                f"{spec.describe()}: jmesPath {entry.path!r} (objectAlias "
+                f"{entry.object_alias!r}) cannot be evaluated on the secret's JSON ({problem}); "
+                "check the expression against https://jmespath.org and the secret's keys"
             ) from None
         if result is None:
             raise InvalidArgument(

@@ -102,7 +102,10 @@ class _BoundedInterpreter(visitor.TreeInterpreter):
 
     def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
         if node["value"] not in self._EQUALITY_OPS:  # ordering: numbers and strings only
-            return super().visit_comparator(node, value)
+            try:
+                return super().visit_comparator(node, value)
+            except TypeError:  # a string against a number: null, as the JMESPath specification
+                return None  # (and go-jmespath, the official provider's) says; jmespath raises
         left = self.visit(node["children"][0], value)
         right = self.visit(node["children"][1], value)
         self.budget.charge_in_full(left)
