@@ -69,6 +69,7 @@ def test_identity_and_every_selector_field_separate_entries() -> None:
         key(object_type="oos"), key(host="kms.example"), key(address="127.0.0.1:2"),
         key(protocol="https"), key(region="cn-shanghai"), key(name="app/other"),
         key(object_version="v1"), key(object_version_label="ACSPrevious"),
+        key(fields=(("listFormat", "json"),)),  # a backend's own field may change the value
     ]
     for variant in variants:
         assert cache.get(variant) is None, variant

@@ -160,3 +160,23 @@ def test_mount_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert (target / "regions").read_text() == "cn-hangzhou\ncn-shanghai\n"  # listFormat: lines
     assert calls["by_api"]["oosparam.GetParameter"] == 3  # one call per object
     assert calls["by_principal"] == {"app": 3}  # signed with the static AccessKey
+
+
+def test_the_plugins_own_field_selects_the_cached_value() -> None:
+    """docs/rotation-and-caching.md: a field a third-party backend reads is part of the cache
+    key. The same StringList parameter mounted in two listFormats, in one mount and again in a
+    second one: each file in its own format, never the other object's cached or coalesced one."""
+    objects = ('- {objectName: "shop/regions", objectType: oosparam, objectAlias: lines,'
+               ' listFormat: lines}\n'
+               '- {objectName: "shop/regions", objectType: oosparam, objectAlias: json,'
+               ' listFormat: json}\n')
+    attributes = driver_attributes({"region": "cn-hangzhou", "objects": objects})
+    with running_emulator(SEED) as emu:
+        settings = serve_settings("--endpoint-override", f"oos={emu.http_url}")
+        with running_provider(settings) as provider:
+            mounts = [files_of(provider.mount(attributes)) for _ in range(2)]
+        calls = emu.counters()["by_api"]["oosparam.GetParameter"]
+    for files in mounts:
+        assert files == {"lines": b"cn-hangzhou\ncn-shanghai\n",
+                         "json": b'["cn-hangzhou", "cn-shanghai"]'}
+    assert calls == 2  # one per format; the second mount is served from the cache

@@ -9,7 +9,8 @@ Rules that keep it safe:
 
 - The key starts with the `IdentityKey` (what the cloud authorizes on), then the backend's
   objectType, the endpoint (logical host, dialled address and protocol), the region of the mount,
-  the object name and the version selector (objectVersion, objectVersionLabel). A value fetched by
+  the object name, the version selector (objectVersion, objectVersionLabel) and the backend's own
+  object fields (`Backend.object_fields`, which may change what it returns). A value fetched by
   one identity is never returned for another, and two SecretProviderClasses that differ in any of
   these fields never share an entry.
 - Values live in process memory only (the `SecretValue` bytes); nothing is written to disk, and
@@ -54,6 +55,8 @@ class CacheKey:
     object_name: str
     object_version: str | None
     object_version_label: str | None
+    #: the backend's own object fields the object sets (name, value), sorted
+    fields: tuple[tuple[str, str], ...] = ()
 
     @property
     def pinned(self) -> bool:
@@ -62,10 +65,7 @@ class CacheKey:
 
 
 def cache_key(backend: Backend, spec: ObjectSpec, ctx: FetchContext) -> CacheKey:
-    """The cache key of one object fetched by `backend` with the identity/endpoint of `ctx`.
-
-    Only the standard fields select a value: the parser refuses any other object field.
-    """
+    """The cache key of one object fetched by `backend` with the identity/endpoint of `ctx`."""
     return CacheKey(
         identity=ctx.identity.key,
         object_type=backend.object_type,
@@ -76,6 +76,7 @@ def cache_key(backend: Backend, spec: ObjectSpec, ctx: FetchContext) -> CacheKey
         object_name=spec.object_name,
         object_version=spec.object_version,
         object_version_label=spec.object_version_label,
+        fields=tuple(sorted(spec.fields.items())),
     )
 
 
