@@ -181,6 +181,34 @@ def test_spc_problems_are_usage_errors(tmp_path: Path) -> None:
                                                  "    objects:"))))
 
 
+def test_a_socket_or_target_in_a_directory_this_user_may_not_enter_is_a_usage_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        provider: RunningProvider) -> None:
+    """Run by a user who may not enter the directory (the provider volume is root's), --socket
+    and --target raised a raw PermissionError: a traceback. Root enters any directory, so the
+    look-ups are made to fail as they would."""
+    locked = tmp_path / "locked"
+    real_stat = Path.stat
+
+    def stat(self: Path, *, follow_symlinks: bool = True) -> os.stat_result:
+        if locked in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, follow_symlinks=follow_symlinks)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    spc = write_spc(tmp_path)
+    assert main(["mount", "--socket", str(locked / "alibabacloud.sock"), "--spc", spc,
+                 "--target", str(tmp_path / "t")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --socket: permission denied looking up {locked}/alibabacloud.sock: run mount "
+        "as the user that runs `serve` (the driver runs as root), for example with sudo\n")
+    assert main(["mount", "--socket", str(provider.socket_path), "--spc", spc,
+                 "--target", str(locked / "t")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --target: cannot use {locked}/t (Permission denied); choose a directory this "
+        "user may write, or run mount as its owner\n")
+
+
 def test_a_socket_nobody_listens_on_fails_at_once_with_the_reason(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A provider that died leaves its socket file: say so now, not after the 30 s timeout."""

@@ -77,10 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def socket_path(value: str) -> Path:
     path = Path(value)
-    if path.is_dir():
-        path = path / SOCKET_NAME
     try:
+        if path.is_dir():
+            path = path / SOCKET_NAME
         mode = path.stat().st_mode
+    except PermissionError:  # a directory this user may not enter (the provider volume is root's)
+        raise UsageError(f"--socket: permission denied looking up {path}: run mount as the user "
+                         "that runs `serve` (the driver runs as root), for example with "
+                         "sudo") from None
     except OSError:
         raise UsageError(f"--socket: no provider socket at {path}; start a provider with "
                          "`ack-secrets-provider serve --provider-volume DIR` and pass "
@@ -252,6 +256,9 @@ def mount(args: argparse.Namespace, out: Output, err: Output) -> int:
         check_target(target, force=args.force)
     except UnsafeTarget as exc:
         raise UsageError(f"--target: {exc}") from None
+    except OSError as exc:  # a directory this user may not enter or list
+        raise UsageError(f"--target: cannot use {target} ({exc.strerror or exc}); choose a "
+                         "directory this user may write, or run mount as its owner") from None
     problem = unreachable(path)
     if problem is not None:
         return _failed(err, problem)
