@@ -108,6 +108,16 @@ def test_an_oversized_answer_is_refused_while_reading(
     assert server.requests == 1  # refused, not retried
 
 
+def test_a_larger_content_length_is_refused_before_reading(server: HostileServer) -> None:
+    """docs/security.md: the announced length is refused before any of the body is read (this
+    answer announces 2 MB and sends 2 bytes: a reader would meet the end of the body instead)."""
+    server.answer = Answer(raw=b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                               b"content-length: 2000000\r\n\r\n{}")
+    with pytest.raises(UnexpectedAnswer, match="larger than 1,048,576 bytes .announced 2,000,000"):
+        _fetch(server)
+    assert server.requests == 1
+
+
 def test_the_bound_is_a_setting(server: HostileServer) -> None:
     body = json.dumps({"SecretData": "x" * 5000, "VersionId": "v1"}).encode()
     server.answer = Answer(body=body)
