@@ -134,9 +134,20 @@ def test_cache_key_comes_from_the_spec_the_identity_and_the_endpoint() -> None:
 
 
 def test_the_defaults_rotation_and_caching_md_states() -> None:
-    """`serve` with no flags: TTL 60 s, pinned versions 1 h, 10,000 entries, 64 MiB."""
+    """`serve` with no flags: TTL 60 s, pinned versions 1 h, 10,000 entries, 64 MiB with 256
+    bytes per entry; `--no-cache` is a TTL of 0; 32 calls in flight per endpoint, 10 objects
+    at once per mount; retries from 0.1 s to 5 s, 8 attempts, a budget of 20 refunded 0.5."""
     from ack_secrets_provider.core.cli import build_parser, build_settings
 
-    settings = build_settings(build_parser().parse_args(["serve"]), {})
+    def serve(*flags: str) -> ProviderSettings:
+        return build_settings(build_parser().parse_args(["serve", *flags]), {})
+
+    settings = serve()
     assert (settings.cache_ttl, settings.cache_pinned_ttl) == (60, 3600)
     assert (settings.cache_max_entries, settings.cache_max_bytes) == (10_000, 64 * 1024 * 1024)
+    assert ENTRY_OVERHEAD == 256
+    assert serve("--no-cache").cache_ttl == 0
+    assert (settings.endpoint_concurrency, settings.fetch_concurrency) == (32, 10)
+    retry = settings.retry
+    assert (retry.base_delay, retry.max_delay, retry.max_attempts) == (0.1, 5.0, 8)
+    assert (retry.budget_tokens, retry.budget_refund) == (20, 0.5)

@@ -22,7 +22,7 @@ from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_SECRET,
     EmulatorHandle,
 )
-from ack_secrets_provider.core.errors import Unavailable
+from ack_secrets_provider.core.errors import DeadlineExceeded, Unavailable
 from ack_secrets_provider.core.mount.service import MountService
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.fetcher import Fetcher
@@ -198,6 +198,7 @@ def test_oos_batches_fetch_only_the_objects_not_in_the_cache(
 
 
 def test_cache_off_calls_upstream_for_every_mount(emulator: EmulatorHandle) -> None:
+    """docs/rotation-and-caching.md: `0` disables the cache, coalescing included."""
     settings = settings_for(emulator, cache_ttl=0.0)
     backends, credentials = load_plugins(settings, autoload_third_party=False)
     svc = MountService(settings, backends, credentials)
@@ -207,6 +208,33 @@ def test_cache_off_calls_upstream_for_every_mount(emulator: EmulatorHandle) -> N
             assert mount(svc, objects(kms("app/config"))) == {
                 "app_config": b'{"user": "app", "password": "p@ss"}'}
         assert calls(emulator, "kms.GetSecretValue") == 3
+        emulator.set_faults(latency_ms=300)  # four identical mounts at once: four calls
+        threads = [threading.Thread(target=mount, args=(svc, objects(kms("app/config"))))
+                   for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        assert calls(emulator, "kms.GetSecretValue") == 7
+    finally:
+        svc.close()
+        backends.close()
+
+
+def test_cache_hits_do_not_count_against_the_call_rate(emulator: EmulatorHandle) -> None:
+    """docs/rotation-and-caching.md, the rate limit: only upstream calls take a slot. At 0.001
+    KMS calls per second (a burst of one), the first mount takes the only slot; mounts of the
+    same object are then cache hits, while another object is refused naming the flag."""
+    settings = settings_for(emulator, rate_limits=MappingProxyType({"kms": 0.001}))
+    backends, credentials = load_plugins(settings, autoload_third_party=False)
+    svc = MountService(settings, backends, credentials)
+    try:
+        for _ in range(5):
+            assert mount(svc, objects(kms("app/db-password"))) == {
+                "app_db-password": b"new-password"}
+        assert calls(emulator, "kms.GetSecretValue") == 1
+        with pytest.raises(DeadlineExceeded, match="--max-concurrent-kms-secret-pulls"):
+            mount(svc, objects(kms("app/config")))
     finally:
         svc.close()
         backends.close()
