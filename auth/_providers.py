@@ -9,6 +9,7 @@ builds a new identity instead of reusing a stale one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -122,12 +123,31 @@ def role_session(environ: Mapping[str, str]) -> tuple[str, int]:
     return (_sts.session_name(name) if name else _sts.DEFAULT_SESSION_NAME), duration
 
 
+#: what an AccessKey ID may hold: visible ASCII (it travels in an HTTP header)
+_ACCESS_KEY_ID = re.compile(r"[\x21-\x7e]+")
+
+
+def check_access_key_id(key_id: str, where: str) -> str:
+    """Refuse an AccessKey ID no request can carry: the SDK reported one with a pasted
+    invisible character as a bug of its own (UnicodeEncodeError), one with a line break as an
+    unreachable endpoint. The value is never quoted."""
+    if not _ACCESS_KEY_ID.fullmatch(key_id):
+        raise FailedPrecondition(
+            f"{where} holds characters no AccessKey ID has (a space, a line break, an invisible "
+            "or full-width character copied with it); copy the AccessKey ID again from the RAM "
+            "console"
+        )
+    return key_id
+
+
 def access_key_pair(environ: Mapping[str, str]) -> tuple[str, str] | None:
     """ACCESS_KEY_ID + SECRET_ACCESS_KEY from the environment snapshot; None when neither is
     set; FailedPrecondition naming the missing one when only one is."""
     key_id = env(environ, "ACCESS_KEY_ID")
     secret = env(environ, "SECRET_ACCESS_KEY")
     if key_id and secret:
+        check_access_key_id(
+            key_id, "the environment variable ACCESS_KEY_ID (Helm value envVarsFromSecret)")
         return key_id, secret
     if key_id or secret:
         missing = "SECRET_ACCESS_KEY" if key_id else "ACCESS_KEY_ID"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ack_secrets_provider.auth._providers import static_identity
+from ack_secrets_provider.auth._providers import check_access_key_id, static_identity
 from ack_secrets_provider.core.errors import FailedPrecondition
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
@@ -36,6 +36,8 @@ def ack_resolve_identity(context: CredentialContext) -> Identity | None:
             f"the nodePublishSecretRef Secret of pod {context.request.pod.describe()} has no "
             f"non-empty key {missing!r}; it needs both {KEY_ID} and {KEY_SECRET}"
         )
+    check_access_key_id(key_id, f"key {KEY_ID!r} of the nodePublishSecretRef Secret of pod "
+                                f"{context.request.pod.describe()}")
     # Not access_key_identity_key's process-wide memo: that is for the environment's pair; a
     # pod's Secret is held no longer than the identity cache holds its identity.
     key = IdentityKey(mode=MODE, access_key_id=key_id, secret_digest=secret_digest(secret))

@@ -6,6 +6,7 @@ the emulator's counters to prove what really went upstream.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
@@ -224,6 +225,36 @@ def test_jmes_path_on_json_nested_too_deeply_names_the_object(
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
     assert "cannot be evaluated on the secret's JSON (the secret's JSON is nested too deeply)" \
         in error.details()
+
+
+#: an AccessKey ID pasted with a zero-width space (not latin-1: no HTTP header can carry it)
+PASTED_ID = ACCESS_KEY_ID + "\u200b"
+
+
+def test_an_access_key_id_that_no_request_can_carry_names_where_it_comes_from(
+    emu: EmulatorHandle, tmp_path: Any,
+) -> None:
+    """The SDK could not encode it into the request: 'the KMS call failed inside the provider
+    (UnicodeEncodeError) ... a bug' (INTERNAL); a line break in it read 'could not reach KMS'
+    (retried). Either is the credential's configuration: FAILED_PRECONDITION naming its source
+    and the fix, the value never quoted, nothing sent."""
+    fix = ("holds characters no AccessKey ID has (a space, a line break, an invisible or "
+           "full-width character copied with it); copy the AccessKey ID again from the RAM "
+           "console")
+    with running_provider(settings_for(emu, key=(PASTED_ID, ACCESS_KEY_SECRET)),
+                          tmp_path) as provider:
+        error = mount_error(provider, objects("- objectName: app/db-password"))
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.details()
+        assert error.details() == (
+            f"the environment variable ACCESS_KEY_ID (Helm value envVarsFromSecret) {fix}")
+    with running_provider(settings_for(emu, key=("", "")), tmp_path / "nps") as provider:
+        secrets = json.dumps({"access_key": ACCESS_KEY_ID[:4] + "\n" + ACCESS_KEY_ID[4:],
+                              "access_secret": ACCESS_KEY_SECRET})
+        error = mount_error(provider, objects("- objectName: app/db-password"), secrets=secrets)
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.details()
+        assert error.details().endswith(
+            f"key 'access_key' of the nodePublishSecretRef Secret of pod default/app-0 {fix}")
+    assert not [name for name in emu.counters()["by_api"] if name.startswith("kms.")]
 
 
 def test_version_pin(provider: RunningProvider) -> None:
