@@ -208,6 +208,27 @@ def test_a_date_that_does_not_exist_is_not_a_crash(
         "object": None, "field": None, "item": None}]
 
 
+def test_yaml_nested_past_the_parsers_stack_is_an_error_not_a_crash(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """PyYAML recurses once per level: a manifest nested thousands of levels deep, or such an
+    objects list read leniently after a field given twice, raised RecursionError (a
+    traceback)."""
+    deep = "[" * 3000 + "]" * 3000
+    manifest = tmp_path / "deep.yaml"
+    manifest.write_text(GOOD.split("---")[2].replace(
+        "metadata: {name: old-api}", f"metadata: {{name: old-api, annotations: {{a: {deep}}}}}"))
+    code, report = lint_json(capsys, str(manifest))
+    assert code == 1
+    assert [p["message"] for p in report["problems"]] == [
+        "not valid YAML: nested too deeply to be read; check what wrote this file"]
+    objects = tmp_path / "deep-objects.yaml"
+    duplicated = f'objectType: testmem\n        objectType: testmem\n        objectAlias: {deep}'
+    objects.write_text(GOOD.split("---")[2].replace("objectType: testmem", duplicated))
+    code, report = lint_json(capsys, str(objects))
+    assert code == 1
+    assert "appears twice in the same object" in report["problems"][0]["message"]
+
+
 def test_objects_yaml_errors_come_from_the_parser(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "dup.yaml"

@@ -109,7 +109,7 @@ def _objects_leniently(text: str) -> Any:
         pass
     try:
         return yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - strings only
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # PyYAML recurses once per level
         return None
 
 

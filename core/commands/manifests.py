@@ -98,6 +98,9 @@ def documents(text: str) -> Iterator[Document]:
         except ValueError as exc:  # an unquoted 2024-02-30: PyYAML's date raises, not YAMLError
             raise ManifestError(f"not valid YAML: a value written as a date or time is not one "
                                 f"({exc}); quote it to keep it text", document=index) from None
+        except RecursionError:  # PyYAML recurses once per level
+            raise ManifestError("not valid YAML: nested too deeply to be read; check what wrote "
+                                "this file", document=index) from None
         if data is None:
             continue
         items = data.get("items") if isinstance(data, dict) else None
