@@ -562,6 +562,38 @@ def test_every_limit_is_refused_naming_its_flag() -> None:
     assert "(--max-objects-yaml-depth)" in limited(entries, yaml_depth=2)
 
 
+def test_each_limit_refuses_before_the_work_it_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/security.md, Limits: the objects text is measured before it is parsed, objects and
+    jmesPath entries are counted before any object is read, a path is measured before any
+    expression is compiled."""
+    import jmespath
+
+    from ack_secrets_provider.core.mount.limits import RequestLimits
+
+    read: list[ObjectSpec] = []
+    compiled: list[str] = []
+    monkeypatch.setattr(jmespath, "compile", compiled.append)
+    types = ObjectTypes(fields=TYPES.fields, validators={"kms": read.append}, default="kms")
+
+    def refused_by(text: str, problem: str, **limits: int) -> None:
+        with pytest.raises(InvalidArgument) as caught:
+            parse_mount_request(json.dumps({"objects": text}), "null", '"420"', types=types,
+                                limits=RequestLimits(**limits))
+        assert str(caught.value).startswith(problem), str(caught.value)
+
+    # not YAML: parsing it would be refused for that instead
+    refused_by("- {objectName: a\n", "parameter objects is 17 bytes, above", objects_bytes=10)
+    entries = "- objectName: a\n  jmesPath:\n  - {path: x, objectAlias: x}\n" \
+              "  - {path: y, objectAlias: y}\n- objectName: b\n"
+    refused_by(entries, "parameter objects lists 2 objects, above", objects=1)
+    refused_by(entries, "object #1: field jmesPath has 2 entries, above", jmespath_entries=1)
+    refused_by(entries, "object #1, jmesPath entry #1: field path is 1 characters, above",
+               jmespath_length=0)
+    assert read == [] and compiled == []
+    parse_mount_request(json.dumps({"objects": entries}), "null", '"420"', types=types)
+    assert len(read) == 2 and compiled == ["x", "y"]  # the control: within the limits
+
+
 def test_aliases_count_every_node_they_name_each_time() -> None:
     # the list, then a map of 2 scalars (3 nodes) behind the anchor; the alias counts 3 again
     text = "- &o {objectName: a}\n- *o\n"
