@@ -47,6 +47,7 @@ from auth_world import (
     USER_KEY,
     AuthWorld,
 )
+from file_writes import files_written
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -201,35 +202,11 @@ def test_a_cached_pod_credential_serves_only_the_token_that_obtained_it(env: Aut
 def test_a_pod_token_goes_to_sts_without_touching_the_file_system(env: AuthWorld) -> None:
     """docs/migration.md, defect 6: the official provider wrote each pod token to a temp file it
     never deleted; here a pod-level mount opens no file for writing and creates none."""
-    import os
-    import sys
-    import threading
-
-    written: list[object] = []
-    watching = threading.Event()
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
-
-    def audit(event: str, args: tuple[Any, ...]) -> None:
-        if not watching.is_set():
-            return
-        opens_for_writing = event == "open" and (
-            any(c in str(args[1] or "") for c in "wax+") or (args[2] or 0) & write_flags)
-        if opens_for_writing or event in ("tempfile.mkstemp", "tempfile.mkdtemp", "os.mkdir"):
-            written.append(args[0])
-
-    sys.addaudithook(audit)  # hooks cannot be removed: this one idles once the test ends
     settings = env.settings({**OIDC_ENV, **NO_ECS})
-    watching.set()
-    try:
-        with open(os.devnull, "w"):  # the negative case: the watch sees a write
-            pass
-        assert written == [os.devnull]
-        written.clear()
+    with files_written() as written:
         identity = env.host.resolve(context(env, settings, pod_identity=True,
                                             token=env.token("team-a", "app-a")))
         assert kms_get(env, identity, "app-a/db") == "pw-a"
-    finally:
-        watching.clear()
     assert env.api("sts.AssumeRoleWithOIDC") == 1
     assert written == []
 

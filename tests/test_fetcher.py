@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from file_writes import files_written
 from installed import SERVICES
 from scraped import sample
 
@@ -181,6 +182,19 @@ def test_reported_version_moves_only_with_upstream(emulator: EmulatorHandle,
         second = versions_of(provider.mount(attributes))
         assert first == second == {"app_db-password": "v2"}
         assert calls(emulator, "kms.GetSecretValue") == 1
+
+
+def test_values_are_held_in_memory_only(emulator: EmulatorHandle, tmp_path: Any) -> None:
+    """docs/rotation-and-caching.md: nothing is written to disk. A mount that fetches and one
+    served from the cache, over the socket, open no file for writing and create none."""
+    with running_provider(settings_for(emulator), tmp_path,
+                          autoload_third_party=False) as provider:
+        attributes = objects(kms("app/db-password"), oos("app-token"))
+        with files_written() as written:
+            mounted = [files_of(provider.mount(attributes)) for _ in range(2)]
+    assert mounted == [{"app_db-password": b"new-password", "app-token": b"token-v2"}] * 2
+    assert emulator.counters()["total"] == 2  # the second mount came from the cache
+    assert written == []
 
 
 def test_oos_batches_fetch_only_the_objects_not_in_the_cache(
