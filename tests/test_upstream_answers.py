@@ -168,6 +168,10 @@ def test_dripped_headers_cannot_hold_a_mount_past_its_deadline(server: HostileSe
     ("oos", b'{"Parameter": {"Value": "v", "ParameterVersion": "1"}}', "ParameterVersion is str"),
     ("oos", b'{"Parameter": {"Value": "v", "ParameterVersion": true}}', "Version is bool"),
     ("oos", b'{"RequestId": "r"}', "without Parameter"),
+    # a lone UTF-16 surrogate is no text: it raised UnicodeEncodeError, an internal error
+    ("kms", b'{"SecretData": "s\\ud800", "VersionId": "v1"}', "field SecretData is not text"),
+    ("kms", b'{"SecretData": "s", "VersionId": "v\\udfff"}', "field VersionId is not text"),
+    ("oos", b'{"Parameter": {"Value": "\\ud800", "ParameterVersion": 1}}', "Value is not text"),
 ])
 def test_fields_of_the_wrong_type_are_refused(
     server: HostileServer, object_type: str, body: bytes, problem: str

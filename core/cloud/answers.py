@@ -4,7 +4,8 @@ The SDK models copy whatever JSON the server sent into their attributes without 
 `{"SecretData": 12345, "VersionId": ["x"]}` becomes an int and a list. A backend reads each field
 it uses through `field`, which returns it only when it has the documented type, so a wrong answer
 is refused as an UnexpectedAnswer naming the endpoint and the field, never written to a file as a
-Python repr. The field's value is never quoted (it may be a secret).
+Python repr; so is a string that is not text (a lone surrogate JSON escaped, which no file or
+header can hold). The field's value is never quoted (it may be a secret).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def optional_field(value: object, kind: type[T], name: str, where: str) -> T | N
     """`value` if it is None or of type `kind` (bool is not an integer), else UnexpectedAnswer."""
     if value is None:
         return None
+    if isinstance(value, str) and not value.isascii():
+        try:  # JSON may escape a lone UTF-16 surrogate ("\ud800"): no file or header holds it
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _refuse(where, name, "is not text (a lone UTF-16 surrogate)") from None
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
     expected = _KIND.get(kind, kind.__name__)
