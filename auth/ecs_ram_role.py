@@ -68,7 +68,7 @@ def _fetch_credentials(client: MetadataClient, role: str, timeout: float, *,
     what = f"ECS RAM role {role}"
     try:
         body = json.loads(client.get(CREDENTIALS_PATH + urllib.parse.quote(role), timeout))
-    except (OSError, ValueError, ProviderError) as exc:
+    except (OSError, ValueError, RecursionError, ProviderError) as exc:
         if configured and isinstance(exc, urllib.error.HTTPError) and exc.code == 404:
             # the environment names a role the node does not have ("the node has no RAM
             # role" would send the user to the wrong fix)

@@ -345,6 +345,23 @@ def test_a_broken_http_answer_of_metadata_or_the_kubernetes_api_is_a_failed_requ
         f"Kubernetes API at {server.url} could not be reached" in str(caught.value)
 
 
+def test_a_metadata_or_kubernetes_api_answer_nested_too_deeply_is_not_a_crash(
+    server: HostileServer,
+) -> None:
+    """The JSON decoder's RecursionError is no ValueError: it escaped the ECS role plugin and
+    pod-level RRSA's ServiceAccount read. Such an answer is read as any other that is not
+    JSON."""
+    from ack_secrets_provider.auth import ecs_ram_role, kube
+
+    server.answer = Answer(body=b"[" * 5000 + b"]" * 5000)
+    metadata = ecs_ram_role.MetadataClient(server.url, v1_fallback=True, ca_file=None)
+    with pytest.raises(FailedPrecondition, match=f"metadata service at {server.url}"):
+        ecs_ram_role._fetch_credentials(metadata, "node-role", 5)
+    client = KubeClient.from_settings(ProviderSettings(kube_api_url=server.url,
+                                                       kube_token_file=None, kube_ca_file=None))
+    assert kube.role_arn(client, "ns", "sa", Deadline.after(10)) is None
+
+
 def test_a_metadata_answer_that_is_not_utf8_is_unexpected_not_a_crash(
     server: HostileServer,
 ) -> None:

@@ -183,7 +183,7 @@ class KubeClient:
             return None
         try:
             return json.loads(raw.decode("utf-8"))
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
 
     def get(self, path: str, deadline: Deadline, what: str) -> Any:
