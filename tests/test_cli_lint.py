@@ -171,6 +171,18 @@ def test_stdin_and_several_files(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert report["checked"] == 5
 
 
+def test_stdin_that_is_not_utf8_is_unreadable_as_a_file_is(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that is not UTF-8 read 'not UTF-8 text'; the same bytes on stdin raised
+    UnicodeDecodeError (a traceback)."""
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"kind: \xff\n"),
+                                                      encoding="utf-8"))
+    code, report = lint_json(capsys, "-")
+    assert code == 2
+    assert report["problems"][0]["file"] == "<stdin>"
+    assert report["problems"][0]["message"] == "not UTF-8 text"
+
+
 def test_yaml_errors_and_unreadable_files(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "broken.yaml"

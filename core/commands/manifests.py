@@ -66,9 +66,9 @@ class Document:
 
 def read_text(path: str) -> str:
     """The text of `path`, or of stdin for `-`; ManifestError when it cannot be read."""
-    if path == "-":
-        return sys.stdin.read()
     try:
+        if path == "-":
+            return sys.stdin.read()
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ManifestError("no such file") from None
