@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -302,6 +303,10 @@ def _unknown_field(problems: _Problems, where: str, key: Any, valid: Collection[
     return guess or ""
 
 
+#: a UTF-16 surrogate code point: in a decoded string only a lone one (json pairs the others)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _decode_json_map(text: str, what: str, *, allow_null: bool) -> dict[str, str]:
     if text is None or text.strip() == "" or (allow_null and text.strip() == "null"):
         return {}
@@ -316,6 +321,13 @@ def _decode_json_map(text: str, what: str, *, allow_null: bool) -> dict[str, str
         return {}
     if not isinstance(value, dict):
         raise InvalidArgument(f"the driver's {what} field must be a JSON object")
+    if any(_LONE_SURROGATE.search(text) for pair in value.items() for text in pair
+           if isinstance(text, str) and not text.isascii()):
+        # JSON can escape one ("\ud800"); no YAML parser, file or log line takes it
+        raise InvalidArgument(
+            f"the driver's {what} field holds a lone UTF-16 surrogate escape, which is no text "
+            "and which the driver never sends; this is not a SecretProviderClass problem"
+        )
     result: dict[str, str] = {}
     for key, item in value.items():
         if isinstance(item, str):

@@ -68,6 +68,32 @@ def test_attributes_nested_100000_deep_are_an_invalid_argument_counted_and_logge
     assert "mount failed: the driver's attributes field is not valid JSON" in parser_target.log()
 
 
+@pytest.mark.parametrize("where", ["objects", "pod name", "secrets"])
+def test_a_lone_surrogate_escape_is_an_invalid_argument_not_an_internal_error(
+    parser_target: ProviderProcess, where: str,
+) -> None:
+    """JSON can escape a lone UTF-16 surrogate ("\\ud800", never sent by the Go driver), which
+    is no text: in objects the YAML parser raised UnicodeEncodeError (an internal error); in
+    another field it travelled on to logs and Events."""
+    objects = "- {objectName: a, objectType: testmem}\n"
+    attributes = {"objects": objects, "csi.storage.k8s.io/pod.name": "app-0",
+                  "csi.storage.k8s.io/pod.namespace": "default"}
+    secrets = "null"
+    if where == "objects":
+        attributes["objects"] = objects.replace("a,", "a\ud800,")
+    elif where == "pod name":
+        attributes["csi.storage.k8s.io/pod.name"] = "app-\udfff"
+    else:
+        secrets = json.dumps({"access_key": "\ud800"})
+    with pytest.raises(grpc.RpcError) as caught:
+        parser_target.client.mount(json.dumps(attributes), secrets=secrets, timeout=10)
+    field = "secrets" if where == "secrets" else "attributes"
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert caught.value.details() == (
+        f"the driver's {field} field holds a lone UTF-16 surrogate escape, which is no text "
+        "and which the driver never sends; this is not a SecretProviderClass problem")
+
+
 def test_a_request_of_250000_volume_attributes_is_refused_before_it_is_decoded(
     parser_target: ProviderProcess,
 ) -> None:
