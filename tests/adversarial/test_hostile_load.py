@@ -80,3 +80,5 @@ def test_mounts_beyond_the_cap_are_refused_at_once_and_probes_stay_fast(
     assert all(seconds < 1.0 for seconds, _ in refused), refused
     assert all("(--max-concurrent-mounts)" in message for _, message in refused)
     assert provider.mounts("UNAVAILABLE") == MOUNTS - CAP  # counted like any refused mount
+    # logged with the reason docs/security.md and troubleshooting.md give
+    assert provider.log().count("ProviderBusy") == MOUNTS - CAP
