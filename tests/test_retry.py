@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -144,6 +145,31 @@ def test_budget_refunds_on_success_up_to_capacity() -> None:
         budget.record_success()
     assert budget.tokens == 2.0
     assert RetryBudget.from_policy(POLICY).tokens == POLICY.budget_tokens
+
+
+def test_the_default_budget_sustains_25_percent_throttling_and_stops_an_outage() -> None:
+    """docs/rotation-and-caching.md: with 25% of calls throttled retries keep flowing (they need
+    ~0.33 tokens per success, a success refunds 0.5); during an outage only the 20 tokens are
+    spent. (At 30% the margin is thin and the budget runs dry now and then, as the page says.)"""
+    policy = RetryPolicy()
+    budget = RetryBudget.from_policy(policy)
+    draw = random.Random(7).random
+
+    def throttled_25_percent() -> str:
+        if draw() < 0.25:
+            raise Throttled("slow")
+        return "ok"
+
+    for _ in range(6000):  # ten minutes at the default 10 calls per second
+        assert call_with_retries(throttled_25_percent, deadline=Deadline.after(60),
+                                 policy=policy, budget=budget, what="object #1",
+                                 sleep=lambda _: None) == "ok"
+    down, full = Script(*[Unavailable("down")] * 1000), RetryBudget.from_policy(policy)
+    for _ in range(50):
+        with pytest.raises(Unavailable):
+            call_with_retries(down, deadline=Deadline.after(60), policy=policy, budget=full,
+                              what="object #1", sleep=lambda _: None)
+    assert down.calls == 50 + 20  # each first attempt, and one retry per token
 
 
 def test_deadline_passing_after_a_failure_reports_the_upstream_error() -> None:
