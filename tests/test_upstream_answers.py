@@ -31,6 +31,7 @@ from ack_secrets_provider.core.cloud.kube import KubeClient
 from ack_secrets_provider.core.cloud.transport import WATCHDOG_TICK, ExchangeWatchdog
 from ack_secrets_provider.core.errors import (
     FailedPrecondition,
+    PermissionDenied,
     ProviderError,
     Unavailable,
     UnexpectedAnswer,
@@ -46,6 +47,9 @@ from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 HUNDRED_MB = 100 * 1024 * 1024
 FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.02)
+#: the content type under which the SDK parses an error document as XML itself
+SDK_XML = "text/xml;charset=utf-8"
+XML_ERROR = b"<Error><Code>Forbidden.RAM</Code><RequestId>r-1</RequestId></Error>"
 
 
 @pytest.fixture()
@@ -229,6 +233,14 @@ def test_sts_fields_of_the_wrong_type_are_refused(
     (Answer(body=b"[" * 100_000), "that is not a JSON object"),
     (Answer(body=b""), "an empty body"),
     (Answer(status=404, content_type="text/html", body=b"<h1>Not Found</h1>"), "HTTP 404"),
+    # XML errors the SDK does not parse (it reads XML only under exactly its content type, and
+    # as UTF-8): they were 'the KMS call failed inside the provider ... a bug' (INTERNAL)
+    (Answer(status=403, content_type="application/xml", body=XML_ERROR),
+     "HTTP 403 with a application/xml that is not a JSON object"),
+    (Answer(status=403, content_type="text/xml; charset=utf-8", body=XML_ERROR),
+     "HTTP 403 with a text/xml that is not a JSON object"),
+    (Answer(status=403, content_type=SDK_XML, body=b"<Error>\xff</Error>"),
+     "HTTP 403 with a text/xml that is not a JSON object"),
 ])
 def test_an_answer_that_is_not_json_is_unexpected_not_a_network_failure(
     server: HostileServer, answer: Answer, shape: str
@@ -242,12 +254,26 @@ def test_an_answer_that_is_not_json_is_unexpected_not_a_network_failure(
     assert server.requests == 1
 
 
-def test_a_load_balancer_error_page_stays_a_retryable_outage(server: HostileServer) -> None:
-    server.answer = Answer(status=502, content_type="text/html", body=b"<h1>Bad Gateway</h1>")
-    with pytest.raises(Unavailable, match="HTTP 502 with a text/html") as info:
+@pytest.mark.parametrize(("content_type", "body"), [
+    ("text/html", b"<h1>Bad Gateway</h1>"),
+    ("application/xml", XML_ERROR),  # an XML error page: was an internal error
+])
+def test_a_load_balancer_error_page_stays_a_retryable_outage(
+    server: HostileServer, content_type: str, body: bytes,
+) -> None:
+    server.answer = Answer(status=502, content_type=content_type, body=body)
+    with pytest.raises(Unavailable, match=f"HTTP 502 with a {content_type}") as info:
         _fetch(server)
     assert info.value.retryable
     assert server.requests == FAST_RETRIES.max_attempts
+
+
+def test_an_xml_error_the_sdk_parses_is_still_mapped_by_its_code(server: HostileServer) -> None:
+    """The one XML form the SDK reads itself keeps its meaning (the control of the cases
+    above)."""
+    server.answer = Answer(status=403, content_type=SDK_XML, body=XML_ERROR)
+    with pytest.raises(PermissionDenied, match="code Forbidden.RAM"):
+        _fetch(server)
 
 
 def test_a_programming_error_in_the_sdk_call_is_internal_and_not_retried(

@@ -344,9 +344,23 @@ def _too_large(where: str, what: str, limit: int) -> UnexpectedAnswer:
     )
 
 
+#: the one content type under which tea-openapi parses an error answer as XML
+_SDK_XML = "text/xml;charset=utf-8"
+
+
+def _utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _check_json(status: int, content_type: str, body: bytes, where: str) -> None:
-    """Refuse an answer that is not a JSON object (the SDK parses XML error documents itself)."""
-    if status >= 400 and "xml" in content_type.lower():
+    """Refuse an answer that is not a JSON object, except an XML error document the SDK parses
+    itself: only under exactly its content type (tea-openapi compares the header as a string),
+    as UTF-8; any other XML it read as JSON and failed inside the call, an internal error."""
+    if status >= 400 and content_type == _SDK_XML and _utf8(body):
         return
     try:
         parsed = json.loads(body)
