@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 import grpc
+import jmespath
 import pytest
 from installed import SERVICES
 from scraped import sample, total, wait_for
@@ -196,6 +197,20 @@ def test_an_ordering_of_a_string_and_a_number_is_null_not_internal(
         "  jmesPath: [{path: 'tags[?@ > `1`]', objectAlias: none.json}]",
     ))
     assert files_of(response)["none.json"] == b"[]"
+
+
+def test_an_ordering_compares_two_numbers_or_two_strings_and_is_null_otherwise() -> None:
+    """The rule of the test above, item by item; an error inside an operand is still an error
+    (only the comparison itself yields null)."""
+    from ack_secrets_provider.core.mount.jmespath_eval import Budget, search
+
+    document = {"items": ["a", 2, "b", 3.5, True, None, [1]], "n": 2}
+    assert search("items[?@ > `1`]", document, Budget(1000)) == [2, 3.5]
+    assert search("items[?@ >= 'b']", document, Budget(1000)) == ["b"]
+    assert search("n < `3`", document, Budget(1000)) is True
+    assert search("`true` > `false`", document, Budget(1000)) is None
+    with pytest.raises(jmespath.exceptions.JMESPathTypeError):  # abs('a'): not null
+        search("abs(items[0]) > `1`", document, Budget(1000))
 
 
 def test_jmes_path_on_json_nested_too_deeply_names_the_object(

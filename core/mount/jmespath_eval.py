@@ -101,16 +101,25 @@ class _BoundedInterpreter(visitor.TreeInterpreter):
         return result
 
     def visit_comparator(self, node: dict[str, Any], value: Any) -> Any:
-        if node["value"] not in self._EQUALITY_OPS:  # ordering: numbers and strings only
-            try:
-                return super().visit_comparator(node, value)
-            except TypeError:  # a string against a number: null, as the JMESPath specification
-                return None  # (and go-jmespath, the official provider's) says; jmespath raises
         left = self.visit(node["children"][0], value)
         right = self.visit(node["children"][1], value)
+        compare = self.COMPARATOR_FUNC[node["value"]]
+        if node["value"] not in self._EQUALITY_OPS:
+            # Ordering: two numbers or two strings; anything else is null, as the JMESPath
+            # specification (and go-jmespath, the official provider's) says. jmespath itself
+            # lets a string and a number through to Python's `<`, which raises TypeError.
+            if _orderable(left) and _orderable(right) and (
+                    isinstance(left, str) == isinstance(right, str)):
+                return compare(left, right)
+            return None
         self.budget.charge_in_full(left)
         self.budget.charge_in_full(right)
-        return self.COMPARATOR_FUNC[node["value"]](left, right)
+        return compare(left, right)
+
+
+def _orderable(item: Any) -> bool:
+    """A number (not a boolean) or a string: what an ordering comparison may compare."""
+    return isinstance(item, (int, float, str)) and not isinstance(item, bool)
 
 
 def search(expression: str, document: Any, budget: Budget) -> Any:
