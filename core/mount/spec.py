@@ -321,8 +321,8 @@ def _decode_json_map(text: str, what: str, *, allow_null: bool) -> dict[str, str
         return {}
     if not isinstance(value, dict):
         raise InvalidArgument(f"the driver's {what} field must be a JSON object")
-    if any(_LONE_SURROGATE.search(text) for pair in value.items() for text in pair
-           if isinstance(text, str) and not text.isascii()):
+    if any(_LONE_SURROGATE.search(part) for pair in value.items() for part in pair
+           if isinstance(part, str) and not part.isascii()):
         # JSON can escape one ("\ud800"); no YAML parser, file or log line takes it
         raise InvalidArgument(
             f"the driver's {what} field holds a lone UTF-16 surrogate escape, which is no text "
