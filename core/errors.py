@@ -24,8 +24,10 @@ class ProviderError(Exception):
     #: True when the same call may succeed if tried again (throttling, 5xx, network)
     retryable: bool = False
     #: True when the error is the upstream's considered answer about this request (not found,
-    #: denied, rejected): the endpoint is up, so the retry budget and the outage gate count it as
-    #: a success; one tenant's missing secret never makes the endpoint look down for the others
+    #: denied, rejected, throttled): the endpoint is up, so the outage gate counts it as a
+    #: success, and so does the retry budget for an answer that is not retried (throttling is,
+    #: and its retries spend the budget); one tenant's missing secret or exhausted quota never
+    #: makes the endpoint look down for the others
     proves_endpoint_alive: bool = False
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
@@ -105,6 +107,7 @@ class Throttled(Unavailable):
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "Throttled"
+    proves_endpoint_alive = True  # an answer about the caller's quota: the endpoint is up
 
 
 class ProviderBusy(ProviderError):

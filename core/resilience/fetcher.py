@@ -238,10 +238,10 @@ class Fetcher:
                 budget=guard.budget, what=what,
             )
         except ProviderError as exc:
-            if exc.retryable:
+            if exc.proves_endpoint_alive:  # not found, denied, throttled: the endpoint is up
+                guard.gate.record_success()
+            elif exc.retryable:
                 guard.gate.record_failure(exc)
-            elif exc.proves_endpoint_alive:
-                guard.gate.record_success()  # a not found / denied is an answer: the endpoint is up
             raise
         guard.gate.record_success()
         if len(values) != len(unit.specs):

@@ -19,7 +19,9 @@ else (not found, permission denied, bad credentials, invalid arguments) fails at
 - An `OutageGate` (one per endpoint, next to its budget) bounds first attempts too: once a call
   failed with the budget empty, the endpoint is considered down and only one probe call per
   `PROBE_INTERVAL` goes out; every other fetch fails at once (ABORTED) until a call succeeds
-  or the endpoint gives a considered refusal (which proves it is up).
+  or the endpoint gives a considered answer (which proves it is up). Throttling is one: it is
+  about the caller's quota (KMS throttles per account), so a tenant over its quota spends the
+  budget with its retries but never makes the endpoint look down for the other tenants.
   So the calls made during an outage are bounded by the budget plus one probe per interval,
   whatever the mount rate.
 """
@@ -209,11 +211,11 @@ def call_with_retries(
                     f"not fit in the {remaining:.2f}s left before the mount deadline",
                 ) from None
             if budget is not None and not budget.try_spend():
-                raise Unavailable(
-                    f"{what}: not retried after {attempts} attempt(s) because the retry budget "
-                    f"of this endpoint is exhausted (too many recent failures; the service "
-                    f"looks unavailable); last error: {exc.message}",
-                    retry_after=exc.retry_after,
+                # the last error's class: a throttled call stays Throttled (the caller's quota,
+                # RESOURCE_EXHAUSTED), an outage stays Unavailable
+                raise _with_context(
+                    exc, f"not retried after {attempts} attempt(s) because the retry budget of "
+                    "this endpoint is exhausted (too many recent failures at this endpoint)",
                 ) from None
             pause(delay)
         else:

@@ -17,16 +17,16 @@ from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvi
 from installed import SERVICES
 
 from ack_secrets_provider.backends.kms.backend import KmsBackend
-from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
+from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
 from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
     EmulatorHandle,
 )
-from ack_secrets_provider.core.errors import NotFound, ProviderError
+from ack_secrets_provider.core.errors import NotFound, ProviderError, Throttled
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.observability.metrics import ProviderMetrics
-from ack_secrets_provider.core.plugins.backend import FetchContext
+from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
 from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
@@ -85,3 +85,58 @@ def test_a_tenant_mounting_a_missing_secret_does_not_fail_the_others(
     alone = _y_failure_rate(emulator, with_x=False)
     with_x = _y_failure_rate(emulator, with_x=True)
     assert abs(with_x - alone) <= 0.01, (alone, with_x)
+
+
+class _QuotaBackend(Backend):
+    """One endpoint shared by two tenants; tenant X's account is over its quota, so every call
+    made with X's identity is throttled (KMS throttles per account), Y's are answered."""
+
+    object_type = "quota"
+    service = "quota"
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self.calls = {"x": 0, "y": 0}
+
+    def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+        return Endpoint(service="quota", host="quota.local", address="quota.local")
+
+    def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+        tenant = ctx.identity.key.access_key_id or ""
+        self.calls[tenant] += 1
+        if tenant == "x":
+            raise Throttled("objects (quota 's'): throttled: the account is over its quota")
+        return SecretValue(b"value", "v1")
+
+
+def test_a_throttled_tenant_does_not_close_the_endpoint_for_the_others() -> None:
+    """Throttling is the service's considered answer about one caller's quota: the endpoint is
+    up. X's throttled retries spend the shared retry budget (retries must not multiply the load
+    on a throttling service), but X being throttled with the budget empty must not make the
+    endpoint look down: Y's first attempts keep going out and are answered. Before, the outage
+    gate closed on X's throttling and refused Y's mounts ('not called: endpoint ... kept
+    failing') until a probe succeeded; the gate's clock stands still here, so it stayed shut."""
+    settings = ProviderSettings(retry=RetryPolicy(base_delay=0.0005, max_delay=0.001),
+                                cache_ttl=0)
+    frozen = time.monotonic()
+    fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False),
+                      clock=lambda: frozen)
+    backend = _QuotaBackend(settings)
+
+    def fetch(tenant: str) -> None:
+        spec = ObjectSpec(index=0, object_name="s", object_type="quota", file_name="f")
+        identity = Identity(IdentityKey(mode="static-ak", access_key_id=tenant), credential=None)
+        ctx = FetchContext(identity, Deadline.after(10), backend.endpoint(spec, None), settings)
+        fetcher.fetch(FetchUnit(backend, (spec,), ctx))
+
+    for _ in range(Y_MOUNTS):
+        for _ in range(X_PER_Y):
+            with pytest.raises(Throttled):
+                fetch("x")
+        fetch("y")  # never refused
+    assert backend.calls["y"] == Y_MOUNTS
+    # X's retries are what the shared budget allows (its tokens, plus the refunds of Y's
+    # successes), not up to 8 attempts per mount
+    retry = settings.retry
+    assert backend.calls["x"] <= (Y_MOUNTS * X_PER_Y + retry.budget_tokens
+                                  + retry.budget_refund * Y_MOUNTS)
