@@ -155,6 +155,23 @@ def test_unexpected_backend_exception_is_internal_and_leaks_nothing(
     assert provider.version().version == "v1alpha1"
 
 
+def test_an_answer_that_cannot_be_encoded_is_internal_not_unknown(
+    provider: RunningProvider,
+) -> None:
+    """A backend returning a version that is no text (a plugin breaking its contract) fails the
+    Mount as any unexpected error does: INTERNAL through the one error mapping, nothing of the
+    exception's text, no file. It was gRPC's own UNKNOWN ('Exception calling application: ...'
+    with the encoder's message), and the Mount was logged and counted as a success."""
+    with pytest.raises(grpc.RpcError) as info:
+        provider.mount(
+            driver_attributes({"objects": "- {objectName: badversion-1, objectType: testmem}\n"})
+        )
+    assert info.value.code() == grpc.StatusCode.INTERNAL, info.value.details()
+    assert info.value.details() == (
+        "the provider failed unexpectedly (UnicodeEncodeError); see the provider's logs")
+    assert provider.version().version == "v1alpha1"
+
+
 def test_objects_are_fetched_concurrently_but_bounded(provider: RunningProvider) -> None:
     names = [f"slow-{i}" for i in range(8)]
     attributes = driver_attributes({"objects": "".join(

@@ -30,7 +30,7 @@ from ack_secrets_provider.core.errors import (
     ProviderError,
 )
 from ack_secrets_provider.core.mount.limits import RAISE
-from ack_secrets_provider.core.mount.service import MountService
+from ack_secrets_provider.core.mount.service import MountOutcome, MountService
 from ack_secrets_provider.core.observability.observe import MountObservation, MountObserver
 from ack_secrets_provider.core.proto import service_pb2, service_pb2_grpc
 from ack_secrets_provider.core.resilience.deadline import Deadline
@@ -108,6 +108,9 @@ class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
             outcome = self.service.mount(
                 request.attributes, request.secrets, request.permission, deadline
             )
+            # built here, so an answer that cannot be encoded (a plugin's version that is no
+            # text) is mapped like any failure, not left to gRPC's UNKNOWN with its message
+            response = _response(outcome)
         except ProviderError as exc:
             observation.failed(exc, time.monotonic() - started)
             context.abort(exc.code, exc.message)
@@ -121,19 +124,24 @@ class ProviderServicer(service_pb2_grpc.CSIDriverProviderServicer):
         finally:
             self._mount_slots.release()
         observation.succeeded(outcome, time.monotonic() - started)
-        files = [
-            service_pb2.File(path=item.path, mode=item.mode, contents=item.contents)
-            for item in outcome.files
-        ]
-        versions = [
-            service_pb2.ObjectVersion(id=item.path, version=item.version)
-            for item in outcome.files
-        ]
-        if not versions:
-            # The driver fails a mount with no object versions; an empty objects list is a
-            # valid (empty) mount, so report one placeholder version that reveals nothing.
-            versions = [service_pb2.ObjectVersion(id="secretproviderclass", version="empty")]
-        return service_pb2.MountResponse(object_version=versions, files=files)
+        return response
+
+
+def _response(outcome: MountOutcome) -> service_pb2.MountResponse:
+    """The driver's answer: every file, and the version of each."""
+    files = [
+        service_pb2.File(path=item.path, mode=item.mode, contents=item.contents)
+        for item in outcome.files
+    ]
+    versions = [
+        service_pb2.ObjectVersion(id=item.path, version=item.version)
+        for item in outcome.files
+    ]
+    if not versions:
+        # The driver fails a mount with no object versions; an empty objects list is a
+        # valid (empty) mount, so report one placeholder version that reveals nothing.
+        versions = [service_pb2.ObjectVersion(id="secretproviderclass", version="empty")]
+    return service_pb2.MountResponse(object_version=versions, files=files)
 
 
 def connection_options(settings: ProviderSettings) -> list[tuple[str, int]]:

@@ -2,6 +2,7 @@
 
 Names select behaviour: `missing-*` → NotFound, `denied-*` → PermissionDenied, `slow-*` →
 sleeps 0.5 s, `crash-*` → an unexpected exception, `json-*` → a JSON document, `big-*` → 5 MiB,
+`badversion-*` → a version that is no text (a lone surrogate: a plugin breaking its contract),
 anything else → the bytes `value-of-<name>`. The version is `v` + objectVersion or `v1`.
 It counts calls per name so tests can check concurrency and all-or-nothing behaviour.
 """
@@ -54,6 +55,8 @@ class MemoryBackend(Backend):
                 data = b"x" * (5 * 1024 * 1024)
             else:
                 data = f"value-of-{name}".encode()
+            if name.startswith("badversion-"):
+                return SecretValue(data, "v\ud800")
             return SecretValue(data, f"v{spec.object_version or 1}")
         finally:
             with _LOCK:
