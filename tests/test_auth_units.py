@@ -397,6 +397,19 @@ def test_serviceaccount_read_errors(kube_api: FakeKubeApi, tmp_path: Path) -> No
             "(not UTF-8 text); the provider needs automountServiceAccountToken") \
         in refused.value.message
     assert kube_api.calls == calls
+    # Text no bearer token holds (a second line, a space, non-ASCII: a kubeconfig or a note
+    # named by mistake): the same, not "could not be reached" (an outage, retried) because
+    # http.client refused the header
+    for text in ("header.payload.sig\nsecond-line\n", "two words", "t\u00f6ken", "tok\u20acen"):
+        empty.write_text(text, encoding="utf-8")
+        with pytest.raises(FailedPrecondition) as refused:
+            kube.role_arn(KubeClient(kube_api.url, token_file=str(empty), ca_file=None), "ns",
+                          "sa", deadline)
+        assert (f"the provider's ServiceAccount token {empty} (--kube-token-file) is not a token "
+                "(a bearer token is one word of ASCII characters); the provider needs "
+                "automountServiceAccountToken") in refused.value.message
+        assert text not in refused.value.message
+    assert kube_api.calls == calls
     # A CA bundle that cannot be loaded is the provider's configuration, not an outage to
     # retry: the error names the file, the flag and the fix (nothing is sent: the host below
     # is never contacted).

@@ -128,11 +128,14 @@ class KubeClient:
         except UnicodeDecodeError:  # a binary file named by mistake
             problem = "is not a token (not UTF-8 text)"
         else:
-            if token:
+            if token and token.isascii() and token.isprintable() and " " not in token:
                 return token
             # sent without a token, the request read "HTTP 401 ... ClusterRole lacks this
-            # permission", a fix that does not apply
-            problem = "is empty"
+            # permission", a fix that does not apply; with a line break, a space or non-ASCII
+            # text (a kubeconfig or a note named by mistake) http.client refuses the header,
+            # which read "could not be reached" (an outage, retried)
+            problem = ("is empty" if not token else
+                       "is not a token (a bearer token is one word of ASCII characters)")
         raise KubeTokenError(
             f"the provider's ServiceAccount token {self.token_file} (--kube-token-file) "
             f"{problem}; the provider needs automountServiceAccountToken, or --kube-token-file "
