@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from types import SimpleNamespace
 from typing import Any
 
+import grpc
 import pluggy
 import pytest
 
@@ -104,6 +106,63 @@ def test_no_plugin_applies_is_a_clear_failed_precondition(
     host.load(extra=[_NotApplicable()])
     with pytest.raises(FailedPrecondition, match="no credential is configured"):
         host.resolve(_context())
+
+
+class _Raising:
+    """A third-party plugin that applies and raises `error`; asked before the others."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    @hookimpl(tryfirst=True)
+    def ack_resolve_identity(self, context: CredentialContext) -> Identity | None:
+        raise self.error
+
+
+class _Counting(_Fixed):
+    def __init__(self, mode: str) -> None:
+        super().__init__(mode)
+        self.asked = 0
+
+    @hookimpl
+    def ack_resolve_identity(self, context: CredentialContext) -> Identity | None:
+        self.asked += 1
+        return self.identity
+
+
+def test_a_plugin_that_applies_and_fails_fails_the_mount_with_its_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """plugin-authors.md: a plugin that applies and fails raises a ProviderError and "the
+    mount fails with that message"; no later plugin is asked (never another identity)."""
+    _no_entry_points(monkeypatch)
+    fallback = _Counting("static-ak")
+    host = CredentialHost(ProviderSettings())
+    host.load(extra=[fallback, _Raising(PermissionDenied("vault refused role app: denied"))])
+    with pytest.raises(PermissionDenied) as refused:
+        host.resolve(_context())
+    assert refused.value.message == "vault refused role app: denied"
+    assert fallback.asked == 0
+
+
+def test_a_plugin_crash_is_an_internal_error_without_its_text_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """plugin-authors.md: "any other exception is reported as PluginError (INTERNAL) without
+    its text, and logged"; no later plugin is asked either."""
+    _no_entry_points(monkeypatch)
+    fallback = _Counting("static-ak")
+    host = CredentialHost(ProviderSettings())
+    host.load(extra=[fallback, _Raising(KeyError("token=the-plugins-secret-text"))])
+    with caplog.at_level(logging.ERROR, logger="ack_secrets_provider"), \
+            pytest.raises(PluginError) as crashed:
+        host.resolve(_context())
+    assert crashed.value.code == grpc.StatusCode.INTERNAL
+    assert "KeyError" in crashed.value.message
+    assert "the-plugins-secret-text" not in crashed.value.message
+    assert fallback.asked == 0
+    (logged,) = [r for r in caplog.records if r.exc_info and r.exc_info[0] is KeyError]
+    assert logged.levelno == logging.ERROR
 
 
 def test_misspelled_hook_fails_start_up(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,8 +28,18 @@ from ack_secrets_provider.core.cli import (
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, EndpointOverrides
 from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints, map_sdk_error
 from ack_secrets_provider.core.emulator.testing import EmulatorHandle
-from ack_secrets_provider.core.errors import FailedPrecondition, PermissionDenied, PluginError
+from ack_secrets_provider.core.errors import (
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    PluginError,
+    ProviderError,
+    RejectedByUpstream,
+    Unauthenticated,
+    Unavailable,
+)
 from ack_secrets_provider.core.mount.spec import ObjectSpec
+from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.backend import (
     Backend,
     FetchContext,
@@ -41,7 +51,9 @@ from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
 from ack_secrets_provider.core.plugins.host import BackendHost, backend_classes
 from ack_secrets_provider.core.plugins.toolkit import SdkBackend
 from ack_secrets_provider.core.resilience.deadline import Deadline
-from ack_secrets_provider.core.settings import ProviderSettings
+from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
+from ack_secrets_provider.core.resilience.retry import PROBE_INTERVAL
+from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 
 class VaultBackend(Backend):
@@ -308,7 +320,6 @@ def test_sdk_backend_drops_a_client_whose_credential_was_rejected(
     from alibabacloud_credentials.provider.static_ak import StaticAKCredentialsProvider
 
     from ack_secrets_provider.core.emulator.testing import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-    from ack_secrets_provider.core.errors import Unauthenticated
 
     settings = ProviderSettings(endpoint_overrides=EndpointOverrides.parse(
         [f"gw.example.com={emulator.http_url}"], SERVICES))
@@ -455,3 +466,67 @@ def test_the_metrics_recording_methods_plugin_authors_use_exist() -> None:
                    "record_cache_miss", "record_coalesced_wait"):
         assert callable(getattr(ProviderMetrics, method, None)), method
     assert callable(CredentialHost.load)
+
+
+class AnsweringBackend(Backend):
+    """A third party's backend on one endpoint: `down` is an outage, `answer` gets the service's
+    answer `self.answer` (an error class a plugin raises), anything else a value."""
+
+    object_type: ClassVar[str] = "answering"
+    service: ClassVar[str] = "answering"
+
+    def __init__(self, settings: ProviderSettings, answer: ProviderError) -> None:
+        super().__init__(settings)
+        self.answer = answer
+
+    def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+        return Endpoint(service=self.service, host="answering.local", address="answering.local")
+
+    def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+        if spec.object_name == "down":
+            raise Unavailable(f"{spec.describe()}: 503 from the test service")
+        if spec.object_name == "answer":
+            raise self.answer
+        return SecretValue(b"value", "v1")
+
+
+@pytest.mark.parametrize(("answer", "reopens"), [
+    (NotFound("no such secret"), True),
+    (PermissionDenied("no permission"), True),
+    (Unauthenticated("unknown AccessKey"), True),
+    (RejectedByUpstream("the service refused the request"), True),
+    (FailedPrecondition("not an answer of the service"), False),  # control: proves nothing
+], ids=["NotFound", "PermissionDenied", "Unauthenticated", "RejectedByUpstream", "control"])
+def test_a_plugins_not_found_denied_or_rejected_answer_proves_its_endpoint_up(
+    answer: ProviderError, reopens: bool,
+) -> None:
+    """plugin-authors.md: NotFound, PermissionDenied, Unauthenticated and RejectedByUpstream
+    "tell the core the endpoint answered, so they do not count against its retry budget or
+    outage gate". An outage empties the one-token budget and shuts the gate (a frozen clock:
+    only the probe a second later goes out); the probe gets `answer`, after which a mount on
+    the endpoint is served at once, not refused until the next probe."""
+    settings = ProviderSettings(retry=RetryPolicy(max_attempts=2, base_delay=0.0001,
+                                                  max_delay=0.0001, budget_tokens=1.0))
+    now = [0.0]
+    fetcher = Fetcher(settings, metrics=ProviderMetrics(process_collectors=False),
+                      clock=lambda: now[0])
+    backend = AnsweringBackend(settings, answer)
+    identity = Identity(IdentityKey(mode="test"), credential=None, provider_level=False)
+
+    def fetch(name: str) -> None:
+        spec = ObjectSpec(index=0, object_name=name, object_type="answering", file_name=name)
+        ctx = FetchContext(identity, Deadline.after(10), backend.endpoint(spec, None), settings)
+        fetcher.fetch(FetchUnit(backend, (spec,), ctx))
+
+    with pytest.raises(Unavailable, match="503 from the test service"):
+        fetch("down")  # two attempts: the retry spent the budget, the endpoint looks down
+    with pytest.raises(Unavailable, match="not called: endpoint"):
+        fetch("ok")
+    now[0] += PROBE_INTERVAL
+    with pytest.raises(type(answer)):
+        fetch("answer")  # the probe: the service answered
+    if reopens:
+        fetch("ok")
+    else:
+        with pytest.raises(Unavailable, match="not called: endpoint"):
+            fetch("ok")
