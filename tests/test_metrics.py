@@ -6,6 +6,7 @@ tests/plugins/ack-test-backend), with HTTP servers on 127.0.0.1 ephemeral ports.
 
 from __future__ import annotations
 
+import logging
 import socket
 import urllib.request
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from scraped import sample
+from stevedore import ExtensionManager
 
 from ack_secrets_provider.core import __version__
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
@@ -253,3 +255,78 @@ def test_metrics_on_the_health_listeners_port_add_no_second_listener(tmp_path: P
             assert f"{P}_build_info" in response.read().decode()
     finally:
         app.close_unstarted()
+
+
+def test_a_plugin_that_fails_to_load_is_a_metric_and_a_log_line_and_the_rest_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """plugin-authors.md / operations.md: a backend or credential plugin that fails to import is
+    reported (log line, `ack_secrets_provider_plugin_load_failures{kind, plugin}` = 1) and the
+    others keep working; an object of the broken backend's type is INVALID_ARGUMENT listing
+    the installed types."""
+    dist = tmp_path / "broken_vault-0.3.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-vault\nVersion: 0.3\n")
+    (dist / "entry_points.txt").write_text(
+        "[ack_secrets_provider.backends]\nvault = no_such_vault_module:Backend\n\n"
+        "[ack_secrets_provider.credentials]\nvault-auth = no_such_vault_auth_module\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(ExtensionManager, "ENTRY_POINT_CACHE", {})  # stevedore's, per process
+    with caplog.at_level(logging.ERROR, logger="ack_secrets_provider"):
+        app = build_app(ProviderSettings(), str(tmp_path / "provider"),
+                        metrics=MetricsSettings("127.0.0.1", 0))
+    app.start()
+    client = ProviderClient(app.server.socket_path)
+    try:
+        assert mount(client, one("db/password")) == grpc.StatusCode.OK
+        with pytest.raises(grpc.RpcError) as refused:
+            client.mount(driver_attributes({"objects": "- {objectName: x, objectType: vault}\n"}))
+        assert app.metrics_server is not None
+        s = scrape(app.metrics_server.port)
+    finally:
+        client.close()
+        app.stop()
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "testmem" in str(refused.value.details())
+    assert value(s, f"{P}_plugin_load_failures", kind="backend", plugin="vault") == 1
+    assert value(s, f"{P}_plugin_load_failures", kind="credential", plugin="vault-auth") == 1
+    assert len([key for key in s if key[0] == f"{P}_plugin_load_failures"]) == 2
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "plugin vault (broken-vault) failed to load" in logged
+    assert "plugin vault-auth (broken-vault) failed to load" in logged
+
+
+class BatchingBackend(FlakyBackend):
+    """A third party's batching backend naming its batch API."""
+
+    max_batch: ClassVar[int] = 10
+    batch_api: ClassVar[str] = "BatchGetFlaky"
+
+
+class UnnamedBatchBackend(FlakyBackend):
+    """A batching backend that names no batch API."""
+
+    max_batch: ClassVar[int] = 10
+
+
+@pytest.mark.parametrize(("backend_class", "api"), [
+    (BatchingBackend, "BatchGetFlaky"), (UnnamedBatchBackend, "FetchBatch")])
+def test_a_batch_call_is_labelled_with_the_backends_batch_api(
+    backend_class: type[FlakyBackend], api: str,
+) -> None:
+    """operations.md: the `api` label is the backend's `batch_api` for a batch call
+    (`FetchBatch` when it declares none); a single object's call keeps its `api`."""
+    settings = ProviderSettings()
+    backend = backend_class(settings, failures=0)
+    specs = specs_for(["a", "b"])
+    context = FetchContext(
+        Identity(IdentityKey(mode="anonymous"), None, provider_level=False),
+        Deadline.after(10), backend.endpoint(specs[0], None), settings,
+    )
+    m = ProviderMetrics(process_collectors=False)
+    fetcher = Fetcher(settings, metrics=m)
+    fetcher.fetch(FetchUnit(backend, specs, context))
+    fetcher.fetch(FetchUnit(backend, specs_for(["c"]), context))
+    calls = f"{P}_upstream_calls_total"
+    assert sample(m, calls, {"service": "flakysvc", "api": api, "result": "ok"}) == 1
+    assert sample(m, calls, {"service": "flakysvc", "api": "GetFlaky", "result": "ok"}) == 1
