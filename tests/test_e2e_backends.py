@@ -164,6 +164,25 @@ def test_jmes_path_on_a_secret_that_is_not_json_names_the_object(
     assert "new-password" not in error.details()
 
 
+def test_a_jmes_path_whose_result_is_null_is_an_error_naming_the_entry(
+    provider: RunningProvider,
+) -> None:
+    """docs/secretproviderclass.md, jmesPath: "a null result is an error" (a key the secret does
+    not have, at the top or nested): never an empty file or the text null, and the mount
+    returns none of its files."""
+    for path in ("passwd", "db.missing"):
+        error = mount_error(provider, objects(
+            "- objectName: app/nested",
+            "  jmesPath:",
+            "    - {path: user, objectAlias: user}",
+            f"    - {{path: {path}, objectAlias: out}}",
+        ))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+        assert error.details() == (
+            f"object #1 (kms 'app/nested'): jmesPath {path!r} (objectAlias 'out') matched "
+            "nothing in the secret's JSON; check the expression against the secret's keys")
+
+
 @pytest.mark.parametrize(("path", "problem"), [
     ("to_str(user)", "Unknown function: to_str()"),
     ("length(user, db)", "Expected 1 argument for function length(), received 2"),
