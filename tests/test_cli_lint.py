@@ -113,6 +113,9 @@ def test_clean_multi_document_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert f"{path}: document 4 (other-cloud): note: skipped: spec.provider is 'azure'" in out
     assert "checked 2 SecretProviderClasses: 0 errors, 0 warnings" in out
     assert "\x1b[" not in out  # captured output is not a terminal: no colours
+    # docs/cli.md: "-q prints only errors and warnings": not the notes, not the summary
+    assert main(["lint", "-q", str(path)]) == 0
+    assert capsys.readouterr().out == ""
 
 
 def test_every_problem_is_listed_with_where_it_is(

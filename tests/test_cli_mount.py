@@ -156,6 +156,30 @@ def test_request_is_built_as_the_driver_builds_it(tmp_path: Path) -> None:
     assert request["timeout"] == 90.0
 
 
+def test_the_documented_defaults_spc_name_and_token_audience(tmp_path: Path) -> None:
+    """docs/cli.md, mount: `--permission` (default `0644`) and `--timeout` (default `30s`),
+    `--spc-name` picks one SecretProviderClass of a multi-document file, the token's audience is
+    `sts.aliyuncs.com` unless `--token-audience` changes it."""
+    request = build_request(parse("--spc", write_spc(tmp_path)))
+    assert (request["permission"], request["timeout"]) == ('"420"', 30.0)
+    other = SPC.split("---")[1].replace("app-secrets", "other-secrets")
+    several = write_spc(tmp_path, SPC + "---" + other.replace("db-password", "api-key"))
+    with pytest.raises(UsageError, match="choose one with --spc-name"):
+        build_request(parse("--spc", several))
+    attributes = json.loads(build_request(parse("--spc", several, "--spc-name",
+                                                "other-secrets"))["attributes"])
+    assert attributes["secretProviderClass"] == "other-secrets"
+    assert '"api-key"' in attributes["objects"]
+    claims = base64.urlsafe_b64encode(json.dumps({"exp": 4102444800}).encode()).decode()
+    (tmp_path / "token").write_text(f"e30.{claims.rstrip('=')}.sig")
+    for extra, audience in (((), "sts.aliyuncs.com"), (("--token-audience", "vault"), "vault")):
+        attributes = json.loads(build_request(parse(
+            "--spc", several, "--spc-name", "app-secrets", "--token-file",
+            str(tmp_path / "token"), *extra))["attributes"])
+        assert list(json.loads(attributes["csi.storage.k8s.io/serviceAccount.tokens"])) == [
+            audience]
+
+
 @pytest.mark.parametrize(("flag", "value", "message"), [
     ("--permission", "999", "octal file mode"),
     ("--volume-attribute", "novalue", "KEY=VALUE"),
