@@ -160,7 +160,8 @@ def test_default_region_is_used_and_checked() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("true", True), ("True", True), ("TRUE", True), ("false", False), ("", False)],
+    [("true", True), ("True", True), ("TRUE", True), (" true ", True), ("false", False),
+     ("FALSE", False), ("", False), ("  ", False)],
 )
 def test_use_pod_service_account_token(value: str, expected: bool) -> None:
     assert parse("", usePodServiceAccountToken=value).use_pod_identity is expected
@@ -449,6 +450,7 @@ def test_empty_objects_mean_an_empty_mount() -> None:
     assert parse("").objects == ()
     assert parse("   \n").objects == ()
     assert parse("[]").objects == ()
+    assert parse_mount_request("{}", "null", '"420"').objects == ()  # the parameter absent
 
 
 def test_all_fields_are_kept() -> None:
