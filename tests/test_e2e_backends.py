@@ -25,6 +25,7 @@ from ack_secrets_provider.core.emulator.testing import (
     ACCESS_KEY_SECRET,
     LIMITED_ACCESS_KEY_ID,
     LIMITED_ACCESS_KEY_SECRET,
+    LIMITED_PRINCIPAL,
     PRINCIPAL,
     EmulatorHandle,
     default_seed,
@@ -532,6 +533,28 @@ def test_permission_denied_names_the_ram_action(
     assert action in error.details()
     assert ("other/secret" if "kms" in line else "other-param") in error.details()
     assert emu.counters()["by_api_result"][f"{kind}.{action.split(':')[1]}"]["OK"] == 1
+
+
+def test_oos_needs_only_the_official_providers_ram_action(
+    emu: EmulatorHandle, tmp_path: Any
+) -> None:
+    """docs/migration.md: the RAM policy stays the same (oos:GetSecretParameter for OOS). A
+    batch is a GetSecretParameters call, RAM action oos:GetSecretParameters, which a policy
+    written for the official provider lacks: the batch is refused and each object read alone."""
+    emu.set_policy(LIMITED_PRINCIPAL, {"oos:GetSecretParameter": ["app-*"]})
+    settings = settings_for(emu, key=(LIMITED_ACCESS_KEY_ID, LIMITED_ACCESS_KEY_SECRET))
+    two = ("- {objectName: app-token, objectType: oos}",
+           "- {objectName: app-smtp, objectType: oos}")
+    with running_provider(settings, tmp_path) as provider:
+        assert files_of(mount(provider, objects(*two))) == {
+            "app-token": b"token-v2", "app-smtp": b"smtp-v1"}
+        # a denied object still fails the mount, with its own name and action
+        error = mount_error(provider, objects(*two, "- {objectName: other-param, objectType: oos}"))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "'other-param'" in error.details() and "oos:GetSecretParameter" in error.details()
+    results = emu.counters()["by_api_result"]
+    assert results["oos.GetSecretParameters"] == {"Forbidden.RAM": 2}
+    assert results["oos.GetSecretParameter"] == {"OK": 4, "Forbidden.RAM": 1}
 
 
 @pytest.mark.parametrize("key", [

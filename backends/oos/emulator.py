@@ -154,7 +154,7 @@ class OosEmulator(EmulatorPart):
     def _authorize(self, call: Call, action: str, names: list[str]) -> None:
         principal = call.principal.name if call.principal else None
         for name in names:
-            if not self.context.policies.allows(principal, "oos", name):
+            if not self.context.policies.allows(principal, "oos", name, action):
                 raise ApiError(
                     "Forbidden.RAM", "User not authorized to operate on the specified "
                     "resource, or this API doesn't support RAM.", 403,

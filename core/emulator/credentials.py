@@ -127,11 +127,13 @@ class CredentialStore:
 
 
 class PolicyStore:
-    """Per-principal allow lists of resource-name globs, per service.
+    """Per-principal allow lists of resource-name globs, per service or per RAM action.
 
     Seed shape: `policies: [{principal: NAME, allow: {kms: [GLOB...], oos: [GLOB...]}}]`.
     A principal listed here may read only what its `allow` matches (a service it does not list is
-    denied); a principal not listed may read everything.
+    denied); a principal not listed may read everything. A key that is a RAM action
+    (`oos:GetSecretParameter`) allows that action only, as in a RAM policy: each API of a
+    service has its own action (`GetSecretParameters` is `oos:GetSecretParameters`).
     """
 
     def __init__(self) -> None:
@@ -155,11 +157,15 @@ class PolicyStore:
         with self._lock:
             self._allow[principal] = {svc: tuple(globs) for svc, globs in allow.items()}
 
-    def allows(self, principal: str | None, service: str, resource: str) -> bool:
+    def allows(self, principal: str | None, service: str, resource: str,
+               action: str | None = None) -> bool:
+        """Whether `principal` may call `action` (e.g. `oos:GetSecretParameters`; None: any
+        read action of `service`) on `resource`."""
         if principal is None:
             return True
         with self._lock:
             policy = self._allow.get(principal)
         if policy is None:
             return True
-        return any(fnmatch.fnmatchcase(resource, glob) for glob in policy.get(service, ()))
+        globs = (*policy.get(service, ()), *(policy.get(action, ()) if action else ()))
+        return any(fnmatch.fnmatchcase(resource, glob) for glob in globs)

@@ -27,7 +27,12 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
-from ack_secrets_provider.core.errors import DeadlineExceeded, PluginError, ProviderError
+from ack_secrets_provider.core.errors import (
+    DeadlineExceeded,
+    PermissionDenied,
+    PluginError,
+    ProviderError,
+)
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.backend import Backend, FetchContext, SecretValue
@@ -149,7 +154,7 @@ class Fetcher:
 
     def fetch(self, unit: FetchUnit) -> Sequence[SecretValue]:
         if self.cache is None or not unit.backend.cacheable:
-            return self._upstream(unit)
+            return self._read(unit)
         service = unit.backend.service
         keys = [cache_key(unit.backend, spec, unit.context) for spec in unit.specs]
         values: list[SecretValue | None] = [self.cache.get(key) for key in keys]
@@ -170,7 +175,7 @@ class Fetcher:
             # objects can never deadlock.
             sub = FetchUnit(unit.backend, tuple(unit.specs[i] for i, _ in led), unit.context)
             try:
-                got = self._upstream(sub)
+                got = self._read(sub)
             except BaseException as exc:
                 # A failed batch may have failed for another object of it (one name denied or
                 # missing fails a whole GetSecretParameters call): a waiter for one object of
@@ -210,6 +215,21 @@ class Fetcher:
         assert self.cache is not None
         ttl = self.settings.cache_pinned_ttl if key.pinned else self.settings.cache_ttl
         self.cache.put(key, value, ttl)
+
+    def _read(self, unit: FetchUnit) -> Sequence[SecretValue]:
+        """The unit's values; a batch the upstream refuses is read again object by object.
+
+        A batch API has its own RAM action (OOS GetSecretParameters is oos:GetSecretParameters,
+        which the policies written for the official provider, granting oos:GetSecretParameter,
+        lack), and one denied object denies the whole call: read alone, each object succeeds or
+        fails with its own error."""
+        try:
+            return self._upstream(unit)
+        except PermissionDenied:
+            if len(unit.specs) == 1:
+                raise
+        return [self._upstream(FetchUnit(unit.backend, (spec,), unit.context))[0]
+                for spec in unit.specs]
 
     def _upstream(self, unit: FetchUnit) -> Sequence[SecretValue]:
         """One backend call (with retries) through the endpoint's guards."""
