@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stevedore import ExtensionManager
 
 from ack_secrets_provider.core import cli
-from ack_secrets_provider.core.observability.health import BindError, HttpEndpoints
+from ack_secrets_provider.core.observability.health import (
+    BindError,
+    HealthServer,
+    HttpEndpoints,
+    grpc_health_check,
+)
+from ack_secrets_provider.core.plugins.backend import ENTRY_POINT_GROUP
 from ack_secrets_provider.core.server.app import App, HealthSettings, build_app
 from ack_secrets_provider.core.settings import ProviderSettings
 
@@ -100,3 +109,39 @@ def test_port_zero_disables_health_and_metrics() -> None:
     args = cli.build_parser("serve").parse_args(["serve", "--healthz-port", "8081"])
     health, _metrics = cli.http_listeners(args, 1.0)
     assert health is not None and health.port == 8081
+
+
+def test_readyz_is_503_when_no_backend_loaded(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """operations.md: /readyz needs "at least one backend plugin loaded" (none installed here);
+    /healthz only asks the gRPC health service, which still answers."""
+    monkeypatch.setattr(ExtensionManager, "ENTRY_POINT_CACHE", {ENTRY_POINT_GROUP: []})
+    app = build_app(ProviderSettings(), str(tmp_path),
+                    health=HealthSettings("127.0.0.1", 0, "/healthz", 2.0))
+    app.start()
+    try:
+        assert app.health is not None and not app.backends.names
+        assert get(app.health.port, "/readyz")[0] == 503
+        assert get(app.health.port, "/healthz")[0] == 200
+    finally:
+        app.stop()
+
+
+def test_healthz_is_503_when_the_grpc_check_times_out(tmp_path: Path) -> None:
+    """operations.md: /healthz is 503 when the check over the socket times out
+    (`--healthz-timeout`): a socket that accepts connections but never answers (a hung server)
+    gets its 503 within the timeout, not when kubelet's own probe timeout gives up."""
+    path = tmp_path / "hung.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as hung:
+        hung.bind(str(path))
+        hung.listen(8)  # connections complete in the kernel's backlog; nothing reads them
+        server = HealthServer("127.0.0.1", 0, healthz_path="/healthz",
+                              live=lambda: grpc_health_check(f"unix:{path}", 0.5),
+                              ready=lambda: True)
+        server.start()
+        try:
+            started = time.monotonic()
+            assert get(server.port, "/healthz") == (503, b"not ready\n")
+            assert time.monotonic() - started < 4.0
+        finally:
+            server.stop()

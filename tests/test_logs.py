@@ -211,3 +211,30 @@ def test_redact_masks_tokens_and_signed_parameters() -> None:
     for secret in ("tok123", "sig456", FAKE_JWT, FAKE_AK_SECRET):
         assert secret not in text
     assert "AccessKeyId=LTAI" in text  # identifiers stay readable
+
+
+#: the SDK, credentials and HTTP client loggers operations.md names (Tea/darabonba,
+#: alibabacloud_credentials, urllib3, requests, aiohttp), by the names those libraries log under
+SDK_LOGGER_NAMES = ("alibabacloud-tea", "darabonba-core", "credentials",
+                    "alibabacloud_credentials", "urllib3.connectionpool", "requests", "aiohttp")
+
+
+@pytest.mark.parametrize("verbosity", [0, 3, 4, 5, 10])
+def test_verbosity_follows_the_operations_table(verbosity: int, restore_logging: None) -> None:
+    """operations.md: -v 0-3 info; 4 adds the provider's debug lines; 5 and above every other
+    library's, except the SDK, credentials and HTTP client loggers, at WARNING at every level."""
+    stream = io.StringIO()
+    configure(verbosity, "text", stream)
+    provider = logging.getLogger("ack_secrets_provider.mount")
+    provider.info("provider-info")
+    provider.debug("provider-debug")
+    logging.getLogger("stevedore.extension").debug("library-debug")
+    for name in SDK_LOGGER_NAMES:
+        logging.getLogger(name).info(f"sdk-info {name}")
+        logging.getLogger(name).warning(f"sdk-warning {name}")
+    output = stream.getvalue()
+    assert "provider-info" in output
+    assert ("provider-debug" in output) == (verbosity >= 4)
+    assert ("library-debug" in output) == (verbosity >= 5)
+    for name in SDK_LOGGER_NAMES:
+        assert f"sdk-info {name}\n" not in output and f"sdk-warning {name}\n" in output
