@@ -7,6 +7,7 @@ tests/plugins/ack-test-backend), with HTTP servers on 127.0.0.1 ephemeral ports.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import urllib.request
 from collections.abc import Sequence
@@ -15,13 +16,24 @@ from typing import ClassVar
 
 import grpc
 import pytest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 from scraped import sample
 from stevedore import ExtensionManager
 
 from ack_secrets_provider.core import __version__
 from ack_secrets_provider.core.cloud.endpoints import Endpoint
-from ack_secrets_provider.core.errors import NotFound, Throttled
+from ack_secrets_provider.core.errors import (
+    DeadlineExceeded,
+    NotFound,
+    PermissionDenied,
+    RejectedByUpstream,
+    Throttled,
+    Unauthenticated,
+    Unavailable,
+    UnexpectedAnswer,
+    UpstreamDataError,
+)
 from ack_secrets_provider.core.mount.spec import ObjectSpec, ObjectTypes, parse_mount_request
 from ack_secrets_provider.core.observability.health import BindError
 from ack_secrets_provider.core.observability.metrics import ProviderMetrics
@@ -330,3 +342,74 @@ def test_a_batch_call_is_labelled_with_the_backends_batch_api(
     calls = f"{P}_upstream_calls_total"
     assert sample(m, calls, {"service": "flakysvc", "api": api, "result": "ok"}) == 1
     assert sample(m, calls, {"service": "flakysvc", "api": "GetFlaky", "result": "ok"}) == 1
+
+
+class AnsweringBackend(FlakyBackend):
+    """A third party's backend whose every attempt raises `error`."""
+
+    def __init__(self, settings: ProviderSettings, error: BaseException) -> None:
+        super().__init__(settings, failures=0)
+        self.error = error
+
+    def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "result"), [
+    (NotFound("x"), "not_found"), (PermissionDenied("x"), "denied"),
+    (Unauthenticated("x"), "unauthenticated"), (RejectedByUpstream("x"), "invalid"),
+    (Throttled("x"), "throttled"), (Unavailable("x"), "unavailable"),
+    (DeadlineExceeded("x"), "timeout"), (TimeoutError("x"), "timeout"),
+    (UnexpectedAnswer("x"), "error"), (UpstreamDataError("x"), "error"),
+    (RuntimeError("x"), "error"),
+], ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else value)
+def test_the_upstream_result_label_of_each_error_a_backend_raises(
+    error: BaseException, result: str,
+) -> None:
+    """operations.md's fixed `result` set, which the alerts select on (denied and
+    unauthenticated: SecretsProviderPermissionDenied), for the errors plugin-authors.md lists."""
+    settings = ProviderSettings(retry=RetryPolicy(max_attempts=1))
+    backend = AnsweringBackend(settings, error)
+    context = FetchContext(
+        Identity(IdentityKey(mode="anonymous"), None, provider_level=False),
+        Deadline.after(10), backend.endpoint(specs_for(["f"])[0], None), settings,
+    )
+    m = ProviderMetrics(process_collectors=False)
+    with pytest.raises(Exception):  # noqa: B017,PT011 - the class is the parameter's
+        Fetcher(settings, metrics=m).fetch(FetchUnit(backend, specs_for(["f"]), context))
+    assert sample(m, f"{P}_upstream_calls_total",
+                  {"service": "flakysvc", "api": "GetFlaky", "result": result}) == 1
+
+
+def _top_level_names(cell: str) -> list[str]:
+    """The backquoted names of a table cell outside parentheses (`result` (`ok`, ...) → result)."""
+    depth, kept = 0, []
+    for char in cell:
+        depth += (char == "(") - (char == ")")
+        if depth == 0 and char != ")":
+            kept.append(char)
+    return re.findall(r"`(\w+)`", "".join(kept))
+
+
+def test_the_metric_tables_types_and_labels_are_the_registrys() -> None:
+    """Every row of operations.md's metric tables: its type and its labels are the exported
+    metric's (a dashboard or alert written from the page selects on them)."""
+    page = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    rows = re.findall(r"^\| `(ack_secrets_provider_\w+)` \| ([^|]+) \| ([^|]*) \|", page,
+                      re.MULTILINE)
+    kinds = {"counter": "counter", "histogram": "histogram", "gauge": "gauge",
+             "info": "gauge"}  # an Info is exported as a gauge of value 1
+    registry = ProviderMetrics(process_collectors=False)
+    exported = {}
+    for metric in vars(registry).values():
+        if isinstance(metric, MetricWrapperBase):
+            family = next(iter(metric.collect()))
+            name = family.name + ("_total" if family.type == "counter" else "")
+            labels = list(metric._labelnames)  # declared label names: no public accessor
+            if family.type == "info":  # its labels are its value's keys
+                name += "_info"
+                labels = list(family.samples[0].labels)
+            exported[name] = (kinds[family.type], sorted(labels))
+    assert len(rows) == len(exported)
+    for name, kind, labels in rows:
+        assert exported[name] == (kind.split()[0], sorted(_top_level_names(labels))), name
