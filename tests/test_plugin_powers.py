@@ -53,6 +53,7 @@ from ack_secrets_provider.core.plugins.toolkit import SdkBackend
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
 from ack_secrets_provider.core.resilience.retry import PROBE_INTERVAL
+from ack_secrets_provider.core.server.app import build_app
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 
@@ -530,3 +531,29 @@ def test_a_plugins_not_found_denied_or_rejected_answer_proves_its_endpoint_up(
     else:
         with pytest.raises(Unavailable, match="not called: endpoint"):
             fetch("ok")
+
+
+def test_every_backend_is_closed_at_shutdown_even_after_one_fails_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """plugin-authors.md: `close()` is called "at shutdown": the third-party test backend's and
+    the built-ins', in a provider wired as `serve` wires it; one backend failing to close is
+    logged and does not stop the others from closing."""
+    app = build_app(ProviderSettings(), str(tmp_path))
+    closed: list[str] = []
+
+    def closer(name: str, fails: bool) -> Any:
+        def close() -> None:
+            closed.append(name)
+            if fails:
+                raise RuntimeError("the pool would not close")
+        return close
+
+    for name, backend in app.backends.backends.items():
+        monkeypatch.setattr(backend, "close", closer(name, fails=name == "testmem"))
+    app.start()
+    assert not closed
+    with caplog.at_level(logging.ERROR, logger="ack_secrets_provider"):
+        app.stop(grace=0)
+    assert sorted(closed) == sorted(app.backends.names) and "testmem" in closed
+    assert "backend 'testmem' failed to close" in caplog.text
