@@ -557,3 +557,27 @@ def test_every_backend_is_closed_at_shutdown_even_after_one_fails_to(
         app.stop(grace=0)
     assert sorted(closed) == sorted(app.backends.names) and "testmem" in closed
     assert "backend 'testmem' failed to close" in caplog.text
+
+
+class RegionalGatewayBackend(GatewayBackend):
+    """The gateway with regional hosts, whose region it declares how to read."""
+
+    region_in_host = re.compile(r"^gw\.([a-z0-9-]+)\.example\.com$")
+
+
+def test_sdk_backend_region_comes_from_the_arn_the_host_the_mount_then_the_flag() -> None:
+    """plugin-authors.md: `self.region(ctx, arn.region if arn else None)` takes the region
+    from the "ARN, endpoint host, mount, --region", in that order."""
+    backend = RegionalGatewayBackend(ProviderSettings(region="cn-hangzhou"))
+    identity = Identity(IdentityKey(mode="test"), credential=None)
+
+    def region(host: str, mount: str | None, arn: str | None = None) -> str | None:
+        ctx = FetchContext(identity, Deadline.after(5), Endpoint("gateway", host, host),
+                           backend.settings, region=mount)
+        return backend.region(ctx, arn)
+
+    assert region("gw.cn-beijing.example.com", "cn-shanghai", "ap-southeast-1") == (
+        "ap-southeast-1")
+    assert region("gw.cn-beijing.example.com", "cn-shanghai") == "cn-beijing"
+    assert region("gateway.internal", "cn-shanghai") == "cn-shanghai"
+    assert region("gateway.internal", None) == "cn-hangzhou"
