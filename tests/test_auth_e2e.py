@@ -306,6 +306,9 @@ def test_ak_assume_role_wrong_secret_is_unauthenticated_and_secret_not_shown(
         env.host.resolve(context(env, settings))
     assert err.value.reason == "Unauthenticated"
     assert "wrong-secret-xyz" not in str(err.value)
+    # docs/authentication.md: the identity is named, its AccessKey id only truncated (LTAI5t…)
+    assert f"AssumeRole into {ROLE_PROVIDER} with AccessKey {USER_KEY[:6]}…" in str(err.value)
+    assert USER_KEY not in str(err.value)
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
@@ -632,6 +635,8 @@ def test_pod_identity_missing_piece_fails_without_using_another_identity(
                             secrets=NPS)
     assert error.code() == code, error.details()
     assert fragment in error.details()
+    if case == "sts-refuses":  # docs/authentication.md, How to verify: it names the identity
+        assert f"pod-level RRSA for serviceaccount team-a/other (role {ROLE_A})" in error.details()
     if token:
         assert token not in error.details()
     counters = env.counters()

@@ -352,3 +352,16 @@ def test_the_three_names_are_explained_where_people_meet_them() -> None:
                               (RUNTIME_NAME, "runtime name")):
             explained = re.search(r"`" + re.escape(name) + r"`( is| \|)[^|.]*" + meaning, text)
             assert explained, f"{page.name} does not say that {name} is the {meaning}"
+
+
+#: a repository path a page names in backticks (`auth/emulator.py`, `tests/chart/official_v0_6_0/`)
+REPO_PATH = re.compile(r"`((?:auth|backends|core|charts|examples|tests|tools)/[\w./-]*)`")
+
+
+@pytest.mark.parametrize("page", ["authentication.md", "migration.md"])
+def test_the_source_files_a_page_names_exist(page: str) -> None:
+    """A page that sends readers to a file must name one that exists (authentication.md named
+    auth/_refresh.py long after the refreshing provider moved to the plugin toolkit)."""
+    named = REPO_PATH.findall((DOCS / page).read_text(encoding="utf-8"))
+    assert named, f"{page} names no source file: the pattern no longer matches its paths"
+    assert [path for path in named if not (ROOT / path).exists()] == []
