@@ -601,6 +601,34 @@ def test_chain_order_when_everything_applies(env: AuthWorld) -> None:
         env.host.resolve(context(env, env.settings(NO_ECS)))
 
 
+def test_the_librarys_default_chain_is_never_used(
+    env: AuthWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/authentication.md: the variables and files alibabacloud-credentials' default chain
+    reads (ALIBABA_CLOUD_*, a credentials file) are ignored, in the environment snapshot and in
+    the process's own environment alike: with only them, no credential is configured and
+    nothing is sent (a default chain would pick the AccessKey user, who may read user/db)."""
+    env.write_provider_token()
+    ini = tmp_path / "credentials.ini"
+    ini.write_text(f"[default]\ntype = access_key\naccess_key_id = {USER_KEY}\n"
+                   f"access_key_secret = {auth_world.USER_SECRET}\n")
+    library = {
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": USER_KEY,
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": auth_world.USER_SECRET,
+        "ALIBABA_CLOUD_CREDENTIALS_FILE": str(ini), "ALIBABA_CLOUD_PROFILE": "default",
+        "ALIBABA_CLOUD_ROLE_ARN": ROLE_PROVIDER,
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": auth_world.OIDC,
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(env.token_file),
+    }
+    for name, value in library.items():
+        monkeypatch.setenv(name, value)
+    with running_provider(env.settings({**library, **NO_ECS}), tmp_path / "sock") as provider:
+        error = mount_error(provider, "user/db")
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no credential is configured" in error.details()
+    assert env.counters()["total"] == 0
+
+
 # --- no silent fallback, namespace allow-list -----------------------------------------------------
 
 @pytest.mark.parametrize(("case", "code", "fragment"), [
