@@ -11,6 +11,7 @@ import io
 import logging
 import re
 import tokenize
+from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -38,6 +39,7 @@ from ack_secrets_provider.core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from ack_secrets_provider.core.mount.service import MountService
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.observability.metrics import ProviderMetrics
 from ack_secrets_provider.core.plugins.backend import (
@@ -47,13 +49,14 @@ from ack_secrets_provider.core.plugins.backend import (
     RateLimit,
     SecretValue,
 )
-from ack_secrets_provider.core.plugins.credentials import Identity, IdentityKey
+from ack_secrets_provider.core.plugins.credentials import CredentialHost, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.host import BackendHost, backend_classes
 from ack_secrets_provider.core.plugins.toolkit import SdkBackend
 from ack_secrets_provider.core.resilience.deadline import Deadline
 from ack_secrets_provider.core.resilience.fetcher import Fetcher, FetchUnit
 from ack_secrets_provider.core.resilience.retry import PROBE_INTERVAL
 from ack_secrets_provider.core.server.app import build_app
+from ack_secrets_provider.core.server.driver_client import driver_attributes
 from ack_secrets_provider.core.settings import ProviderSettings, RetryPolicy
 
 
@@ -581,3 +584,53 @@ def test_sdk_backend_region_comes_from_the_arn_the_host_the_mount_then_the_flag(
     assert region("gw.cn-beijing.example.com", "cn-shanghai") == "cn-beijing"
     assert region("gateway.internal", "cn-shanghai") == "cn-shanghai"
     assert region("gateway.internal", None) == "cn-hangzhou"
+
+
+class ShelfBackend(Backend):
+    """A third party's batching backend whose objects pick their endpoint with a field."""
+
+    object_type: ClassVar[str] = "shelf"
+    service: ClassVar[str] = "shelf"
+    object_fields = MappingProxyType({"shelfHost": "the shelf server"})
+    max_batch: ClassVar[int] = 2
+    needs_credentials: ClassVar[bool] = False
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self.calls: list[tuple[str, tuple[str, ...]]] = []
+
+    def endpoint(self, spec: ObjectSpec, region: str | None) -> Endpoint:
+        host = spec.fields.get("shelfHost", "a.shelf.local")
+        return self.settings.endpoint_overrides.resolve(self.service, host)
+
+    def fetch(self, spec: ObjectSpec, ctx: FetchContext) -> SecretValue:
+        return self.fetch_batch([spec], ctx)[0]
+
+    def fetch_batch(self, specs: Sequence[ObjectSpec], ctx: FetchContext) -> list[SecretValue]:
+        self.calls.append((ctx.endpoint.host, tuple(spec.object_name for spec in specs)))
+        return [SecretValue(f"{ctx.endpoint.host}/{spec.object_name}".encode(), "v1")
+                for spec in specs]
+
+
+def test_a_plugins_batches_hold_at_most_max_batch_objects_of_one_endpoint() -> None:
+    """plugin-authors.md: `fetch_batch(specs, ctx)` is called "when max_batch > 1, for objects of
+    one endpoint and identity", at most `max_batch` of them, and each value lands in the file of
+    its object."""
+    settings = ProviderSettings(cache_ttl=0)
+    backend = ShelfBackend(settings)
+    service = MountService(settings, host_with({"shelf": (backend, "shelf-plugin")}),
+                           CredentialHost(settings))
+    objects = ("- {objectName: x1, objectType: shelf}\n"
+               "- {objectName: y1, objectType: shelf, shelfHost: b.shelf.local}\n"
+               "- {objectName: x2, objectType: shelf}\n"
+               "- {objectName: x3, objectType: shelf}\n")
+    try:
+        outcome = service.mount(driver_attributes({"objects": objects}), "null", '"420"',
+                                Deadline.after(10))
+    finally:
+        service.close()
+    assert sorted(backend.calls) == [("a.shelf.local", ("x1", "x2")), ("a.shelf.local", ("x3",)),
+                                     ("b.shelf.local", ("y1",))]
+    assert {f.path: f.contents for f in outcome.files} == {
+        "x1": b"a.shelf.local/x1", "x2": b"a.shelf.local/x2", "x3": b"a.shelf.local/x3",
+        "y1": b"b.shelf.local/y1"}
