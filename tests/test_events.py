@@ -208,6 +208,19 @@ def test_a_version_change_posts_one_rotation_event(app: App, api: FakeApi) -> No
     assert len(api.posts()) == 1
 
 
+def test_a_rotation_event_lists_at_most_ten_files(app: App, api: FakeApi) -> None:
+    """operations.md: SecretRotated "lists `file old -> new`, at most 10 files"."""
+    names = [f"s{n:02}" for n in range(12)]
+    for version in ("1", "2"):
+        objects = "".join(versioned(name, version) for name in names)
+        assert mount(app, objects) == grpc.StatusCode.OK
+    flush(app)
+    (post,) = api.posts()
+    message = post["body"]["message"]
+    assert message.count(" -> ") == 10 and "s00 v1 -> v2" in message
+    assert message.endswith(" and 2 more") and "12 object(s) changed version" in message
+
+
 def test_mounts_without_a_pod_post_nothing(app: App, api: FakeApi) -> None:
     assert mount(app, "- {objectName: missing-db, objectType: testmem}\n", pod=None) == (
         grpc.StatusCode.NOT_FOUND)
