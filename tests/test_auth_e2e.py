@@ -274,6 +274,22 @@ def test_provider_rrsa_without_token_file_says_rrsa_enable(env: AuthWorld) -> No
 
 # --- AccessKey + AssumeRole -----------------------------------------------------------------------
 
+@pytest.mark.parametrize("mode", ["provider-rrsa", "ak-assume-role"])
+def test_the_session_expiration_is_the_lifetime_sts_issues(env: AuthWorld, mode: str) -> None:
+    """docs/authentication.md: ALICLOUD_ROLE_SESSION_EXPIRATION is in seconds, default 3600;
+    migration.md (credentials-session-expiration): it applies to provider RRSA too, where the
+    official provider ignored it."""
+    env.write_provider_token()
+    base = {**ROLE_ENV, **NO_ECS, **(OIDC_ENV if mode == "provider-rrsa" else AK_ENV)}
+    for environ, lifetime in ((base, 3600), ({**base, "ALICLOUD_ROLE_SESSION_EXPIRATION": "1800"},
+                                             1800)):
+        identity = env.host.resolve(context(env, env.settings(environ)))
+        assert identity.key.mode == mode
+        expiration = _providers.provider_of(identity).ensure_fresh().expiration
+        assert expiration is not None and expiration - env.clock() == pytest.approx(lifetime,
+                                                                                    abs=5)
+
+
 def test_access_key_and_assume_role(env: AuthWorld, tmp_path: Path) -> None:
     settings = env.settings({**AK_ENV, **ROLE_ENV, "ALICLOUD_ROLE_SESSION_NAME": "e2e-session",
                              **NO_ECS})

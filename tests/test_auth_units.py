@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ack_secrets_provider.auth import _providers, kube
+from ack_secrets_provider.auth import _providers, _sts, kube
 from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, StsEmulator
 from ack_secrets_provider.core.cloud.kube import KubeClient
 from ack_secrets_provider.core.emulator import Emulator
@@ -360,6 +360,33 @@ def test_serviceaccount_reads_are_cached_and_shared(kube_api: FakeKubeApi) -> No
     now[0] = 31.0  # the TTL passed: the annotation is read again (it may have changed)
     kube_api.add("ns", "sa", {kube.ROLE_ANNOTATION: "acs:ram::1:role/new"})
     assert kube.role_arn(client, "ns", "sa", deadline) == "acs:ram::1:role/new"
+
+
+def test_the_sts_endpoint_is_the_regions_vpc_endpoint_else_the_public_one() -> None:
+    """docs/authentication.md: STS calls go to --sts-endpoint, by default
+    sts-vpc.<region>.aliyuncs.com, or sts.aliyuncs.com without a region (the provider's region
+    first, else the mount's); migration.md restores the official provider's with
+    --sts-endpoint=sts.aliyuncs.com. Over HTTPS unless an override says otherwise."""
+    def host(settings: ProviderSettings, region: str | None = None) -> str:
+        endpoint = _sts.sts_endpoint(settings, region)
+        assert endpoint.protocol == "https" and endpoint.address == endpoint.host
+        return endpoint.host
+
+    assert host(ProviderSettings()) == "sts.aliyuncs.com"
+    assert host(ProviderSettings(), "cn-beijing") == "sts-vpc.cn-beijing.aliyuncs.com"
+    assert host(ProviderSettings(region="cn-hangzhou"), "cn-beijing") == (
+        "sts-vpc.cn-hangzhou.aliyuncs.com")
+    assert host(ProviderSettings(region="cn-hangzhou", sts_endpoint="sts.aliyuncs.com")) == (
+        "sts.aliyuncs.com")
+
+
+def test_serviceaccount_annotations_are_cached_30_seconds_by_default() -> None:
+    """docs/authentication.md: 'ServiceAccount annotations are cached for 30 s
+    (serviceaccount_cache_ttl)': the provider's Kubernetes client takes that setting."""
+    settings = ProviderSettings(kube_api_url="http://127.0.0.1:9")
+    client = KubeClient.from_settings(settings)
+    assert settings.serviceaccount_cache_ttl == 30.0
+    assert client is not None and client._reads.ttl == 30.0
 
 
 def test_serviceaccount_read_errors(kube_api: FakeKubeApi, tmp_path: Path) -> None:
