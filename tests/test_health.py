@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.error
@@ -145,3 +146,22 @@ def test_healthz_is_503_when_the_grpc_check_times_out(tmp_path: Path) -> None:
             assert time.monotonic() - started < 4.0
         finally:
             server.stop()
+
+
+def test_the_operations_flag_table_states_the_parsers_defaults() -> None:
+    """operations.md, "Ports and flags": giving each flag its documented default changes
+    nothing, and `--events` is off unless given."""
+    page = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    section = page.split("## Ports and flags", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(-[\w-]+)`[^|]* \| ([^|]+) \|", section, re.MULTILINE)
+    parser = cli.build_parser("serve")
+    defaults = vars(parser.parse_args(["serve"]))
+    checked = set()
+    for flag, default in rows:
+        if default.startswith("`"):
+            given = vars(parser.parse_args(["serve", flag, default.strip().strip("`")]))
+            assert given == defaults, f"{flag}: the documented default {default} is not the default"
+            checked.add(flag)
+        else:
+            assert (flag, default.split()[0], defaults["events"]) == ("--events", "off", False)
+    assert len(checked) == 8
