@@ -509,23 +509,29 @@ def test_a_session_expiration_that_is_not_a_number_is_refused(
 @row("credentials-session-names")
 def test_role_session_names(env: AuthWorld, tmp_path: Path) -> None:
     env.write_provider_token()
-    with running_provider(env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS}),
-                          tmp_path / "rrsa") as provider:
-        provider.mount(driver_attributes(objects(
-            "- {objectName: provider/db, objectAlias: own}",
-            f"- {{objectName: cross/db, objectAlias: cross, crossAccountRoleArn: '{ROLE_CROSS}'}}",
-        )))
-        pod = PodRef(name="app-a-0", namespace="team-a", service_account="app-a")
-        token = env.token("team-a", "app-a")
-        provider.mount(driver_attributes(
-            kms_parameters("app-a/db", usePodServiceAccountToken="true"), pod=pod,
-            tokens={"sts.aliyuncs.com": token}))
-    sessions = {role: session for _call, role, session in env.sts.issued}
-    assert sessions == {
-        auth_world.ROLE_PROVIDER: "csi-secrets-store-provider-alibaba",
-        ROLE_CROSS: "csi-secrets-store-cross-account",
-        auth_world.ROLE_A: "ack-team-a-app-a",
-    }
+    # ALICLOUD_ROLE_SESSION_NAME names the provider's own sessions only
+    for named in (None, "ops-provider"):
+        environ = {**ROLE_ENV, **OIDC_ENV, **NO_ECS}
+        if named:
+            environ["ALICLOUD_ROLE_SESSION_NAME"] = named
+        env.sts.issued.clear()
+        with running_provider(env.settings(environ), tmp_path / str(named)) as provider:
+            provider.mount(driver_attributes(objects(
+                "- {objectName: provider/db, objectAlias: own}",
+                f"- {{objectName: cross/db, objectAlias: cross, crossAccountRoleArn: "
+                f"'{ROLE_CROSS}'}}",
+            )))
+            pod = PodRef(name="app-a-0", namespace="team-a", service_account="app-a")
+            token = env.token("team-a", "app-a")
+            provider.mount(driver_attributes(
+                kms_parameters("app-a/db", usePodServiceAccountToken="true"), pod=pod,
+                tokens={"sts.aliyuncs.com": token}))
+        sessions = {role: session for _call, role, session in env.sts.issued}
+        assert sessions == {
+            auth_world.ROLE_PROVIDER: named or "csi-secrets-store-provider-alibaba",
+            ROLE_CROSS: "csi-secrets-store-cross-account",
+            auth_world.ROLE_A: "ack-team-a-app-a",
+        }, named
 
 
 def test_pod_tokens_never_reach_a_file(
