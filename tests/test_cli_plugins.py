@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import pty
 from pathlib import Path
 
+import grpc
 import pytest
 from stevedore import ExtensionManager
 
@@ -86,6 +88,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert info["protocol"] == "v1alpha1"
     assert info["runtime_name"] == "secrets-store-csi-driver-provider-alibabacloud"
     assert info["libraries"]["alibabacloud-kms20160120"].startswith("3.")
+    # docs/cli.md: "... Python and the versions of the Alibaba Cloud SDKs and gRPC"
+    assert info["python"]["version"] == platform.python_version()
+    assert info["libraries"]["grpcio"] == grpc.__version__
     assert main(["version"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"secrets-store-csi-driver-provider-alibabacloud {__version__}\n")
