@@ -238,3 +238,23 @@ def test_verbosity_follows_the_operations_table(verbosity: int, restore_logging:
     assert ("library-debug" in output) == (verbosity >= 5)
     for name in SDK_LOGGER_NAMES:
         assert f"sdk-info {name}\n" not in output and f"sdk-warning {name}\n" in output
+
+
+def test_a_mount_without_a_pod_logs_no_pod_or_namespace(
+    tmp_path: Path, restore_logging: None
+) -> None:
+    """operations.md: `pod` and `namespace` are absent for the secret-sync controller, which
+    mounts without a pod; `spc` is still there (a failed mount's line likewise)."""
+    stream = io.StringIO()
+    configure(0, "json", stream)
+    objects = "- {objectName: db/password, objectType: testmem}\n"
+    with running_provider(ProviderSettings(), tmp_path) as provider:
+        provider.mount(driver_attributes({"objects": objects}, pod=None))
+        with pytest.raises(grpc.RpcError):
+            provider.mount(driver_attributes(
+                {"objects": "- {objectName: missing-db, objectType: testmem}\n"}, pod=None))
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()
+             if '"ack_secrets_provider.mount"' in line]
+    assert [line["msg"].split(":")[0] for line in lines] == ["mount succeeded", "mount failed"]
+    for line in lines:
+        assert line["spc"] == "app-secrets" and "pod" not in line and "namespace" not in line
