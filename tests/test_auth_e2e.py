@@ -738,6 +738,8 @@ def test_namespace_allow_list_for_provider_identities(env: AuthWorld, tmp_path: 
         denied = mount_error(provider, "user/db", pod=POD_B)
         assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "allow-list" in denied.details() and "team-b" in denied.details()
+        assert ("(--provider-identity-namespaces / Helm value providerIdentity.allowedNamespaces)"
+                in denied.details())  # docs/authentication.md: PERMISSION_DENIED naming the flag
         assert env.counters()["total"] == 0
         mount_ok(provider, "user/db", pod=POD_A)  # inside the list: the same mount works
         # the pod's own identity is not restricted by the provider's allow-list

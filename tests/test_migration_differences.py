@@ -301,6 +301,11 @@ def test_health_check_knows_its_service_names(mem: RunningProvider) -> None:
     with pytest.raises(grpc.RpcError) as info:
         stub.Check(health_pb2.HealthCheckRequest(service="some.Other"), timeout=5)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    # Watch works (the official provider left it unimplemented): the first answer is the status
+    watch = stub.Watch(health_pb2.HealthCheckRequest(service="v1alpha1.CSIDriverProvider"),
+                       timeout=5)
+    assert next(watch).status == serving
+    watch.cancel()
 
 
 # --- the objects YAML --------------------------------------------------------------------------
