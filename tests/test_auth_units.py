@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -552,3 +553,42 @@ def test_metadata_emulator_refuses_v1_when_required(emu: Emulator) -> None:
     with pytest.raises(urllib.error.HTTPError) as unauthorized:
         urllib.request.urlopen(bad, timeout=5)  # noqa: S310
     assert unauthorized.value.code == 401
+
+
+AUTH_PAGE = Path(__file__).resolve().parents[1] / "docs" / "authentication.md"
+
+
+def test_the_emulator_example_on_the_authentication_page_works() -> None:
+    """docs/authentication.md, Testing against the emulator: its seed loads, a token minted as
+    the page says gets the page's role from STS with the page's OIDC provider, and the admin
+    operations it lists are the parts' own."""
+    import re
+
+    import yaml
+
+    from ack_secrets_provider.backends.kms.emulator import KmsEmulator
+
+    text = AUTH_PAGE.read_text(encoding="utf-8")
+    seed = re.search(r"Seed example:\n\n```yaml\n(.*?)```", text, re.DOTALL)
+    listed = re.search(r"`POST /_admin/sts/\{([a-z_,]+)\}`", text)
+    assert seed and listed and "`POST /_admin/metadata/set`" in text
+    emulator = Emulator(yaml.safe_load(seed.group(1)),
+                        parts=[KmsEmulator, StsEmulator, MetadataEmulator])
+    sts, metadata = emulator.parts["sts"], emulator.parts["metadata"]
+    assert isinstance(sts, StsEmulator) and isinstance(metadata, MetadataEmulator)
+    assert sts.admin_operations() == tuple(listed.group(1).split(","))
+    assert metadata.admin_operations() == ("set",)
+    emulator.start("127.0.0.1:0")
+    try:
+        token = sts.mint_token("acs:ram::1234:oidc-provider/ack-rrsa-c1",
+                               "system:serviceaccount:team-a:app-a",
+                               audience="sts.aliyuncs.com", expires_in=600)
+        query = urllib.parse.urlencode({
+            "Action": "AssumeRoleWithOIDC", "Version": "2015-04-01", "Format": "JSON",
+            "RoleArn": "acs:ram::1234:role/app-a", "RoleSessionName": "s", "OIDCToken": token,
+            "OIDCProviderArn": "acs:ram::1234:oidc-provider/ack-rrsa-c1"})
+        request = urllib.request.Request(f"{emulator.http_url}/?{query}", method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            assert json.loads(response.read())["Credentials"]["AccessKeyId"].startswith("STS.")
+    finally:
+        emulator.stop()
