@@ -180,3 +180,28 @@ def test_the_plugins_own_field_selects_the_cached_value() -> None:
         assert files == {"lines": b"cn-hangzhou\ncn-shanghai\n",
                          "json": b'["cn-hangzhou", "cn-shanghai"]'}
     assert calls == 2  # one per format; the second mount is served from the cache
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b'{"Parameter": {"Value": ["beta=on"], "ParameterVersion": 1}}',
+     "field Parameter.Value is list, not a string"),
+    (b'{"Parameter": {"Value": "beta=on", "ParameterVersion": "1"}}',
+     "field Parameter.ParameterVersion is str, not an integer"),
+    (b'{"RequestId": "r-1"}', "without Parameter"),
+])
+def test_the_plugin_checks_the_answers_fields(body: bytes, problem: str) -> None:
+    """plugin-authors.md: a backend "checks the type of every answer field it uses" with
+    `core.cloud.answers.field`; the example did not, and wrote a list's Python repr to the file
+    (and a missing field was an INTERNAL 'report this'). Now an UnexpectedAnswer naming the
+    field and the endpoint, as the built-in OOS backend answers."""
+    from hostile_upstream import Answer, hostile_server
+
+    objects = '- {objectName: "shop/feature-flags", objectType: oosparam}\n'
+    with hostile_server() as server:
+        server.answer = Answer(body=body)
+        settings = serve_settings("--endpoint-override", f"oos={server.url}")
+        with running_provider(settings) as provider, pytest.raises(grpc.RpcError) as refused:
+            provider.mount(driver_attributes({"region": "cn-hangzhou", "objects": objects}))
+    assert refused.value.code() == grpc.StatusCode.INTERNAL
+    details = str(refused.value.details())
+    assert problem in details and "endpoint oos-vpc.cn-hangzhou.aliyuncs.com" in details

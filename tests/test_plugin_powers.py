@@ -439,7 +439,7 @@ STABLE_SURFACE = {
                                  "CredentialHost"),
     "core.cloud.sdk_errors": ("map_sdk_error", "ServiceHints"),
     "core.cloud.clients": ("ClientCache", "ClientKey", "openapi_config"),
-    "core.cloud.answers": ("field", "optional_field"),
+    "core.cloud.answers": ("body_of", "field", "optional_field"),
     "core.errors": ("ProviderError", "InvalidArgument", "NotFound", "PermissionDenied",
                     "Unauthenticated", "FailedPrecondition", "Unavailable", "Throttled",
                     "DeadlineExceeded", "ResourceExhausted", "InternalError", "UnexpectedAnswer",

@@ -22,9 +22,10 @@ import re
 from types import MappingProxyType
 from typing import Any
 
+from ack_secrets_provider.core.cloud.answers import body_of, field, optional_field
 from ack_secrets_provider.core.cloud.endpoints import Endpoint, check_endpoint_host
 from ack_secrets_provider.core.cloud.sdk_errors import ServiceHints
-from ack_secrets_provider.core.errors import InternalError, InvalidArgument
+from ack_secrets_provider.core.errors import InvalidArgument, UnexpectedAnswer
 from ack_secrets_provider.core.mount.arn import Arn, looks_like_arn, object_arn
 from ack_secrets_provider.core.mount.spec import ObjectSpec
 from ack_secrets_provider.core.plugins.backend import FetchContext, RateLimit, SecretValue
@@ -148,13 +149,14 @@ class OosParameterBackend(SdkBackend):
         runtime = self.runtime(ctx)
         response = self.call(ctx, key, spec.describe(),
                              lambda: client.get_parameter_with_options(request, runtime))
-        parameter = response.body.parameter if response.body is not None else None
-        if parameter is None or parameter.value is None or parameter.parameter_version is None:
-            raise InternalError(
-                f"{spec.describe()} at endpoint {ctx.endpoint.describe()}: OOS answered without "
-                "Value or ParameterVersion; report this with the request id from the logs"
-            )
-        value = str(parameter.value)
-        if parameter.type == "StringList":
+        # The SDK model takes any JSON type: check each field used before using it.
+        where = f"{spec.describe()} at endpoint {ctx.endpoint.describe()}"
+        parameter = body_of(response, where).parameter
+        if parameter is None:
+            raise UnexpectedAnswer(f"{where}: OOS answered without Parameter; check the "
+                                   "endpoint (and any override or proxy), or report it")
+        value = field(parameter.value, str, "Parameter.Value", where)
+        version = field(parameter.parameter_version, int, "Parameter.ParameterVersion", where)
+        if optional_field(parameter.type, str, "Parameter.Type", where) == "StringList":
             value = format_list(value, spec.fields.get(LIST_FORMAT_FIELD) or "comma")
-        return SecretValue(value.encode("utf-8"), str(parameter.parameter_version))
+        return SecretValue(value.encode("utf-8"), str(version))
