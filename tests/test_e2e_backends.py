@@ -540,21 +540,42 @@ def test_oos_needs_only_the_official_providers_ram_action(
 ) -> None:
     """docs/migration.md: the RAM policy stays the same (oos:GetSecretParameter for OOS). A
     batch is a GetSecretParameters call, RAM action oos:GetSecretParameters, which a policy
-    written for the official provider lacks: the batch is refused and each object read alone."""
+    written for the official provider lacks: the batch is refused once and each object read
+    alone, then and at later mounts (a denied call at every mount would keep the permission
+    alert firing)."""
     emu.set_policy(LIMITED_PRINCIPAL, {"oos:GetSecretParameter": ["app-*"]})
     settings = settings_for(emu, key=(LIMITED_ACCESS_KEY_ID, LIMITED_ACCESS_KEY_SECRET))
     two = ("- {objectName: app-token, objectType: oos}",
            "- {objectName: app-smtp, objectType: oos}")
     with running_provider(settings, tmp_path) as provider:
-        assert files_of(mount(provider, objects(*two))) == {
-            "app-token": b"token-v2", "app-smtp": b"smtp-v1"}
+        for _ in range(2):
+            assert files_of(mount(provider, objects(*two))) == {
+                "app-token": b"token-v2", "app-smtp": b"smtp-v1"}
         # a denied object still fails the mount, with its own name and action
         error = mount_error(provider, objects(*two, "- {objectName: other-param, objectType: oos}"))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "'other-param'" in error.details() and "oos:GetSecretParameter" in error.details()
     results = emu.counters()["by_api_result"]
-    assert results["oos.GetSecretParameters"] == {"Forbidden.RAM": 2}
-    assert results["oos.GetSecretParameter"] == {"OK": 4, "Forbidden.RAM": 1}
+    assert results["oos.GetSecretParameters"] == {"Forbidden.RAM": 1}
+    assert results["oos.GetSecretParameter"] == {"OK": 6, "Forbidden.RAM": 1}
+
+
+def test_a_batch_refused_for_one_object_leaves_batching_on(
+    emu: EmulatorHandle, tmp_path: Any
+) -> None:
+    """The negative case: a batch denied because one of its objects is (both actions granted)
+    fails that mount naming the object; the identity's later batches are still batches."""
+    emu.set_policy(LIMITED_PRINCIPAL, {"oos": ["app-*"]})
+    settings = settings_for(emu, key=(LIMITED_ACCESS_KEY_ID, LIMITED_ACCESS_KEY_SECRET))
+    with running_provider(settings, tmp_path) as provider:
+        error = mount_error(provider, objects("- {objectName: app-token, objectType: oos}",
+                                              "- {objectName: other-param, objectType: oos}"))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "'other-param'" in error.details()
+        assert files_of(mount(provider, objects("- {objectName: app-token, objectType: oos}",
+                                                "- {objectName: app-smtp, objectType: oos}")))
+    results = emu.counters()["by_api_result"]
+    assert results["oos.GetSecretParameters"] == {"Forbidden.RAM": 1, "OK": 1}
 
 
 @pytest.mark.parametrize("key", [

@@ -95,6 +95,9 @@ class Fetcher:
         #: LRU-bounded: the dialled address can come from a pod's endpoint fields
         self._guards: LRUCache[tuple[str, str], _EndpointGuard] = LRUCache(MAX_ENDPOINT_GUARDS)
         self._rates: dict[str, RateLimiter] = {}
+        #: (service, dialled address, identity) whose batch calls RAM denies (see _read)
+        self._batch_denied: LRUCache[tuple[str, str, object], bool] = LRUCache(
+            MAX_ENDPOINT_GUARDS)
         self._lock = threading.Lock()
 
     # -- guards -------------------------------------------------------------------------------
@@ -222,12 +225,23 @@ class Fetcher:
         A batch API has its own RAM action (OOS GetSecretParameters is oos:GetSecretParameters,
         which the policies written for the official provider, granting oos:GetSecretParameter,
         lack), and one denied object denies the whole call: read alone, each object succeeds or
-        fails with its own error."""
+        fails with its own error. When every one succeeds alone, the batch action itself is
+        denied: this identity reads this endpoint object by object from then on, so a denied
+        call is not repeated at every mount (each one would raise the permission alert)."""
+        if len(unit.specs) == 1:
+            return self._upstream(unit)
+        key = (unit.backend.service, unit.context.endpoint.address, unit.context.identity.key)
+        if key in self._batch_denied:
+            return self._one_by_one(unit)
         try:
             return self._upstream(unit)
         except PermissionDenied:
-            if len(unit.specs) == 1:
-                raise
+            values = self._one_by_one(unit)
+        with self._lock:
+            self._batch_denied[key] = True
+        return values
+
+    def _one_by_one(self, unit: FetchUnit) -> list[SecretValue]:
         return [self._upstream(FetchUnit(unit.backend, (spec,), unit.context))[0]
                 for spec in unit.specs]
 
