@@ -258,3 +258,14 @@ def test_a_mount_without_a_pod_logs_no_pod_or_namespace(
     assert [line["msg"].split(":")[0] for line in lines] == ["mount succeeded", "mount failed"]
     for line in lines:
         assert line["spc"] == "app-secrets" and "pod" not in line and "namespace" not in line
+
+
+def test_text_values_with_spaces_or_quotes_are_json_quoted(restore_logging: None) -> None:
+    """operations.md: text lines are logfmt-style, "values with spaces or quotes are
+    JSON-quoted" (so a value cannot pass for another field)."""
+    stream = io.StringIO()
+    configure(0, "text", stream)
+    logging.getLogger("ack_secrets_provider.mount").info("mount succeeded", extra={"mount": {
+        "spc": "app secrets", "pod": 'web"7d9f', "namespace": "shop"}})
+    line = stream.getvalue().rstrip("\n")
+    assert line.endswith(' spc="app secrets" pod="web\\"7d9f" namespace=shop')

@@ -657,3 +657,18 @@ def test_a_plugins_batches_hold_at_most_max_batch_objects_of_one_endpoint() -> N
     assert {f.path: f.contents for f in outcome.files} == {
         "x1": b"a.shelf.local/x1", "x2": b"a.shelf.local/x2", "x3": b"a.shelf.local/x3",
         "y1": b"b.shelf.local/y1"}
+
+
+@pytest.mark.parametrize("seconds", [0.25, 3.0, 300.0])
+def test_sdk_backend_runtime_is_one_attempt_within_the_deadline(seconds: float) -> None:
+    """plugin-authors.md: `self.runtime(ctx)` is "one attempt, timeouts inside the deadline":
+    the SDK's own retries off (`autoretry=False`), its connect and read timeouts no longer
+    than what is left of the mount's deadline."""
+    backend = GatewayBackend(ProviderSettings())
+    spec = ObjectSpec(index=0, object_name="s", object_type="gateway", file_name="s")
+    ctx = FetchContext(Identity(IdentityKey(mode="test"), credential=None),
+                       Deadline.after(seconds), backend.endpoint(spec, None), backend.settings)
+    runtime = backend.runtime(ctx)
+    assert runtime.autoretry is False
+    assert 0 < runtime.connect_timeout <= seconds * 1000
+    assert 0 < runtime.read_timeout <= seconds * 1000
