@@ -413,3 +413,23 @@ def test_the_metric_tables_types_and_labels_are_the_registrys() -> None:
     assert len(rows) == len(exported)
     for name, kind, labels in rows:
         assert exported[name] == (kind.split()[0], sorted(_top_level_names(labels))), name
+
+
+def test_cache_hits_and_misses_are_counted_for_a_third_party_backend() -> None:
+    """operations.md: cache hits and misses "are recorded by the core for every backend",
+    labelled with the backend's service: an object fetched is a miss, the same object again
+    within the TTL a hit (and no upstream call), in a batch too."""
+    settings = ProviderSettings(cache_ttl=60.0)
+    backend = BatchingBackend(settings, failures=0)
+    context = FetchContext(
+        Identity(IdentityKey(mode="anonymous"), None, provider_level=False),
+        Deadline.after(10), backend.endpoint(specs_for(["a"])[0], None), settings,
+    )
+    m = ProviderMetrics(process_collectors=False)
+    fetcher = Fetcher(settings, metrics=m)
+    for names in (["a", "b"], ["a", "b"], ["a", "b", "c", "d"]):
+        fetcher.fetch(FetchUnit(backend, specs_for(names), context))
+    labels = {"service": "flakysvc"}
+    assert sample(m, f"{P}_cache_misses_total", labels) == 4  # a, b, then c, d
+    assert sample(m, f"{P}_cache_hits_total", labels) == 4  # a, b twice
+    assert backend.calls == 4
