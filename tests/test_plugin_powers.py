@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import pytest
 from installed import SERVICES
+from scraped import sample
 
 from ack_secrets_provider.core import DISTRIBUTION
 from ack_secrets_provider.core.cli import (
@@ -672,3 +673,36 @@ def test_sdk_backend_runtime_is_one_attempt_within_the_deadline(seconds: float) 
     assert runtime.autoretry is False
     assert 0 < runtime.connect_timeout <= seconds * 1000
     assert 0 < runtime.read_timeout <= seconds * 1000
+
+
+def test_a_credential_plugins_refreshing_identity_uses_the_hosts_clock_and_metrics() -> None:
+    """plugin-authors.md: `refreshing_identity(key, name, fetch, context, provider_level=...)`
+    calls the plugin's `fetch` once per credential lifetime "on the host's clock and metrics"
+    (`context.identities.clock`, `context.metrics`), as pod-level RRSA does."""
+    from ack_secrets_provider.core.mount.spec import parse_mount_request
+    from ack_secrets_provider.core.plugins.credentials import CredentialContext
+    from ack_secrets_provider.core.plugins.toolkit import IdentityCache, Issued, refreshing_identity
+
+    now = [1_000_000.0]
+    issued: list[float] = []
+
+    def fetch(timeout: float) -> Issued:
+        issued.append(now[0])
+        return Issued(f"LTAIvault{len(issued)}", "vault-secret", "vault-token",
+                      expiration=now[0] + 3600)
+
+    metrics = ProviderMetrics(process_collectors=False)
+    request = parse_mount_request(driver_attributes({"objects": ""}), "null", '"420"')
+    context = CredentialContext(request, ProviderSettings(), Deadline.after(5), metrics,
+                                IdentityCache(clock=lambda: now[0]))
+    identity = refreshing_identity(IdentityKey(mode="vault-sts"), "vault-sts", fetch, context,
+                                   provider_level=True)
+    assert identity.provider_level and identity.key.mode == "vault-sts"
+    assert identity.credential.get_credential().access_key_id == "LTAIvault1"
+    now[0] += 600  # within the lifetime: the same credential, no new fetch
+    assert identity.credential.get_credential().access_key_id == "LTAIvault1"
+    now[0] += 3600  # past it, on the host's clock (the real one has not moved)
+    assert identity.credential.get_credential().access_key_id == "LTAIvault2"
+    assert len(issued) == 2
+    assert sample(metrics, "ack_secrets_provider_credential_refreshes_total",
+                  {"mode": "vault-sts", "result": "ok"}) == 2
