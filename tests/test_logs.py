@@ -119,6 +119,9 @@ def test_json_mount_line_has_the_identifying_fields(
         "files": 5, "result": "OK",
     }
     assert isinstance(line["duration_ms"], float) and line["level"] == "info"
+    # operations.md's example line: a UTC timestamp to the millisecond, the logger's name
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["ts"])
+    assert line["logger"] == "ack_secrets_provider.mount"
     failed = [line for line in lines if line["msg"].startswith("mount failed")]
     assert [f["result"] for f in failed] == ["NOT_FOUND", "INTERNAL"]
     assert all(f["pod"] == POD.name and "duration_ms" in f for f in failed)

@@ -121,6 +121,7 @@ def test_mount_and_upstream_counters_move_after_mounts(app: App) -> None:
                  python_version=__import__("platform").python_version()) == 1
     assert any(name == "process_cpu_seconds_total" for name, _ in s)  # process collector
     assert any(name == "python_info" for name, _ in s)  # platform collector
+    assert any(name.startswith("python_gc_") for name, _ in s)  # gc collector
 
 
 def test_metrics_are_also_served_on_the_health_port(app: App) -> None:
