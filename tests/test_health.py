@@ -57,6 +57,18 @@ def test_healthz_and_readyz_follow_the_grpc_server(app: App) -> None:
     assert get(port, "/readyz")[0] == 503
 
 
+def test_healthz_and_readyz_are_503_when_the_socket_file_is_gone(app: App) -> None:
+    """operations.md: /healthz is 503 when "the socket is gone" (deleted under a running
+    server: the driver could not reach it either), so kubelet restarts the provider, which
+    binds it again; /readyz too."""
+    assert app.health is not None
+    app.start()
+    assert get(app.health.port, "/healthz")[0] == 200
+    Path(app.server.socket_path).unlink()
+    assert get(app.health.port, "/healthz")[0] == 503
+    assert get(app.health.port, "/readyz")[0] == 503
+
+
 def test_readyz_is_503_before_the_socket_is_bound(tmp_path: Path) -> None:
     app = build_app(ProviderSettings(), str(tmp_path / "sock"),
                     health=HealthSettings("127.0.0.1", 0, "/healthz", 1.0))
