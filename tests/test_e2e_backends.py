@@ -671,8 +671,10 @@ def test_deadline_expiring_during_retries_fails_within_the_callers_timeout(
         # emulator is back in the provider (its last one may straddle the deadline), a loop still
         # running would hold its single-flight: the next mount of the object would join it (a
         # coalesced wait) instead of making its own call.
+        # (>=, not ==: the provider also counts an attempt the deadline ended before it reached
+        # the emulator, which a loaded machine makes likely; == then never came true.)
         wait_for(lambda: total(provider.metrics, f"{P}_upstream_calls_total", kms) - warm_up
-                 == api(emu, "kms.GetSecretValue"), "every attempt is back in the provider")
+                 >= api(emu, "kms.GetSecretValue"), "every attempt is back in the provider")
         # (The outage goes on, so no loop can end by succeeding and filling the cache.)
         mount_error(provider, objects("- {objectName: app/db-password}"), timeout=0.3)
         assert sample(provider.metrics, f"{P}_cache_coalesced_waits_total", kms) == 0
