@@ -23,8 +23,10 @@ class RetryPolicy:
     base_delay: float = 0.1
     max_delay: float = 5.0
     #: retry tokens: each retry spends one, each success refunds `refund`; shared per endpoint.
-    #: A refund of 0.5 sustains retries on up to half of the successful calls (30% throttling
-    #: needs ~0.43); with no successes (an outage) only the 20 tokens are ever spent
+    #: A refund of 0.5 pays for retries on up to half of the successful calls on average: 25%
+    #: throttling (~0.33) is sustained, 30% (~0.43) empties the bucket in runs of throttles now
+    #: and then (docs/rotation-and-caching.md); with no successes (an outage) only the 20 tokens
+    #: are ever spent
     budget_tokens: float = 20.0
     budget_refund: float = 0.5
 
