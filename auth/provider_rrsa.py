@@ -18,6 +18,7 @@ from ack_secrets_provider.auth._providers import (
     refreshing_identity,
     role_session,
 )
+from ack_secrets_provider.core.cloud.kube import MAX_TOKEN_CHARS
 from ack_secrets_provider.core.errors import FailedPrecondition
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
@@ -30,7 +31,7 @@ def read_token(path: str) -> str:
     """The projected token, read now (kubelet replaces the file when it rotates it)."""
     try:
         with open(path, encoding="utf-8") as handle:
-            token = handle.read().strip()
+            token = handle.read(MAX_TOKEN_CHARS + 1).strip()
     except OSError as exc:
         raise FailedPrecondition(
             f"provider RRSA is configured (ALICLOUD_ROLE_ARN and an OIDC provider ARN are set) "
@@ -41,9 +42,10 @@ def read_token(path: str) -> str:
     except UnicodeDecodeError:  # a binary file named by mistake
         problem = "is not a token (not UTF-8 text)"
     else:
-        if token:
+        if token and len(token) <= MAX_TOKEN_CHARS:
             return token
-        problem = "is empty"
+        problem = ("is empty" if not token else
+                   f"is not a token (larger than {MAX_TOKEN_CHARS:,} characters)")
     raise FailedPrecondition(
         f"provider RRSA: the token file {path} (--rrsa-token-file) {problem}; with "
         "rrsa.enable=true in the Helm values kubelet writes the provider's projected token "

@@ -55,6 +55,7 @@ from installed import SERVICES
 
 from ack_secrets_provider.auth import _providers, kube
 from ack_secrets_provider.core.cloud.endpoints import EndpointOverrides
+from ack_secrets_provider.core.cloud.kube import MAX_TOKEN_CHARS
 from ack_secrets_provider.core.errors import FailedPrecondition, PermissionDenied, ProviderError
 from ack_secrets_provider.core.mount.spec import ATTR_SA_TOKENS, parse_mount_request
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity
@@ -269,6 +270,14 @@ def test_provider_rrsa_without_token_file_says_rrsa_enable(env: AuthWorld) -> No
         env.host.resolve(context(env, env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS})))
     assert (f"the token file {env.token_file} (--rrsa-token-file) is not a token (not UTF-8 "
             "text); with rrsa.enable=true") in refused.value.message
+    assert env.api("sts.AssumeRoleWithOIDC") == 0
+    # a file far larger than any token (a log, /dev/zero named by mistake) is refused after
+    # reading a bounded part of it, not read to its end (/dev/zero has none)
+    env.token_file.write_text("a" * (MAX_TOKEN_CHARS + 1))
+    with pytest.raises(FailedPrecondition) as refused:
+        env.host.resolve(context(env, env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS})))
+    assert (f"the token file {env.token_file} (--rrsa-token-file) is not a token (larger than "
+            f"{MAX_TOKEN_CHARS:,} characters); with rrsa.enable=true") in refused.value.message
     assert env.api("sts.AssumeRoleWithOIDC") == 0
 
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ack_secrets_provider.auth import _providers, _sts, kube
 from ack_secrets_provider.auth.emulator import FakeKubeApi, MetadataEmulator, StsEmulator
-from ack_secrets_provider.core.cloud.kube import KubeClient
+from ack_secrets_provider.core.cloud.kube import MAX_TOKEN_CHARS, KubeClient
 from ack_secrets_provider.core.emulator import Emulator
 from ack_secrets_provider.core.emulator.registry import discover_parts
 from ack_secrets_provider.core.emulator.testing import EmulatorHandle
@@ -437,6 +437,14 @@ def test_serviceaccount_read_errors(kube_api: FakeKubeApi, tmp_path: Path) -> No
                 "(a bearer token is one word of ASCII characters); the provider needs "
                 "automountServiceAccountToken") in refused.value.message
         assert text not in refused.value.message
+    # far larger than any token (a log, /dev/zero named by mistake): refused after a bounded
+    # read, not read to its end
+    empty.write_text("a" * (MAX_TOKEN_CHARS + 1))
+    with pytest.raises(FailedPrecondition) as refused:
+        kube.role_arn(KubeClient(kube_api.url, token_file=str(empty), ca_file=None), "ns", "sa",
+                      deadline)
+    assert (f"the provider's ServiceAccount token {empty} (--kube-token-file) is not a token "
+            f"(larger than {MAX_TOKEN_CHARS:,} characters)") in refused.value.message
     assert kube_api.calls == calls
     # A CA bundle that cannot be loaded is the provider's configuration, not an outage to
     # retry: the error names the file, the flag and the fix (nothing is sent: the host below

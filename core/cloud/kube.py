@@ -34,6 +34,9 @@ from ack_secrets_provider.core.settings import ProviderSettings
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 #: most bytes of one Kubernetes API answer (etcd stores objects of at most 1.5 MiB)
 MAX_OBJECT_BYTES = 4 * 1024 * 1024
+#: characters read from a ServiceAccount token file (a token is a few kB): a file named by
+#: mistake (/dev/zero, a log) is refused at this size instead of being read to the end
+MAX_TOKEN_CHARS = 64 * 1024
 DEFAULT_TOKEN_FILE = f"{SERVICE_ACCOUNT_DIR}/token"
 DEFAULT_CA_FILE = f"{SERVICE_ACCOUNT_DIR}/ca.crt"
 #: no single request waits longer than this, whatever the caller's deadline
@@ -122,19 +125,22 @@ class KubeClient:
             return None
         try:
             with open(self.token_file, encoding="utf-8") as handle:
-                token = handle.read().strip()
+                token = handle.read(MAX_TOKEN_CHARS + 1).strip()
         except OSError as exc:
             problem = f"cannot be read ({exc.strerror})"
         except UnicodeDecodeError:  # a binary file named by mistake
             problem = "is not a token (not UTF-8 text)"
         else:
-            if token and token.isascii() and token.isprintable() and " " not in token:
+            if (token and len(token) <= MAX_TOKEN_CHARS and token.isascii()
+                    and token.isprintable() and " " not in token):
                 return token
             # sent without a token, the request read "HTTP 401 ... ClusterRole lacks this
             # permission", a fix that does not apply; with a line break, a space or non-ASCII
             # text (a kubeconfig or a note named by mistake) http.client refuses the header,
             # which read "could not be reached" (an outage, retried)
             problem = ("is empty" if not token else
+                       f"is not a token (larger than {MAX_TOKEN_CHARS:,} characters)"
+                       if len(token) > MAX_TOKEN_CHARS else
                        "is not a token (a bearer token is one word of ASCII characters)")
         raise KubeTokenError(
             f"the provider's ServiceAccount token {self.token_file} (--kube-token-file) "
