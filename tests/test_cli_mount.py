@@ -205,6 +205,24 @@ def test_spc_problems_are_usage_errors(tmp_path: Path) -> None:
                                                  "    objects:"))))
 
 
+def test_a_secrets_file_yaml_cannot_read_is_a_usage_error(tmp_path: Path) -> None:
+    """An unquoted impossible date (PyYAML raises ValueError, not YAMLError) and nesting too
+    deep to read (RecursionError) ended `mount` with a traceback."""
+    spc = write_spc(tmp_path)
+    secrets = tmp_path / "secrets.yaml"
+    for text, reason in (
+        ("access_key: LTAI5tExample\nrotated: 2024-02-30\n",
+         "not valid YAML: a value written as a date or time is not one; quote it to keep it "
+         "text"),
+        ("[" * 100_000, "not valid YAML or JSON: nested too deeply to be read"),
+        ("access_key: [unclosed\n", "not valid YAML or JSON"),
+    ):
+        secrets.write_text(text)
+        with pytest.raises(UsageError) as refused:
+            build_request(parse("--spc", spc, "--secrets-file", str(secrets)))
+        assert str(refused.value) == f"--secrets-file {secrets}: {reason}"
+
+
 def test_a_socket_or_target_in_a_directory_this_user_may_not_enter_is_a_usage_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         provider: RunningProvider) -> None:

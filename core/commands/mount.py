@@ -158,6 +158,12 @@ def _secrets(path: str | None) -> str:
         raise UsageError(f"--secrets-file {path}: {exc.message}") from None
     except yaml.YAMLError:
         raise UsageError(f"--secrets-file {path}: not valid YAML or JSON") from None
+    except ValueError:  # an unquoted 2024-02-30: PyYAML's date raises, not YAMLError
+        raise UsageError(f"--secrets-file {path}: not valid YAML: a value written as a date or "
+                         "time is not one; quote it to keep it text") from None
+    except RecursionError:  # PyYAML recurses once per level
+        raise UsageError(f"--secrets-file {path}: not valid YAML or JSON: nested too deeply to "
+                         "be read") from None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise UsageError(f"--secrets-file {path}: must be a map of strings, such as "
                          "'access_key: LTAI...' (quote numbers)")
