@@ -18,7 +18,7 @@ from ack_secrets_provider.auth._providers import (
     refreshing_identity,
     role_session,
 )
-from ack_secrets_provider.core.cloud.kube import MAX_TOKEN_CHARS
+from ack_secrets_provider.core.cloud.kube import TokenFileProblem, read_token_file
 from ack_secrets_provider.core.errors import FailedPrecondition
 from ack_secrets_provider.core.plugins.credentials import CredentialContext, Identity, IdentityKey
 from ack_secrets_provider.core.plugins.hookspecs import hookimpl
@@ -30,27 +30,14 @@ MODE = "provider-rrsa"
 def read_token(path: str) -> str:
     """The projected token, read now (kubelet replaces the file when it rotates it)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            token = handle.read(MAX_TOKEN_CHARS + 1).strip()
-    except OSError as exc:
+        return read_token_file(path)
+    except TokenFileProblem as problem:
         raise FailedPrecondition(
-            f"provider RRSA is configured (ALICLOUD_ROLE_ARN and an OIDC provider ARN are set) "
-            f"but the token file {path} cannot be read ({exc.strerror}); set rrsa.enable=true "
-            "in the Helm values so the DaemonSet mounts the projected token (audience "
-            "sts.aliyuncs.com), or point --rrsa-token-file at it"
+            "provider RRSA is configured (ALICLOUD_ROLE_ARN and an OIDC provider ARN are set) "
+            f"but the token file {path} (--rrsa-token-file) {problem}; with rrsa.enable=true "
+            "in the Helm values kubelet writes the provider's projected token (audience "
+            "sts.aliyuncs.com) there: point --rrsa-token-file at that token"
         ) from None
-    except UnicodeDecodeError:  # a binary file named by mistake
-        problem = "is not a token (not UTF-8 text)"
-    else:
-        if token and len(token) <= MAX_TOKEN_CHARS:
-            return token
-        problem = ("is empty" if not token else
-                   f"is not a token (larger than {MAX_TOKEN_CHARS:,} characters)")
-    raise FailedPrecondition(
-        f"provider RRSA: the token file {path} (--rrsa-token-file) {problem}; with "
-        "rrsa.enable=true in the Helm values kubelet writes the provider's projected token "
-        "(audience sts.aliyuncs.com) there: point --rrsa-token-file at that token"
-    )
 
 
 @hookimpl

@@ -279,6 +279,15 @@ def test_provider_rrsa_without_token_file_says_rrsa_enable(env: AuthWorld) -> No
     assert (f"the token file {env.token_file} (--rrsa-token-file) is not a token (larger than "
             f"{MAX_TOKEN_CHARS:,} characters); with rrsa.enable=true") in refused.value.message
     assert env.api("sts.AssumeRoleWithOIDC") == 0
+    # two words (a note or a kubeconfig named by mistake): the same rule as --kube-token-file
+    env.token_file.write_text("header.payload.sig\nsecond-line\n")
+    with pytest.raises(FailedPrecondition) as refused:
+        env.host.resolve(context(env, env.settings({**ROLE_ENV, **OIDC_ENV, **NO_ECS})))
+    assert (f"the token file {env.token_file} (--rrsa-token-file) is not a token (a bearer "
+            "token is one word of ASCII characters); with rrsa.enable=true") \
+        in refused.value.message
+    assert "second-line" not in refused.value.message
+    assert env.api("sts.AssumeRoleWithOIDC") == 0
 
 
 # --- AccessKey + AssumeRole -----------------------------------------------------------------------

@@ -65,6 +65,32 @@ class KubeCaError(KubeError):
     API server's certificate (nothing was sent)."""
 
 
+class TokenFileProblem(Exception):
+    """What is wrong with a token file: its text completes "the token file <path> ..."."""
+
+
+def read_token_file(path: str) -> str:
+    """The ServiceAccount token in `path`, read now (kubelet replaces a projected token's file
+    when it rotates it). TokenFileProblem when the file cannot be read, or holds no token:
+    empty, not UTF-8 (a binary named by mistake), larger than any token (/dev/zero or a log:
+    only MAX_TOKEN_CHARS are read), or more than one word of ASCII (a kubeconfig or a note:
+    http.client refused it as a header, which read "could not be reached", an outage)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read(MAX_TOKEN_CHARS + 1).strip()
+    except OSError as exc:
+        raise TokenFileProblem(f"cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise TokenFileProblem("is not a token (not UTF-8 text)") from None
+    if not token:
+        raise TokenFileProblem("is empty")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise TokenFileProblem(f"is not a token (larger than {MAX_TOKEN_CHARS:,} characters)")
+    if not (token.isascii() and token.isprintable()) or " " in token:
+        raise TokenFileProblem("is not a token (a bearer token is one word of ASCII characters)")
+    return token
+
+
 _CA_FIX = ("the provider needs automountServiceAccountToken (which mounts ca.crt at the default "
            "path) or --kube-ca-file naming the API server's CA bundle")
 
@@ -124,29 +150,13 @@ class KubeClient:
         if not self.token_file:
             return None
         try:
-            with open(self.token_file, encoding="utf-8") as handle:
-                token = handle.read(MAX_TOKEN_CHARS + 1).strip()
-        except OSError as exc:
-            problem = f"cannot be read ({exc.strerror})"
-        except UnicodeDecodeError:  # a binary file named by mistake
-            problem = "is not a token (not UTF-8 text)"
-        else:
-            if (token and len(token) <= MAX_TOKEN_CHARS and token.isascii()
-                    and token.isprintable() and " " not in token):
-                return token
-            # sent without a token, the request read "HTTP 401 ... ClusterRole lacks this
-            # permission", a fix that does not apply; with a line break, a space or non-ASCII
-            # text (a kubeconfig or a note named by mistake) http.client refuses the header,
-            # which read "could not be reached" (an outage, retried)
-            problem = ("is empty" if not token else
-                       f"is not a token (larger than {MAX_TOKEN_CHARS:,} characters)"
-                       if len(token) > MAX_TOKEN_CHARS else
-                       "is not a token (a bearer token is one word of ASCII characters)")
-        raise KubeTokenError(
-            f"the provider's ServiceAccount token {self.token_file} (--kube-token-file) "
-            f"{problem}; the provider needs automountServiceAccountToken, or --kube-token-file "
-            "naming a ServiceAccount token"
-        )
+            return read_token_file(self.token_file)
+        except TokenFileProblem as problem:
+            raise KubeTokenError(
+                f"the provider's ServiceAccount token {self.token_file} (--kube-token-file) "
+                f"{problem}; the provider needs automountServiceAccountToken, or "
+                "--kube-token-file naming a ServiceAccount token"
+            ) from None
 
     def request(
         self, method: str, path: str, body: Any = None, *, timeout: float = MAX_TIMEOUT
