@@ -388,6 +388,10 @@ def test_serviceaccount_annotations_are_cached_30_seconds_by_default() -> None:
     client = KubeClient.from_settings(settings)
     assert settings.serviceaccount_cache_ttl == 30.0
     assert client is not None and client._reads.ttl == 30.0
+    # the setting, not the client's own default (also 30 s)
+    other = KubeClient.from_settings(ProviderSettings(kube_api_url="http://127.0.0.1:9",
+                                                      serviceaccount_cache_ttl=5.0))
+    assert other is not None and other._reads.ttl == 5.0
 
 
 def test_serviceaccount_read_errors(kube_api: FakeKubeApi, tmp_path: Path) -> None:

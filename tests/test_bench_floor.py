@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from loopback_guard import child_environment
+from scraped import wait_for
 
 from ack_secrets_provider.core.emulator.testing import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from ack_secrets_provider.core.server.driver_client import ProviderClient, driver_attributes
@@ -32,11 +32,9 @@ def floor(tmp_path: Path, *args: str) -> Iterator[ProviderClient]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         socket_path = tmp_path / "alibabacloud.sock"
-        deadline = time.monotonic() + 30
-        while not socket_path.exists():
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the floor did not start"
-            time.sleep(0.02)
+        wait_for(lambda: socket_path.exists() or proc.poll() is not None, "the floor starts",
+                 timeout=30)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         client = ProviderClient(socket_path)
         try:
             yield client

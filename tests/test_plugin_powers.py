@@ -476,12 +476,15 @@ def test_every_module_the_guide_has_plugins_import_from_is_stable() -> None:
     while the list left both out, so under "everything else" (not stable)."""
     page = (Path(__file__).parents[1] / "docs" / "plugin-authors.md").read_text()
     guide = page.split("## Versioning promises", 1)[0]
-    stable_names = {name for names in STABLE_SURFACE.values() for name in names}
+    # a stable name the guide reaches through its package's re-export
+    reexports = {"core.emulator.EmulatorPart"}  # core.emulator.api.EmulatorPart
+    paths = set(re.findall(r"ack_secrets_provider\.(core(?:\.\w+)+)", guide))
+    assert len(paths) >= 5, paths  # the guide's imports were found (a renamed page finds none)
     unstable = set()
-    for path in set(re.findall(r"ack_secrets_provider\.(core(?:\.\w+)+)", guide)):
+    for path in paths:
         parts = path.split(".")
         prefixes = {".".join(parts[:end]) for end in range(2, len(parts) + 1)}
-        if not prefixes & set(STABLE_SURFACE) and parts[-1] not in stable_names:
+        if not prefixes & set(STABLE_SURFACE) and path not in reexports:
             unstable.add(path)
     assert not unstable, f"the guide has plugins use modules it calls unstable: {unstable}"
 
@@ -576,14 +579,16 @@ def test_every_backend_is_closed_at_shutdown_even_after_one_fails_to(
                 raise RuntimeError("the pool would not close")
         return close
 
+    # every one fails, so whichever the loop meets first, the others must still be closed
     for name, backend in app.backends.backends.items():
-        monkeypatch.setattr(backend, "close", closer(name, fails=name == "testmem"))
+        monkeypatch.setattr(backend, "close", closer(name, fails=True))
     app.start()
     assert not closed
     with caplog.at_level(logging.ERROR, logger="ack_secrets_provider"):
         app.stop(grace=0)
     assert sorted(closed) == sorted(app.backends.names) and "testmem" in closed
-    assert "backend 'testmem' failed to close" in caplog.text
+    for name in app.backends.names:
+        assert f"backend {name!r} failed to close" in caplog.text
 
 
 class RegionalGatewayBackend(GatewayBackend):
