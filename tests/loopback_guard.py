@@ -21,8 +21,8 @@ from pathlib import Path
 SITE_DIR = Path(__file__).resolve().parent / "loopback_guard_site"
 LOG_VARIABLE = "ACK_TEST_NON_LOOPBACK_LOG"
 #: the reference folder beside the repository (`../shared` of a checkout)
-SIBLING_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "shared") + os.sep
+SIBLING_SHARED = os.path.realpath(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.realpath(__file__)))), "shared")) + os.sep
 
 
 class NetworkGuardError(RuntimeError):
@@ -58,7 +58,8 @@ def refusal(event: str, args: tuple[object, ...]) -> str | None:
         return f"tried to resolve non-loopback host {args[0]!r}"
     elif event in ("open", "os.listdir", "os.scandir") and isinstance(
             args[0], str | bytes | os.PathLike):
-        path = os.path.abspath(os.fsdecode(args[0]))
+        # realpath: a symlink in the repository pointing into ../shared is ../shared too
+        path = os.path.realpath(os.fsdecode(args[0]))
         if (path + os.sep).startswith(SIBLING_SHARED):  # the folder itself, or inside it
             return (f"tried to open {path}: tests must pass in a plain clone; keep the data in "
                     "the repository (tests/data/)")

@@ -7,6 +7,7 @@ identity, its own object field (`listFormat`) and its own rate-limit flag
 
 from __future__ import annotations
 
+import filecmp
 import json
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
@@ -68,7 +69,14 @@ def test_installed_as_a_built_distribution() -> None:
     import ack_oosparam
 
     # a real wheel build, not the source folder on sys.path
-    assert ROOT / "examples" not in Path(ack_oosparam.__file__).resolve().parents
+    installed = Path(ack_oosparam.__file__).resolve().parent
+    assert ROOT / "examples" not in installed.parents
+    # ... of the source as it is now: a stale install would test old code in every test here
+    source = ROOT / "examples" / "plugins" / "oosparam" / "ack_oosparam"
+    stale = sorted(path.name for path in source.glob("*.py")
+                   if not filecmp.cmp(path, installed / path.name, shallow=False))
+    assert stale == [], (f"the installed {DIST} is older than examples/ ({stale}): reinstall it "
+                         "(`python3 tasks.py test` does, or pip install --force-reinstall)")
 
 
 def test_plugins_lists_it(capsys: pytest.CaptureFixture[str]) -> None:

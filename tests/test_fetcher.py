@@ -223,12 +223,16 @@ def test_cache_off_calls_upstream_for_every_mount(emulator: EmulatorHandle) -> N
                 "app_config": b'{"user": "app", "password": "p@ss"}'}
         assert calls(emulator, "kms.GetSecretValue") == 3
         emulator.set_faults(latency_ms=300)  # four identical mounts at once: four calls
-        threads = [threading.Thread(target=mount, args=(svc, objects(kms("app/config"))))
-                   for _ in range(4)]
+        results: list[dict[str, bytes]] = []
+        threads = [threading.Thread(
+            target=lambda: results.append(mount(svc, objects(kms("app/config")))))
+            for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=20)
+        assert not any(thread.is_alive() for thread in threads)
+        assert results == [{"app_config": b'{"user": "app", "password": "p@ss"}'}] * 4
         assert calls(emulator, "kms.GetSecretValue") == 7
     finally:
         svc.close()

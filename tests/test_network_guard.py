@@ -85,3 +85,12 @@ def test_the_folder_beside_the_repository_is_refused_here_and_in_a_child(tmp_pat
     printed, logged = run_guarded_child(hide, tmp_path / "refused.log")
     assert printed == ["NetworkGuardError", "NetworkGuardError"]
     assert len(logged) == 2 and all("plain clone" in line for line in logged)
+
+
+def test_a_link_into_the_folder_beside_the_repository_is_refused_too(tmp_path) -> None:
+    """A symlink (in the repository's test data, say) pointing into `../shared` reads it just
+    the same: the guard looks at where a path leads, not at how it is written."""
+    link = tmp_path / "reference"
+    link.symlink_to(SIBLING_SHARED, target_is_directory=True)
+    with pytest.raises(RuntimeError, match="plain clone"):
+        open(link / "reference" / "compat.md").close()  # noqa: SIM115 - the open is refused

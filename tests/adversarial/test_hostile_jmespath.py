@@ -94,6 +94,9 @@ def test_the_budget_is_shared_by_every_expression_of_a_mount(tmp_path: Path) -> 
                 provider.mount(driver_attributes({"objects": objects}))
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "(--max-jmespath-steps)" in (refused.value.details() or "")
+        # and the next Mount has a budget of its own (not one spent by the mounts above)
+        again = provider.mount(driver_attributes({"objects": json_object("json-a", "one")}))
+        assert set(files_of(again)) == {"json-a", "one"}
 
 
 def test_a_step_is_a_list_item_a_map_entry_or_16_characters() -> None:
